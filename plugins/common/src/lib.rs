@@ -1,0 +1,25 @@
+//! `ws-common`: the code every `ws` plugin links, written once.
+//!
+//! Each plugin is its own `cdylib` with its own copy of this crate, so the global state in
+//! here (the log level, for one) belongs to one plugin only. Nothing in this crate crosses
+//! the plugin boundary: the boundary is `ws-plugin-api`'s C declaration, and this crate sits
+//! on the plugin's side of it.
+//!
+//! - [`args`]: clap parsing that turns clap's errors into one line and exit code 2;
+//! - [`log`]: the `[YYYY-MM-DD HH:MM:SS.mmm] [level] msg` logger, errors to stderr;
+//! - [`runtime`]: the single-threaded smol executor a plugin runs in;
+//! - [`net`]: listeners, the `Listening on HOST:PORT` ready line, pidfiles, plain/TLS streams;
+//! - [`tls`]: the TLS option group and rustls configurations built from it;
+//! - [`url`](mod@url) and [`headers`]: parsing of what users type.
+
+pub mod args;
+pub mod error;
+pub mod headers;
+pub mod log;
+pub mod net;
+pub mod runtime;
+pub mod tls;
+pub mod url;
+
+pub use error::CommonError;
+pub use ws_plugin_api::Error;

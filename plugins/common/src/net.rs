@@ -1,0 +1,137 @@
+//! Listening, the ready line, pidfiles, and one stream type for plain and TLS connections.
+//!
+//! Every server prints `Listening on HOST:PORT` as its *first* line, after the socket is
+//! bound: with `--port 0` that line is the only way a script or test learns the port.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use clap::Args;
+use futures_lite::io::{AsyncRead, AsyncWrite};
+use smol::net::{TcpListener, TcpStream};
+
+use crate::CommonError;
+use crate::log::{Level, write_forced};
+
+/// The listening flags every server shares.
+#[derive(Debug, Clone, Args)]
+pub struct ListenArgs {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on (0 picks a free one; the ready line tells which)
+    #[arg(long, default_value_t = 8008)]
+    pub port: u16,
+    /// Listen on IPv6 (::1 unless --host says otherwise)
+    #[arg(short = '6')]
+    pub ipv6: bool,
+    /// Write the process id to FILE once listening
+    #[arg(long, value_name = "FILE")]
+    pub pidfile: Option<PathBuf>,
+}
+
+impl ListenArgs {
+    /// The host to bind, taking `-6` into account.
+    pub fn bind_host(&self) -> &str {
+        if self.ipv6 && self.host == "127.0.0.1" { "::1" } else { &self.host }
+    }
+
+    /// Binds the listener, writes the pidfile, and prints the ready line.
+    pub async fn listen(&self) -> Result<TcpListener, CommonError> {
+        let host = self.bind_host();
+        let addr = format_host_port(host, self.port);
+        let listener = TcpListener::bind((host, self.port))
+            .await
+            .map_err(|source| CommonError::Listen { addr: addr.clone(), source })?;
+        let local = listener.local_addr().map_err(|source| CommonError::Listen { addr, source })?;
+        if let Some(p) = &self.pidfile {
+            write_pidfile(p)?;
+        }
+        ready_line(local);
+        Ok(listener)
+    }
+}
+
+/// `host:port`, bracketing IPv6 literals.
+pub fn format_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+}
+
+/// Prints `Listening on HOST:PORT`, whatever the log level.
+pub fn ready_line(addr: SocketAddr) {
+    write_forced(Level::Info, format_args!("Listening on {}", format_host_port(&addr.ip().to_string(), addr.port())), true);
+}
+
+/// Writes the decimal pid (no newline), replacing any old file.
+pub fn write_pidfile(path: &Path) -> Result<(), CommonError> {
+    let _ = std::fs::remove_file(path);
+    std::fs::write(path, std::process::id().to_string())
+        .map_err(|source| CommonError::Pidfile { path: path.to_path_buf(), source })
+}
+
+/// A connection, plain or TLS, either side.
+#[derive(Debug)]
+pub enum Stream {
+    Plain(TcpStream),
+    ServerTls(Box<futures_rustls::server::TlsStream<TcpStream>>),
+    ClientTls(Box<futures_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// The underlying TCP stream.
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::ServerTls(s) => s.get_ref().0,
+            Stream::ClientTls(s) => s.get_ref().0,
+        }
+    }
+}
+
+macro_rules! delegate {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self.get_mut() {
+            Stream::Plain($s) => { let $s = Pin::new($s); $e }
+            Stream::ServerTls($s) => { let $s = Pin::new($s.as_mut()); $e }
+            Stream::ClientTls($s) => { let $s = Pin::new($s.as_mut()); $e }
+        }
+    };
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        delegate!(self, s => s.poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        delegate!(self, s => s.poll_write(cx, buf))
+    }
+    fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        delegate!(self, s => s.poll_write_vectored(cx, bufs))
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        delegate!(self, s => s.poll_flush(cx))
+    }
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        delegate!(self, s => s.poll_close(cx))
+    }
+}
+
+/// Accepts TLS on `tcp` when `tls` is set.
+pub async fn accept_tls(
+    tcp: TcpStream,
+    tls: Option<&std::sync::Arc<rustls::ServerConfig>>,
+) -> io::Result<Stream> {
+    match tls {
+        None => Ok(Stream::Plain(tcp)),
+        Some(cfg) => {
+            let s = futures_rustls::TlsAcceptor::from(cfg.clone()).accept(tcp).await?;
+            Ok(Stream::ServerTls(Box::new(s)))
+        }
+    }
+}

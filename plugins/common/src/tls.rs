@@ -1,0 +1,222 @@
+//! The TLS option group every networked subcommand shares, and the rustls configurations
+//! built from it (rustls 0.23 with the `ring` provider, through futures-rustls).
+//!
+//! Servers: `--tls` with `--cert-file`/`--key-file`; adding `--ca-file` requires and verifies
+//! client certificates. Clients: TLS comes from the URL scheme; `--ca-file` replaces the
+//! system trust store, `--cert-file`/`--key-file` present a client certificate, and
+//! `--verify_none` turns verification off (for tests against self-signed peers only).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::Args;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+
+use crate::CommonError;
+
+/// The TLS flags, as in IXWebSocket's `ws` (`--verify_none` keeps its underscore).
+#[derive(Debug, Clone, Default, Args)]
+pub struct TlsArgs {
+    /// Serve TLS (wss:// or https://); needs --cert-file and --key-file
+    #[arg(long)]
+    pub tls: bool,
+    /// PEM certificate chain (server certificate, or client certificate for clients)
+    #[arg(long = "cert-file", value_name = "FILE")]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key matching --cert-file
+    #[arg(long = "key-file", value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// PEM CA bundle: clients trust only it; servers require client certificates it signed
+    #[arg(long = "ca-file", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Clients: do not verify the server's certificate (insecure)
+    #[arg(long = "verify_none")]
+    pub verify_none: bool,
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn tls_err(e: impl std::fmt::Display) -> CommonError {
+    CommonError::Tls(e.to_string())
+}
+
+/// Reads every certificate of a PEM file.
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, CommonError> {
+    let bytes = std::fs::read(path).map_err(|source| CommonError::ReadFile {
+        what: "certificate file",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<_, _>>()
+        .map_err(|e| CommonError::BadPem { path: path.to_path_buf(), reason: e.to_string() })?;
+    if certs.is_empty() {
+        return Err(CommonError::BadPem { path: path.to_path_buf(), reason: "no PEM certificate found".into() });
+    }
+    Ok(certs)
+}
+
+/// Reads the first private key of a PEM file.
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, CommonError> {
+    let bytes = std::fs::read(path).map_err(|source| CommonError::ReadFile {
+        what: "key file",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    PrivateKeyDer::from_pem_slice(&bytes)
+        .map_err(|e| CommonError::BadPem { path: path.to_path_buf(), reason: format!("no usable private key ({e})") })
+}
+
+fn root_store(ca_file: Option<&Path>) -> Result<RootCertStore, CommonError> {
+    let mut roots = RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            for cert in load_certs(path)? {
+                roots.add(cert).map_err(|e| CommonError::BadPem { path: path.to_path_buf(), reason: e.to_string() })?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for cert in found.certs {
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    Ok(roots)
+}
+
+impl TlsArgs {
+    fn cert_and_key(&self) -> Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>, CommonError> {
+        match (&self.cert_file, &self.key_file) {
+            (Some(c), Some(k)) => Ok(Some((load_certs(c)?, load_key(k)?))),
+            (None, None) => Ok(None),
+            _ => Err(CommonError::Usage("--cert-file and --key-file must be given together".into())),
+        }
+    }
+
+    /// The server configuration, or `None` when `--tls` is off.
+    pub fn server_config(&self, alpn: &[&[u8]]) -> Result<Option<Arc<ServerConfig>>, CommonError> {
+        if !self.tls {
+            return Ok(None);
+        }
+        let (certs, key) = self
+            .cert_and_key()?
+            .ok_or_else(|| CommonError::Usage("--tls needs --cert-file and --key-file".into()))?;
+        let builder = ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions().map_err(tls_err)?;
+        let builder = match &self.ca_file {
+            Some(ca) => {
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(root_store(Some(ca))?),
+                    provider(),
+                )
+                .build()
+                .map_err(tls_err)?;
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let mut config = builder.with_single_cert(certs, key).map_err(tls_err)?;
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Ok(Some(Arc::new(config)))
+    }
+
+    /// The client configuration (used when the URL is `wss://` or `https://`).
+    pub fn client_config(&self, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, CommonError> {
+        let builder = ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions().map_err(tls_err)?;
+        let builder = if self.verify_none {
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerification(provider())))
+        } else {
+            builder.with_root_certificates(root_store(self.ca_file.as_deref())?)
+        };
+        let mut config = match self.cert_and_key()? {
+            Some((certs, key)) => builder.with_client_auth_cert(certs, key).map_err(tls_err)?,
+            None => builder.with_no_client_auth(),
+        };
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Ok(Arc::new(config))
+    }
+}
+
+/// `--verify_none`: accept any server certificate (signatures are still checked).
+#[derive(Debug)]
+struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_pair(dir: &Path) -> (PathBuf, PathBuf) {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let cert = dir.join("c.pem");
+        let key = dir.join("k.pem");
+        std::fs::write(&cert, ck.cert.pem()).unwrap();
+        std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+        (cert, key)
+    }
+
+    #[test]
+    fn server_config_needs_cert_and_key() {
+        let args = TlsArgs { tls: true, ..Default::default() };
+        assert!(args.server_config(&[]).unwrap_err().to_string().contains("--cert-file"));
+        assert!(TlsArgs::default().server_config(&[]).unwrap().is_none());
+    }
+
+    #[test]
+    fn builds_server_and_client_configs_from_pem() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = write_pair(dir.path());
+        let args = TlsArgs { tls: true, cert_file: Some(cert.clone()), key_file: Some(key), ..Default::default() };
+        assert!(args.server_config(&[b"http/1.1"]).unwrap().is_some());
+        let client = TlsArgs { ca_file: Some(cert), ..Default::default() };
+        assert!(client.client_config(&[]).is_ok());
+    }
+
+    #[test]
+    fn a_file_without_pem_is_named_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not pem").unwrap();
+        let e = load_certs(&junk).unwrap_err().to_string();
+        assert!(e.contains("junk.pem") && e.contains("no PEM certificate"), "{e}");
+    }
+}
