@@ -43,9 +43,7 @@ pub fn search_dirs(cli_dirs: &[PathBuf]) -> Vec<PathBuf> {
 fn data_dir() -> Option<PathBuf> {
     match std::env::var_os("XDG_DATA_HOME") {
         Some(d) if Path::new(&d).is_absolute() => Some(PathBuf::from(d)),
-        _ => std::env::var_os("HOME")
-            .filter(|h| !h.is_empty())
-            .map(|h| PathBuf::from(h).join(".local").join("share")),
+        _ => std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|h| PathBuf::from(h).join(".local").join("share")),
     }
 }
 

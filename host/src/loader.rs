@@ -18,7 +18,9 @@ pub enum LoadError {
     NotALibrary { path: PathBuf, reason: String },
     #[error("{path} is not a ws plugin: it has no `ws_plugin_declaration` symbol")]
     NoSymbol { path: PathBuf },
-    #[error("plugin {path} was built for plugin ABI {found}, but this ws expects ABI {expected}; rebuild it against ws-plugin-api {host_api}")]
+    #[error(
+        "plugin {path} was built for plugin ABI {found}, but this ws expects ABI {expected}; rebuild it against ws-plugin-api {host_api}"
+    )]
     AbiMismatch { path: PathBuf, found: u32, expected: u32, host_api: String },
     #[error("plugin {path} has a malformed declaration ({field} is not a valid string)")]
     BadDeclaration { path: PathBuf, field: &'static str },
@@ -41,19 +43,15 @@ fn read_str(ptr: *const c_char, path: &Path, field: &'static str) -> Result<Stri
     }
     // SAFETY: the ABI promises a static NUL-terminated string; null was checked above.
     let s = unsafe { CStr::from_ptr(ptr) };
-    s.to_str()
-        .map(str::to_owned)
-        .map_err(|_| LoadError::BadDeclaration { path: path.to_path_buf(), field })
+    s.to_str().map(str::to_owned).map_err(|_| LoadError::BadDeclaration { path: path.to_path_buf(), field })
 }
 
 /// Opens `path`, checks its ABI, and reads its declaration. The library stays loaded.
 pub fn load(path: &Path) -> Result<Loaded, LoadError> {
     // SAFETY: opening a library runs its initialisers. Plugins are Rust cdylibs, which have
     // none of their own; a file from a plugin folder is trusted like a program on PATH.
-    let lib = unsafe { libloading::Library::new(path) }.map_err(|e| LoadError::NotALibrary {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    let lib = unsafe { libloading::Library::new(path) }
+        .map_err(|e| LoadError::NotALibrary { path: path.to_path_buf(), reason: e.to_string() })?;
     // SAFETY: we only take the symbol's address here; nothing is read through it yet.
     let decl: *const PluginDeclaration = match unsafe { lib.get::<*const PluginDeclaration>(DECLARATION_SYMBOL) } {
         Ok(sym) => *sym,

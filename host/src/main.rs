@@ -56,10 +56,7 @@ fn parse(mut args: impl Iterator<Item = OsString>) -> Result<Cli, String> {
             _ if s.starts_with("--plugin-dir=") => plugin_dirs.push(s["--plugin-dir=".len()..].into()),
             "help" => {
                 let action = match args.next() {
-                    Some(cmd) => Action::Run {
-                        name: cmd.to_string_lossy().into_owned(),
-                        args: vec!["--help".into()],
-                    },
+                    Some(cmd) => Action::Run { name: cmd.to_string_lossy().into_owned(), args: vec!["--help".into()] },
                     None => Action::Help,
                 };
                 return Ok(Cli { plugin_dirs, action });
@@ -166,11 +163,7 @@ fn run(dirs: &[PathBuf], name: &str, args: Vec<OsString>) -> ExitCode {
         Err(e) => return fail(e),
     };
     if plugin.name != name {
-        return fail(format_args!(
-            "plugin {} declares the command '{}', not '{name}'",
-            path.display(),
-            plugin.name
-        ));
+        return fail(format_args!("plugin {} declares the command '{}', not '{name}'", path.display(), plugin.name));
     }
     let mut argv = Vec::with_capacity(args.len() + 1);
     argv.push(CString::new(format!("ws {name}")).expect("validated name has no NUL"));

@@ -341,10 +341,7 @@ macro_rules! declare_plugin {
 
         #[doc(hidden)]
         #[allow(unsafe_code)]
-        unsafe extern "C" fn __ws_plugin_run(
-            argc: usize,
-            argv: *const *const ::std::ffi::c_char,
-        ) -> i32 {
+        unsafe extern "C" fn __ws_plugin_run(argc: usize, argv: *const *const ::std::ffi::c_char) -> i32 {
             // SAFETY: the host passes `argc` valid NUL-terminated strings, live for the call.
             let args = unsafe { $crate::__private::args_from_argv(argc, argv) };
             $crate::__private::run_plugin::<$plugin>(args)

@@ -10,8 +10,8 @@ use crate::CommonError;
 pub fn parse_header(raw: &str) -> Result<(String, String), CommonError> {
     let (name, value) = raw.split_once(':').ok_or_else(|| CommonError::BadHeader(raw.to_string()))?;
     let name = name.trim();
-    let token_ok = !name.is_empty()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    let token_ok =
+        !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
     if !token_ok || value.contains(['\r', '\n']) {
         return Err(CommonError::BadHeader(raw.to_string()));
     }

@@ -62,7 +62,11 @@ pub fn format_host_port(host: &str, port: u16) -> String {
 
 /// Prints `Listening on HOST:PORT`, whatever the log level.
 pub fn ready_line(addr: SocketAddr) {
-    write_forced(Level::Info, format_args!("Listening on {}", format_host_port(&addr.ip().to_string(), addr.port())), true);
+    write_forced(
+        Level::Info,
+        format_args!("Listening on {}", format_host_port(&addr.ip().to_string(), addr.port())),
+        true,
+    );
 }
 
 /// Writes the decimal pid (no newline), replacing any old file.
@@ -94,9 +98,18 @@ impl Stream {
 macro_rules! delegate {
     ($self:ident, $s:ident => $e:expr) => {
         match $self.get_mut() {
-            Stream::Plain($s) => { let $s = Pin::new($s); $e }
-            Stream::ServerTls($s) => { let $s = Pin::new($s.as_mut()); $e }
-            Stream::ClientTls($s) => { let $s = Pin::new($s.as_mut()); $e }
+            Stream::Plain($s) => {
+                let $s = Pin::new($s);
+                $e
+            }
+            Stream::ServerTls($s) => {
+                let $s = Pin::new($s.as_mut());
+                $e
+            }
+            Stream::ClientTls($s) => {
+                let $s = Pin::new($s.as_mut());
+                $e
+            }
         }
     };
 }
@@ -111,7 +124,11 @@ impl AsyncWrite for Stream {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         delegate!(self, s => s.poll_write(cx, buf))
     }
-    fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         delegate!(self, s => s.poll_write_vectored(cx, bufs))
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -123,10 +140,7 @@ impl AsyncWrite for Stream {
 }
 
 /// Accepts TLS on `tcp` when `tls` is set.
-pub async fn accept_tls(
-    tcp: TcpStream,
-    tls: Option<&std::sync::Arc<rustls::ServerConfig>>,
-) -> io::Result<Stream> {
+pub async fn accept_tls(tcp: TcpStream, tls: Option<&std::sync::Arc<rustls::ServerConfig>>) -> io::Result<Stream> {
     match tls {
         None => Ok(Stream::Plain(tcp)),
         Some(cfg) => {

@@ -104,10 +104,10 @@ impl TlsArgs {
         if !self.tls {
             return Ok(None);
         }
-        let (certs, key) = self
-            .cert_and_key()?
-            .ok_or_else(|| CommonError::Usage("--tls needs --cert-file and --key-file".into()))?;
-        let builder = ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions().map_err(tls_err)?;
+        let (certs, key) =
+            self.cert_and_key()?.ok_or_else(|| CommonError::Usage("--tls needs --cert-file and --key-file".into()))?;
+        let builder =
+            ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions().map_err(tls_err)?;
         let builder = match &self.ca_file {
             Some(ca) => {
                 let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
@@ -127,7 +127,8 @@ impl TlsArgs {
 
     /// The client configuration (used when the URL is `wss://` or `https://`).
     pub fn client_config(&self, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, CommonError> {
-        let builder = ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions().map_err(tls_err)?;
+        let builder =
+            ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions().map_err(tls_err)?;
         let builder = if self.verify_none {
             builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerification(provider())))
         } else {

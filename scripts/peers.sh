@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs the real peers the tests and benchmarks talk to, into .peers/ (git-ignored):
+#   .peers/venv        Python: websockets (client/server peer), kosoku (Autobahn cases)
+#   .peers/node        Node: ws (client/server peer)
+# and, with apt when missing and we are root: curl, openssl, nginx, wrk.
+# Idempotent: a stamp per part skips what is already installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PEERS=.peers
+mkdir -p "$PEERS"
+
+PY_PACKAGES=(websockets==17.4 kosoku==0.1.0)
+NODE_PACKAGES=(ws@8)
+APT_PACKAGES=(curl openssl nginx wrk)
+
+py_stamp="$PEERS/venv/.stamp-$(printf '%s ' "${PY_PACKAGES[@]}" | md5sum | cut -c1-8)"
+if [ ! -f "$py_stamp" ]; then
+    echo "peers: installing Python packages: ${PY_PACKAGES[*]}"
+    python3 -m venv "$PEERS/venv"
+    "$PEERS/venv/bin/pip" install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
+    touch "$py_stamp"
+fi
+
+node_stamp="$PEERS/node/.stamp-$(printf '%s ' "${NODE_PACKAGES[@]}" | md5sum | cut -c1-8)"
+if [ ! -f "$node_stamp" ]; then
+    command -v npm >/dev/null || { echo "peers: npm is required (apt-get install nodejs npm)" >&2; exit 1; }
+    echo "peers: installing Node packages: ${NODE_PACKAGES[*]}"
+    mkdir -p "$PEERS/node"
+    (cd "$PEERS/node" && { [ -f package.json ] || npm init -y >/dev/null; } && npm install --silent --no-audit --no-fund "${NODE_PACKAGES[@]}")
+    touch "$node_stamp"
+fi
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+    command -v "$p" >/dev/null || [ -x "/usr/sbin/$p" ] || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "peers: apt-get install ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "peers: missing ${missing[*]}; install them (apt-get install ${missing[*]})" >&2
+        exit 1
+    fi
+fi

@@ -1,0 +1,359 @@
+//! The harness: finds the real `ws` and its plugins, runs them in a hermetic environment,
+//! starts servers on port 0 and reads their ready line, and bounds every wait with a timeout.
+//!
+//! `ws` and the plugins are found next to the test executable (`target/<profile>/deps/..`),
+//! unless `WS_BIN` / `WS_PLUGIN_PATH` say otherwise. They are built by `scripts/test.sh`
+//! (`cargo build --workspace` before `cargo test`): a test binary cannot build its own
+//! workspace's cdylibs.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The repository's top folder.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// `target/<profile>`: where `ws` and the plugins were built.
+pub fn build_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let deps = exe.parent().expect("deps folder");
+    deps.parent().expect("profile folder").to_path_buf()
+}
+
+/// The `target` folder itself.
+pub fn target_dir() -> PathBuf {
+    build_dir().parent().expect("target folder").to_path_buf()
+}
+
+/// The `ws` binary under test.
+pub fn ws_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("WS_BIN") {
+        return PathBuf::from(p);
+    }
+    let p = build_dir().join(format!("ws{}", std::env::consts::EXE_SUFFIX));
+    assert!(p.is_file(), "{} is missing: run scripts/test.sh (it builds the workspace before testing)", p.display());
+    p
+}
+
+/// The folder holding the plugins under test.
+pub fn plugin_dir() -> PathBuf {
+    if let Some(p) = std::env::var_os("WS_PLUGIN_PATH") {
+        return PathBuf::from(p);
+    }
+    build_dir()
+}
+
+/// Fails with a clear message when a plugin was not built.
+pub fn require_plugin(name: &str) {
+    let file = format!("{}ws_{name}{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
+    let p = plugin_dir().join(&file);
+    assert!(p.is_file(), "plugin {} is missing: run scripts/test.sh", p.display());
+}
+
+/// A private, empty HOME for each spawned process (no user config, no history file).
+fn scratch_home() -> &'static Path {
+    static HOME: OnceLock<tempfile::TempDir> = OnceLock::new();
+    HOME.get_or_init(|| tempfile::tempdir().expect("temp home")).path()
+}
+
+/// A `ws` command with a hermetic environment: only PATH survives; HOME is a temp folder,
+/// no colours, no backtraces, and plugins come from the build folder.
+pub fn ws() -> Command {
+    let mut cmd = Command::new(ws_bin());
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", scratch_home())
+        .env("LANG", "C.UTF-8")
+        .env("RUST_BACKTRACE", "0")
+        .env("NO_COLOR", "1")
+        .env("TERM", "dumb");
+    if let Some(p) = std::env::var_os("WS_PLUGIN_PATH") {
+        cmd.env("WS_PLUGIN_PATH", p);
+    }
+    cmd
+}
+
+/// What a finished process left behind.
+#[derive(Debug)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn code(&self) -> i32 {
+        self.status.code().unwrap_or(-1)
+    }
+}
+
+/// Runs `cmd` with `stdin` fed in, killing it and failing the test after `timeout`.
+pub fn run(mut cmd: Command, stdin: &[u8], timeout: Duration) -> Output {
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let desc = format!("{cmd:?}");
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {desc}: {e}"));
+    let mut input = child.stdin.take().expect("stdin");
+    let data = stdin.to_vec();
+    let writer = thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = read_all(child.stdout.take().expect("stdout"));
+    let err = read_all(child.stderr.take().expect("stderr"));
+    let status = wait_timeout(&mut child, timeout).unwrap_or_else(|| {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("timed out after {timeout:?}: {desc}\nstdout so far: {}\nstderr so far: {}", out.peek(), err.peek());
+    });
+    let _ = writer.join();
+    Output { status, stdout: out.finish(), stderr: err.finish() }
+}
+
+struct Collector {
+    buf: Arc<Mutex<Vec<u8>>>,
+    handle: thread::JoinHandle<()>,
+}
+
+impl Collector {
+    fn peek(&self) -> String {
+        String::from_utf8_lossy(&self.buf.lock().unwrap()).into_owned()
+    }
+    fn finish(self) -> String {
+        let _ = self.handle.join();
+        String::from_utf8_lossy(&self.buf.lock().unwrap()).into_owned()
+    }
+}
+
+fn read_all(mut r: impl Read + Send + 'static) -> Collector {
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let b = buf.clone();
+    let handle = thread::spawn(move || {
+        let mut chunk = [0u8; 8192];
+        while let Ok(n) = r.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            b.lock().unwrap().extend_from_slice(&chunk[..n]);
+        }
+    });
+    Collector { buf, handle }
+}
+
+/// Waits for `child` at most `timeout`.
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A running server: started with `--port 0`, its address read from the ready line, its
+/// output forwarded (prefixed) and kept for assertions, killed on Drop.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    lines: Arc<Mutex<Vec<String>>>,
+    name: String,
+}
+
+impl Server {
+    /// Starts `ws <name> --port 0 <args>` and waits (10 s at most) for `Listening on`.
+    pub fn start(name: &str, args: &[&str]) -> Server {
+        Self::start_cmd(name, ws().arg(name).args(["--port", "0"]).args(args))
+    }
+
+    /// Starts any command that prints a `Listening on HOST:PORT` line.
+    pub fn start_cmd(name: &str, cmd: &mut Command) -> Server {
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel::<SocketAddr>();
+        forward(child.stdout.take().expect("stdout"), name, "out", lines.clone(), Some(tx));
+        forward(child.stderr.take().expect("stderr"), name, "err", lines.clone(), None);
+        let addr = match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{name} printed no 'Listening on' line within 10 s; output: {:?}", lines.lock().unwrap());
+            }
+        };
+        Server { child, addr, lines, name: name.to_string() }
+    }
+
+    pub fn url(&self, scheme: &str) -> String {
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// Everything the server printed so far.
+    pub fn output(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// Waits until a printed line contains `needle`; fails after `timeout`.
+    pub fn wait_for_line(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.output().into_iter().find(|l| l.contains(needle)) {
+                return l;
+            }
+            assert!(Instant::now() < deadline, "{} never printed {needle:?}; output: {:?}", self.name, self.output());
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn forward(
+    r: impl Read + Send + 'static,
+    name: &str,
+    stream: &'static str,
+    lines: Arc<Mutex<Vec<String>>>,
+    ready: Option<mpsc::Sender<SocketAddr>>,
+) {
+    let name = name.to_string();
+    thread::spawn(move || {
+        let mut ready = ready;
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            eprintln!("[{name} {stream}] {line}");
+            if let Some(tx) = &ready
+                && let Some(addr) = parse_listening(&line)
+            {
+                let _ = tx.send(addr);
+                ready = None;
+            }
+            lines.lock().unwrap().push(line);
+        }
+    });
+}
+
+/// Parses the address out of a `... Listening on HOST:PORT` line.
+pub fn parse_listening(line: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find("Listening on ")? + "Listening on ".len()..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// The Python interpreter of the peers' venv (made by scripts/test.sh).
+pub fn python() -> PathBuf {
+    let p = std::env::var_os("WS_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".peers/venv/bin/python"));
+    assert!(p.is_file(), "the Python peer venv is missing ({}): run scripts/test.sh, which installs it", p.display());
+    p
+}
+
+/// A command running one of the peer scripts in `tests/peers/`.
+pub fn peer_script(script: &str) -> Command {
+    let path = repo_root().join("tests/peers").join(script);
+    let program: PathBuf = match path.extension().and_then(OsStr::to_str) {
+        Some("py") => python(),
+        Some("js") => PathBuf::from("node"),
+        _ => panic!("unknown peer script type: {script}"),
+    };
+    let mut cmd = Command::new(program);
+    cmd.arg(path);
+    if script.ends_with(".js") {
+        let modules = repo_root().join(".peers/node/node_modules");
+        assert!(modules.join("ws").is_dir(), "Node peer 'ws' is missing ({}): run scripts/test.sh", modules.display());
+        cmd.env("NODE_PATH", modules);
+    }
+    cmd
+}
+
+/// Builds an out-of-tree plugin crate exactly as a third party would (its own Cargo.toml,
+/// `ws-plugin-api` by path) and returns the folder holding its `.so`.
+///
+/// `abi_bump` builds it against a copy of `plugin-api` whose `ABI_VERSION` is raised by that
+/// much, i.e. a plugin from a future (or past) ws.
+pub fn build_fixture(fixture: &str, abi_bump: u32) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<(String, u32), PathBuf>>> = OnceLock::new();
+    let cache = BUILT.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut cache = cache.lock().unwrap();
+    if let Some(p) = cache.get(&(fixture.to_string(), abi_bump)) {
+        return p.clone();
+    }
+    let src = repo_root().join("tests/fixtures").join(fixture);
+    let work = target_dir().join("fixtures").join(format!("{fixture}-abi{abi_bump}"));
+    let _ = std::fs::remove_dir_all(work.join("src"));
+    copy_dir(&src, &work);
+    let api = work.join("plugin-api");
+    copy_dir(&repo_root().join("plugin-api"), &api);
+    if abi_bump != 0 {
+        let lib = api.join("src/lib.rs");
+        let text = std::fs::read_to_string(&lib).unwrap();
+        let needle = "pub const ABI_VERSION: u32 = ";
+        let at = text.find(needle).expect("ABI_VERSION in plugin-api") + needle.len();
+        let end = at + text[at..].find(';').unwrap();
+        let current: u32 = text[at..end].parse().unwrap();
+        let patched = format!("{}{}{}", &text[..at], current + abi_bump, &text[end..]);
+        std::fs::write(&lib, patched).unwrap();
+    }
+    // The fixture names its dependency as a third party would; point it at our copy.
+    let manifest = work.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let text = text.replace("path = \"../../../plugin-api\"", "path = \"plugin-api\"");
+    std::fs::write(&manifest, text).unwrap();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["build", "--quiet", "--offline", "--manifest-path"])
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(work.join("target"))
+        .env_remove("RUSTFLAGS")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run cargo for the fixture");
+    assert!(out.status.success(), "building fixture {fixture} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let dir = work.join("target/debug");
+    cache.insert((fixture.to_string(), abi_bump), dir.clone());
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "target" || name == "Cargo.lock" {
+            continue;
+        }
+        let dest = to.join(&name);
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}
