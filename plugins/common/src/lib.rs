@@ -17,9 +17,12 @@ pub mod error;
 pub mod headers;
 pub mod log;
 pub mod net;
+pub mod prompt;
 pub mod runtime;
+pub mod session;
 pub mod tls;
 pub mod url;
+pub mod ws;
 
 pub use error::CommonError;
 pub use ws_plugin_api::Error;

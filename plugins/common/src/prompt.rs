@@ -1,0 +1,97 @@
+//! Lines typed by the user, delivered to async code over a channel.
+//!
+//! On a terminal, a reedline editor runs on its own thread (line editing, history kept in
+//! `~/.local/share/ws/history/<name>`; Ctrl-D or Ctrl-C ends input). Otherwise stdin is read
+//! line by line, so scripts and tests can pipe input in. Either way EOF arrives as
+//! [`Input::Eof`] once, after every line.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+
+use reedline::{
+    FileBackedHistory, Prompt, PromptEditMode, PromptHistorySearch, PromptHistorySearchStatus, Reedline, Signal,
+};
+use smol::channel::{Receiver, unbounded};
+
+/// One event from the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Line(String),
+    Eof,
+}
+
+/// Starts reading input on a thread; `prompt` (e.g. `"> "`) is shown on terminals only.
+pub fn spawn(prompt: &str, history_name: &str) -> Receiver<Input> {
+    let (tx, rx) = unbounded();
+    let prompt = prompt.to_string();
+    let history = history_file(history_name);
+    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    std::thread::Builder::new()
+        .name("ws-input".into())
+        .spawn(move || {
+            if interactive {
+                read_terminal(&prompt, history, |i| tx.send_blocking(i).is_ok());
+            } else {
+                let stdin = std::io::stdin();
+                for line in stdin.lock().lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send_blocking(Input::Line(line)).is_err() {
+                        return;
+                    }
+                }
+            }
+            let _ = tx.send_blocking(Input::Eof);
+        })
+        .expect("spawn input thread");
+    rx
+}
+
+fn history_file(name: &str) -> Option<PathBuf> {
+    let base = match std::env::var_os("XDG_DATA_HOME") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from(std::env::var_os("HOME")?).join(".local/share"),
+    };
+    let dir = base.join("ws").join("history");
+    std::fs::create_dir_all(&dir).ok()?;
+    Some(dir.join(name))
+}
+
+fn read_terminal(prompt: &str, history: Option<PathBuf>, mut send: impl FnMut(Input) -> bool) {
+    let mut editor = Reedline::create();
+    if let Some(h) = history.and_then(|p| FileBackedHistory::with_file(1000, p).ok()) {
+        editor = editor.with_history(Box::new(h));
+    }
+    let prompt = PlainPrompt(prompt.to_string());
+    loop {
+        match editor.read_line(&prompt) {
+            Ok(Signal::Success(line)) => {
+                if !send(Input::Line(line)) {
+                    return;
+                }
+            }
+            Ok(_) | Err(_) => return, // Ctrl-D, Ctrl-C, or a terminal error: end of input
+        }
+    }
+}
+
+/// The reference's bare prompt (`> `, `alice > `), nothing on the right.
+struct PlainPrompt(String);
+
+impl Prompt for PlainPrompt {
+    fn render_prompt_left(&self) -> std::borrow::Cow<'_, str> {
+        self.0.as_str().into()
+    }
+    fn render_prompt_right(&self) -> std::borrow::Cow<'_, str> {
+        "".into()
+    }
+    fn render_prompt_indicator(&self, _mode: PromptEditMode) -> std::borrow::Cow<'_, str> {
+        "".into()
+    }
+    fn render_prompt_multiline_indicator(&self) -> std::borrow::Cow<'_, str> {
+        "::: ".into()
+    }
+    fn render_prompt_history_search_indicator(&self, search: PromptHistorySearch) -> std::borrow::Cow<'_, str> {
+        let failed = if matches!(search.status, PromptHistorySearchStatus::Failing) { "failing " } else { "" };
+        format!("({failed}reverse-search: {}) ", search.term).into()
+    }
+}

@@ -1,0 +1,334 @@
+//! WebSocket plumbing shared by every client and server plugin, on async-tungstenite.
+//!
+//! tungstenite reports a peer's protocol violation as an error but does not close the
+//! connection for us, so [`close_frame_for`] maps each error to the close code RFC 6455 asks
+//! for (1002 protocol, 1007 bad UTF-8, 1009 too big) and [`fail`] sends it. Its buffers are
+//! sized here for many idle connections (see [`config`]).
+
+use std::time::Duration;
+
+use async_tungstenite::tungstenite::client::IntoClientRequest;
+use async_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
+use async_tungstenite::tungstenite::handshake::client::Response;
+use async_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response as ServerResponse};
+use async_tungstenite::tungstenite::http::{HeaderName, HeaderValue, StatusCode};
+pub use async_tungstenite::tungstenite::protocol::WebSocketConfig;
+pub use async_tungstenite::tungstenite::protocol::frame::CloseFrame;
+pub use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+pub use async_tungstenite::tungstenite::{self, Message};
+use futures_lite::FutureExt;
+use smol::Timer;
+use smol::net::TcpStream;
+
+use crate::net::Stream;
+use crate::tls::TlsArgs;
+use crate::url::Url;
+
+/// A WebSocket over a plain or TLS stream.
+pub type WsStream = async_tungstenite::WebSocketStream<Stream>;
+
+/// The `User-Agent` / `Server` value we send.
+pub const USER_AGENT: &str = concat!("ws/", env!("CARGO_PKG_VERSION"), " (rust; tungstenite)");
+
+/// Default largest incoming message: 64 MiB.
+pub const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
+
+/// The tungstenite configuration: `max_message` bytes at most per message (and per frame), a
+/// 16 KiB read buffer (tungstenite allocates it eagerly per connection, so its 128 KiB
+/// default would cost 1.25 GiB for 10,000 idle clients), and writes buffered up to 64 KiB
+/// between flushes.
+pub fn config(max_message: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(16 * 1024)
+        .write_buffer_size(64 * 1024)
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_message))
+}
+
+/// Close code and reason of a received close frame; 1005 (no status) when there was none.
+pub fn close_parts(frame: Option<&CloseFrame>) -> (u16, String) {
+    match frame {
+        Some(f) => (u16::from(f.code), f.reason.to_string()),
+        None => (1005, String::new()),
+    }
+}
+
+/// A close frame with `code` and `reason` (truncated to the 123 bytes a close frame allows).
+pub fn close_frame(code: u16, reason: &str) -> CloseFrame {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    CloseFrame { code: CloseCode::from(code), reason: reason[..end].to_string().into() }
+}
+
+/// The close frame RFC 6455 asks us to send after a read error, if any.
+pub fn close_frame_for(err: &tungstenite::Error) -> Option<CloseFrame> {
+    use tungstenite::Error as E;
+    match err {
+        E::Utf8(_) => Some(close_frame(1007, "Invalid frame payload data")),
+        E::Capacity(CapacityError::MessageTooLong { .. }) => Some(close_frame(1009, "Message too big")),
+        E::Protocol(p) => match p {
+            ProtocolError::ResetWithoutClosingHandshake | ProtocolError::SendAfterClosing => None,
+            ProtocolError::InvalidCloseSequence => Some(close_frame(1002, "Invalid close code")),
+            other => Some(close_frame(1002, &format!("Protocol error: {other}"))),
+        },
+        _ => None,
+    }
+}
+
+/// After a read error: send the matching close frame (if the error calls for one) and give
+/// the peer a moment to answer it. Returns the code we closed with.
+pub async fn fail(ws: &mut WsStream, err: &tungstenite::Error) -> Option<u16> {
+    let frame = close_frame_for(err)?;
+    let code = u16::from(frame.code);
+    let _ = ws
+        .close(Some(frame))
+        .or(async {
+            Timer::after(Duration::from_secs(1)).await;
+            Ok(())
+        })
+        .await;
+    Some(code)
+}
+
+/// Exponential backoff of IXWebSocket: `min(max_wait, 100 ms · 2^attempt)`, at least 1 ms.
+pub fn backoff(attempt: u32, max_wait: Duration) -> Duration {
+    let ms = 100u64.saturating_mul(1u64.checked_shl(attempt.min(40)).unwrap_or(u64::MAX));
+    Duration::from_millis(ms).clamp(Duration::from_millis(1), max_wait.max(Duration::from_millis(1)))
+}
+
+/// Why a client could not open a WebSocket.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot resolve {host}: {source}")]
+    Resolve { host: String, source: std::io::Error },
+    #[error("cannot connect to {addr}: {source}")]
+    Connect { addr: String, source: std::io::Error },
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("TLS handshake with {addr} failed: {reason}")]
+    Tls { addr: String, reason: String },
+    #[error("server answered HTTP {status} instead of switching to WebSocket")]
+    Http { status: u16 },
+    #[error("WebSocket handshake failed: {0}")]
+    Handshake(String),
+    #[error("{0}")]
+    Config(#[from] crate::CommonError),
+}
+
+impl ConnectError {
+    /// Errors that retrying cannot fix: a certificate the peer will keep presenting, an HTTP
+    /// refusal, a bad configuration.
+    pub fn is_fatal(&self) -> bool {
+        match self {
+            ConnectError::Tls { reason, .. } => reason.contains("certificate") || reason.contains("Certificate"),
+            ConnectError::Http { status } => (400..500).contains(status),
+            ConnectError::Config(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// What a client asks for.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub url: Url,
+    pub headers: Vec<(String, String)>,
+    pub subprotocol: Option<String>,
+    pub tls: TlsArgs,
+    pub timeout: Duration,
+    pub max_message: usize,
+}
+
+async fn with_timeout<T>(
+    d: Duration,
+    fut: impl std::future::Future<Output = Result<T, ConnectError>>,
+) -> Result<T, ConnectError> {
+    fut.or(async {
+        Timer::after(d).await;
+        Err(ConnectError::Timeout(d))
+    })
+    .await
+}
+
+/// Opens a TCP (and, for `wss://`/`https://`, TLS) connection to the URL's host.
+pub async fn open_stream(url: &Url, tls: &TlsArgs, alpn: &[&[u8]]) -> Result<Stream, ConnectError> {
+    let (host, port) = crate::url::host_and_port(url);
+    let addr = crate::net::format_host_port(&host, port);
+    let addrs: Vec<std::net::SocketAddr> = smol::net::resolve((host.as_str(), port))
+        .await
+        .map_err(|source| ConnectError::Resolve { host: host.clone(), source })?;
+    let mut last = None;
+    let mut tcp = None;
+    for a in addrs {
+        match TcpStream::connect(a).await {
+            Ok(s) => {
+                tcp = Some(s);
+                break;
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    let tcp = tcp.ok_or_else(|| ConnectError::Connect {
+        addr: addr.clone(),
+        source: last.unwrap_or_else(|| std::io::Error::other("no address")),
+    })?;
+    let _ = tcp.set_nodelay(true);
+    if !crate::url::is_tls(url) {
+        return Ok(Stream::Plain(tcp));
+    }
+    let config = tls.client_config(alpn)?;
+    let name = rustls::pki_types::ServerName::try_from(host.clone())
+        .map_err(|e| ConnectError::Tls { addr: addr.clone(), reason: e.to_string() })?;
+    let s = futures_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| ConnectError::Tls { addr, reason: e.to_string() })?;
+    Ok(Stream::ClientTls(Box::new(s)))
+}
+
+/// Connects, runs the opening handshake, and returns the socket and the server's response.
+pub async fn connect(opts: &ClientOptions) -> Result<(WsStream, Response), ConnectError> {
+    with_timeout(opts.timeout, async {
+        let stream = open_stream(&opts.url, &opts.tls, &[]).await?;
+        let mut req = opts.url.as_str().into_client_request().map_err(|e| ConnectError::Handshake(e.to_string()))?;
+        let h = req.headers_mut();
+        h.insert("User-Agent", HeaderValue::from_static(USER_AGENT));
+        for (k, v) in &opts.headers {
+            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|e| ConnectError::Handshake(e.to_string()))?;
+            let value = HeaderValue::from_str(v).map_err(|e| ConnectError::Handshake(e.to_string()))?;
+            h.insert(name, value);
+        }
+        if let Some(p) = &opts.subprotocol {
+            let value = HeaderValue::from_str(p).map_err(|e| ConnectError::Handshake(e.to_string()))?;
+            h.insert("Sec-WebSocket-Protocol", value);
+        }
+        async_tungstenite::client_async_with_config(req, stream, Some(config(opts.max_message))).await.map_err(|e| {
+            match e {
+                tungstenite::Error::Http(r) => ConnectError::Http { status: r.status().as_u16() },
+                other => ConnectError::Handshake(other.to_string()),
+            }
+        })
+    })
+    .await
+}
+
+/// What a server saw of a client's opening handshake.
+#[derive(Debug, Clone, Default)]
+pub struct Handshake {
+    /// Path and query, e.g. `/chat?room=1`.
+    pub uri: String,
+    /// Request headers in the order received.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Handshake {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A refusal before the upgrade: an HTTP status and a one-line body.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub status: u16,
+    pub reason: String,
+}
+
+/// Runs the server side of the opening handshake. `decide` sees the request first and may
+/// refuse it with an HTTP status. The first subprotocol offered, if any, is accepted.
+pub async fn accept(
+    stream: Stream,
+    max_message: usize,
+    decide: impl FnOnce(&Handshake) -> Result<(), Refusal> + Unpin,
+) -> Result<(WsStream, Handshake), tungstenite::Error> {
+    let mut seen = Handshake::default();
+    let seen_ref = &mut seen;
+    let callback = move |req: &Request, mut resp: ServerResponse| -> Result<ServerResponse, ErrorResponse> {
+        seen_ref.uri = req.uri().to_string();
+        seen_ref.headers = req
+            .headers()
+            .iter()
+            .map(|(k, v)| (header_case(k.as_str()), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        if let Err(r) = decide(seen_ref) {
+            let mut e = ErrorResponse::new(Some(r.reason));
+            *e.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            return Err(e);
+        }
+        let h = resp.headers_mut();
+        h.insert("Server", HeaderValue::from_static(USER_AGENT));
+        if let Some(first) = req
+            .headers()
+            .get("Sec-WebSocket-Protocol")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            && let Ok(v) = HeaderValue::from_str(first)
+        {
+            h.insert("Sec-WebSocket-Protocol", v);
+        }
+        Ok(resp)
+    };
+    let ws = async_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config(max_message))).await?;
+    Ok((ws, seen))
+}
+
+/// `sec-websocket-key` → `Sec-Websocket-Key`: http lower-cases names; logs read better
+/// capitalised, as the reference prints them.
+pub fn header_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut up = true;
+    for c in name.chars() {
+        out.push(if up { c.to_ascii_uppercase() } else { c });
+        up = c == '-';
+    }
+    out
+}
+
+/// Raises the open-file limit towards `want` (as far as the hard limit allows) and returns
+/// what it is now.
+pub fn raise_fd_limit(want: u64) -> u64 {
+    rlimit::increase_nofile_limit(want).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_follows_the_reference_table() {
+        let max = Duration::from_millis(10_000);
+        let got: Vec<u128> = (0..9).map(|n| backoff(n, max).as_millis()).collect();
+        assert_eq!(got, [100, 200, 400, 800, 1600, 3200, 6400, 10000, 10000]);
+        assert_eq!(backoff(60, max).as_millis(), 10000);
+    }
+
+    #[test]
+    fn errors_map_to_rfc_close_codes() {
+        let e = tungstenite::Error::Capacity(CapacityError::MessageTooLong { size: 2, max_size: 1 });
+        assert_eq!(u16::from(close_frame_for(&e).unwrap().code), 1009);
+        let e = tungstenite::Error::Protocol(ProtocolError::NonZeroReservedBits);
+        assert_eq!(u16::from(close_frame_for(&e).unwrap().code), 1002);
+        let bad = vec![0xffu8];
+        #[allow(invalid_from_utf8)]
+        let utf8 = std::str::from_utf8(&bad).unwrap_err();
+        assert_eq!(u16::from(close_frame_for(&tungstenite::Error::Utf8(utf8.to_string())).unwrap().code), 1007);
+    }
+
+    #[test]
+    fn close_reason_is_truncated_on_a_char_boundary() {
+        let long = "é".repeat(100);
+        let f = close_frame(1000, &long);
+        assert!(f.reason.len() <= 123 && f.reason.len() % 2 == 0);
+    }
+
+    #[test]
+    fn header_names_are_capitalised_like_the_reference() {
+        assert_eq!(header_case("sec-websocket-key"), "Sec-Websocket-Key");
+        assert_eq!(header_case("host"), "Host");
+    }
+}
