@@ -246,6 +246,8 @@ pub async fn accept(
 ) -> Result<(WsStream, Handshake), tungstenite::Error> {
     let mut seen = Handshake::default();
     let seen_ref = &mut seen;
+    // The signature is tungstenite's Callback; its error type is what it is.
+    #[allow(clippy::result_large_err)]
     let callback = move |req: &Request, mut resp: ServerResponse| -> Result<ServerResponse, ErrorResponse> {
         seen_ref.uri = req.uri().to_string();
         seen_ref.headers = req
