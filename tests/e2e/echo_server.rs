@@ -1,17 +1,216 @@
-//! `ws echo_server` against real clients.
+//! `ws echo_server` against real clients (Python `websockets`, Node `ws`, `ws connect`) and
+//! against a deliberately bad raw client.
 
-use std::time::Duration;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
-use crate::util::{Server, peer_script, run};
+use crate::raw::{RawWs, read_head};
+use crate::util::{Server, certs, peer_script, run, ws};
+
+const T: Duration = Duration::from_secs(30);
+
+fn probe(url: &str, extra: &[&str]) -> crate::util::Output {
+    let mut cmd = peer_script("probe_client.py");
+    cmd.arg(url).args(extra);
+    let out = run(cmd, b"", T);
+    assert_eq!(out.code(), 0, "probe client failed: {out:?}");
+    out
+}
 
 #[test]
 fn python_websockets_client_gets_text_binary_and_1mib_echoed_then_closes_1000() {
     let server = Server::start("echo_server", &[]);
     let mut cmd = peer_script("echo_client.py");
     cmd.arg(server.url("ws"));
-    let out = run(cmd, b"", Duration::from_secs(30));
+    let out = run(cmd, b"", T);
     assert_eq!(out.code(), 0, "python client failed: {out:?}");
     assert!(out.stdout.contains("text ok") && out.stdout.contains("binary ok"), "{}", out.stdout);
     assert!(out.stdout.contains("1MiB ok") && out.stdout.contains("closed 1000"), "{}", out.stdout);
-    server.wait_for_line("Closed connection", Duration::from_secs(5));
+    server.wait_for_line("Closed connection: client id 0 code 1000", Duration::from_secs(5));
+}
+
+#[test]
+fn node_ws_client_gets_text_binary_and_1mib_echoed() {
+    let server = Server::start("echo_server", &["-q"]);
+    let mut cmd = peer_script("echo_client.js");
+    cmd.arg(server.url("ws"));
+    let out = run(cmd, b"", T);
+    assert_eq!(out.code(), 0, "node client failed: {out:?}");
+    assert!(out.stdout.contains("step 2 ok") && out.stdout.contains("closed 1000"), "{}", out.stdout);
+}
+
+#[test]
+fn logs_each_connection_like_the_reference() {
+    let server = Server::start("echo_server", &[]);
+    probe(&format!("{}/some/path?x=1", server.url("ws")), &["--send-size", "7"]);
+    for needle in
+        ["New connection", "remote ip: 127.0.0.1", "id: 0", "Uri: /some/path?x=1", "Headers:", "Received 7 bytes"]
+    {
+        server.wait_for_line(needle, Duration::from_secs(5));
+    }
+    let host = server.wait_for_line("Host: ", Duration::from_secs(5));
+    assert!(host.contains(&server.addr.to_string()), "{host}");
+    server.wait_for_line("Closed connection: client id 0 code 1000", Duration::from_secs(5));
+}
+
+#[test]
+fn wss_with_a_test_ca_serves_python_and_node_clients() {
+    let c = certs();
+    let server = Server::start(
+        "echo_server",
+        &["-q", "--tls", "--cert-file", &c.path("server.crt"), "--key-file", &c.path("server.key")],
+    );
+    let url = server.url("wss");
+    let mut py = peer_script("echo_client.py");
+    py.args([&url, "--ca", &c.path("ca.crt")]);
+    let out = run(py, b"", T);
+    assert_eq!(out.code(), 0, "python wss client failed: {out:?}");
+    let mut node = peer_script("echo_client.js");
+    node.args([&url, &c.path("ca.crt")]);
+    let out = run(node, b"", T);
+    assert_eq!(out.code(), 0, "node wss client failed: {out:?}");
+}
+
+#[test]
+fn ca_file_on_the_server_requires_a_client_certificate() {
+    let c = certs();
+    let server = Server::start(
+        "echo_server",
+        &[
+            "-q",
+            "--tls",
+            "--cert-file",
+            &c.path("server.crt"),
+            "--key-file",
+            &c.path("server.key"),
+            "--ca-file",
+            &c.path("ca.crt"),
+        ],
+    );
+    let url = server.url("wss");
+    let mut with_cert = ws();
+    with_cert.args(["connect", "-d", &url, "--ca-file", &c.path("ca.crt")]);
+    with_cert.args(["--cert-file", &c.path("client.crt"), "--key-file", &c.path("client.key")]);
+    let out = run(with_cert, b"mutual\n", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(out.stdout.contains("ws_connect: received message: mutual"), "{}", out.stdout);
+    let mut without = ws();
+    without.args(["connect", "-d", &url, "--ca-file", &c.path("ca.crt")]);
+    let out = run(without, b"nocert\n", T);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(!out.stdout.contains("received message"), "{}", out.stdout);
+}
+
+#[test]
+fn wrong_or_missing_authorization_is_closed_with_4001_and_the_right_one_is_greeted() {
+    let server = Server::start("echo_server", &["--http_authorization_header", "supersecret"]);
+    let url = server.url("ws");
+    let out = probe(&url, &["--header", "Authorization:wrong"]);
+    assert!(out.stdout.contains("closed 4001 Permission denied"), "{}", out.stdout);
+    let out = probe(&url, &[]);
+    assert!(out.stdout.contains("closed 4001 Permission denied"), "{}", out.stdout);
+    let out = probe(&url, &["--header", "Authorization: supersecret"]);
+    assert!(out.stdout.contains("recv text 23 Authorization suceeded!"), "{}", out.stdout);
+    server.wait_for_line("code 4001 reason Permission denied", Duration::from_secs(5));
+}
+
+#[test]
+fn greeting_flag_sends_welcome() {
+    let server = Server::start("echo_server", &["-g"]);
+    let out = probe(&server.url("ws"), &[]);
+    assert!(out.stdout.contains("recv text 9 Welcome !"), "{}", out.stdout);
+}
+
+#[test]
+fn first_offered_subprotocol_is_accepted() {
+    let server = Server::start("echo_server", &["-q"]);
+    let out = probe(&server.url("ws"), &["--subprotocol", "json"]);
+    assert!(out.stdout.contains("subprotocol json"), "{}", out.stdout);
+}
+
+#[test]
+fn a_message_over_the_limit_is_closed_with_1009() {
+    let server = Server::start("echo_server", &["--max-message-size", "1000"]);
+    let out = probe(&server.url("ws"), &["--send-size", "1001"]);
+    assert!(out.stdout.contains("closed 1009"), "{}", out.stdout);
+    let out = probe(&server.url("ws"), &["--send-size", "1000"]);
+    assert!(out.stdout.contains("recv binary 1000"), "{}", out.stdout);
+}
+
+#[test]
+fn invalid_utf8_text_is_closed_with_1007_and_reserved_bits_with_1002() {
+    let server = Server::start("echo_server", &["-q"]);
+    let mut bad = RawWs::connect(server.addr);
+    bad.send_frame(0x81, &[0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xcf, 0x83, 0xff, 0xff]);
+    assert_eq!(bad.read_close_code(), Some(1007));
+    let mut rsv = RawWs::connect(server.addr);
+    rsv.send_frame(0x80 | 0x40 | 0x1, b"hi");
+    assert_eq!(rsv.read_close_code(), Some(1002));
+    // The bad clients did not disturb the server.
+    let out = probe(&server.url("ws"), &["--send-size", "10"]);
+    assert!(out.stdout.contains("recv binary 10"), "{}", out.stdout);
+}
+
+#[test]
+fn a_client_that_never_finishes_the_handshake_is_dropped() {
+    let server = Server::start("echo_server", &["--handshake-timeout", "1"]);
+    let mut silent = TcpStream::connect(server.addr).unwrap();
+    silent.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let start = Instant::now();
+    let mut buf = [0u8; 64];
+    let n = silent.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "expected the server to close the silent connection");
+    assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
+    server.wait_for_line("no handshake within", Duration::from_secs(5));
+}
+
+#[test]
+fn clients_over_max_connections_get_503_and_the_others_keep_working() {
+    let server = Server::start("echo_server", &["--max-connections", "1"]);
+    let mut first = RawWs::connect(server.addr);
+    server.wait_for_line("New connection", Duration::from_secs(5));
+    let mut second = TcpStream::connect(server.addr).unwrap();
+    second.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        second,
+        "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .unwrap();
+    let head = read_head(&mut second);
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    first.send_frame(0x88, &1000u16.to_be_bytes());
+    assert_eq!(first.read_close_code(), Some(1000));
+}
+
+#[test]
+fn a_port_in_use_is_one_line_and_exit_1() {
+    let server = Server::start("echo_server", &["-q"]);
+    let mut cmd = ws();
+    cmd.args(["echo_server", "--port", &server.addr.port().to_string()]);
+    let out = run(cmd, b"", T);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("cannot listen on 127.0.0.1:") && out.stderr.contains("in use"), "{}", out.stderr);
+}
+
+#[test]
+fn ipv6_flag_listens_on_the_ipv6_loopback() {
+    if TcpStream::connect("[::1]:1").err().map(|e| e.kind()) == Some(std::io::ErrorKind::AddrNotAvailable) {
+        panic!("this machine has no IPv6 loopback");
+    }
+    let server = Server::start("echo_server", &["-6", "-q"]);
+    assert!(server.addr.is_ipv6(), "{}", server.addr);
+    let out = probe(&format!("ws://{}", server.addr), &["--send-size", "3"]);
+    assert!(out.stdout.contains("recv binary 3"), "{}", out.stdout);
+}
+
+#[test]
+fn pidfile_holds_the_server_pid() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("es.pid");
+    let server = Server::start("echo_server", &["-q", "--pidfile", pidfile.to_str().unwrap()]);
+    let pid = std::fs::read_to_string(&pidfile).unwrap();
+    assert_eq!(pid, server.pid().to_string());
 }

@@ -1,7 +1,10 @@
 //! The one integration-test binary: every test spawns the real `ws` with its real plugins,
 //! against real peers on 127.0.0.1. See `util` for the harness.
 
+mod raw;
 mod util;
 
+mod autobahn;
+mod connect;
 mod echo_server;
 mod host;

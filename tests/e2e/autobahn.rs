@@ -1,0 +1,88 @@
+//! The Autobahn conformance cases (1–7 and 10; 9 is performance, 12/13 need
+//! permessage-deflate) through kosoku, with `ws echo_server` as the server under test and
+//! `ws connect --echo` as the client under test. Any FAILED case fails the test, by id.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::util::{Server, python, repo_root, run, ws_bin};
+
+const EXCLUDE: [&str; 6] = ["-x", "9.*", "-x", "12.*", "-x", "13.*"];
+
+fn kosoku() -> std::path::PathBuf {
+    let p = repo_root().join(".peers/venv/bin/kosoku");
+    assert!(p.is_file(), "kosoku is missing ({}): run scripts/test.sh", p.display());
+    p
+}
+
+/// Counts verdicts in a report index and returns the ids of cases that are not OK,
+/// NON-STRICT or INFORMATIONAL.
+fn failed_cases(index: &Path) -> (usize, Vec<String>) {
+    let script = r#"
+import json, sys
+d = json.load(open(sys.argv[1]))
+n = 0
+for agent, cases in d.items():
+    for case, v in cases.items():
+        n += 1
+        if v["behavior"] not in ("OK", "NON-STRICT", "INFORMATIONAL") or v["behaviorClose"] not in ("OK", "INFORMATIONAL"):
+            print("FAILED", case, v["behavior"], v["behaviorClose"])
+print("TOTAL", n)
+"#;
+    let out = Command::new(python()).arg("-c").arg(script).arg(index).output().expect("python");
+    assert!(out.status.success(), "cannot read {}: {}", index.display(), String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let total = text.lines().find_map(|l| l.strip_prefix("TOTAL ")).and_then(|n| n.parse().ok()).unwrap_or(0);
+    let failed = text.lines().filter_map(|l| l.strip_prefix("FAILED ")).map(str::to_string).collect();
+    (total, failed)
+}
+
+#[test]
+fn echo_server_passes_autobahn_cases_1_to_7_and_10() {
+    let server = Server::start("echo_server", &["-q"]);
+    let out_dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(kosoku());
+    cmd.arg(server.addr.to_string()).args(EXCLUDE).arg("-o").arg(out_dir.path());
+    let out = run(cmd, b"", Duration::from_secs(300));
+    let (total, failed) = failed_cases(&out_dir.path().join("index.json"));
+    assert!(total >= 240, "only {total} cases ran: {out:?}");
+    assert!(failed.is_empty(), "FAILED cases: {failed:#?}");
+}
+
+#[test]
+fn connect_echo_mode_passes_autobahn_cases_1_to_7_and_10() {
+    let port = crate::connect::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let out_dir = tempfile::tempdir().unwrap();
+    let mut fuzz = Command::new(kosoku());
+    fuzz.args(["-m", "fuzzingserver", &addr]).args(EXCLUDE).arg("-o").arg(out_dir.path());
+    fuzz.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    let mut fuzz = KillOnDrop(fuzz.spawn().expect("start kosoku fuzzingserver"));
+    // Wait for it to listen.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(std::time::Instant::now() < deadline, "kosoku fuzzingserver never listened on {addr}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut driver = Command::new(python());
+    driver.arg(repo_root().join("tests/peers/ab_client_driver.py")).arg(format!("ws://{addr}")).arg(ws_bin());
+    if let Some(p) = std::env::var_os("WS_PLUGIN_PATH") {
+        driver.env("WS_PLUGIN_PATH", p);
+    }
+    let out = run(driver, b"", Duration::from_secs(400));
+    assert_eq!(out.code(), 0, "driver failed: {out:?}");
+    let _ = crate::util::wait_timeout(&mut fuzz.0, Duration::from_secs(1));
+    let (total, failed) = failed_cases(&out_dir.path().join("index.json"));
+    assert!(total >= 240, "only {total} cases ran: {out:?}");
+    assert!(failed.is_empty(), "FAILED cases: {failed:#?}");
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

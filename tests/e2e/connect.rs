@@ -1,0 +1,138 @@
+//! `ws connect` and `ws ping` against Python `websockets` and Node `ws` servers.
+
+use std::time::Duration;
+
+use crate::util::{Server, certs, peer_script, run, ws};
+
+const T: Duration = Duration::from_secs(30);
+
+fn python_server(args: &[&str]) -> Server {
+    let mut cmd = peer_script("echo_server.py");
+    cmd.args(args);
+    Server::start_cmd("py-echo", &mut cmd)
+}
+
+fn connect(args: &[&str], stdin: &[u8]) -> crate::util::Output {
+    let mut cmd = ws();
+    cmd.arg("connect").args(args);
+    run(cmd, stdin, T)
+}
+
+#[test]
+fn piped_lines_reach_a_python_server_and_the_echoes_are_printed() {
+    let server = python_server(&[]);
+    let out = connect(&[&server.url("ws")], b"hello\nsecond line\n");
+    assert_eq!(out.code(), 0, "{out:?}");
+    let s = &out.stdout;
+    assert!(s.starts_with("Type Ctrl-D to exit prompt...\nConnecting to url: ws://"), "{s}");
+    assert!(s.contains("ws_connect: connected") && s.contains("Handshake Headers:"), "{s}");
+    assert!(s.contains("ws_connect: received message: hello\n"), "{s}");
+    assert!(s.contains("ws_connect: received message: second line\n"), "{s}");
+    assert!(s.contains("Received 5 bytes"), "{s}");
+}
+
+#[test]
+fn piped_lines_reach_a_node_server_as_binary_with_b() {
+    let server = Server::start_cmd("node-echo", &mut peer_script("echo_server.js"));
+    let out = connect(&["-b", &server.url("ws")], b"bin line\n");
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(out.stdout.contains("ws_connect: received message: bin line"), "{}", out.stdout);
+}
+
+#[test]
+fn wss_verifies_the_server_against_ca_file_and_names_the_reason_when_it_fails() {
+    let c = certs();
+    let server = python_server(&["--tls", &c.path("server.crt"), &c.path("server.key")]);
+    let url = server.url("wss");
+    let out = connect(&["--ca-file", &c.path("ca.crt"), &url], b"secure\n");
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(out.stdout.contains("ws_connect: received message: secure"), "{}", out.stdout);
+    // Without our CA the system store cannot vouch for it: one line, exit 1, the reason named.
+    let out = connect(&[&url], b"secure\n");
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("certificate") && out.stderr.contains("UnknownIssuer"), "{}", out.stderr);
+    // --verify_none connects anyway.
+    let out = connect(&["--verify_none", &url], b"insecure\n");
+    assert_eq!(out.code(), 0, "{out:?}");
+}
+
+#[test]
+fn a_close_from_the_server_is_printed_with_its_code_and_exits_1_when_refused() {
+    let server = python_server(&["--close-with", "4001", "Permission denied"]);
+    let out = connect(&[&server.url("ws")], b"");
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(out.stdout.contains("ws_connect: connection closed: code 4001 reason Permission denied"), "{}", out.stdout);
+}
+
+#[test]
+fn refused_port_fails_with_one_line_and_exit_1() {
+    let port = free_port();
+    for extra in [&["-d"][..], &[][..]] {
+        let mut args = extra.to_vec();
+        let url = format!("ws://127.0.0.1:{port}/");
+        args.push(&url);
+        let out = connect(&args, b"");
+        assert_eq!(out.code(), 1, "{out:?}");
+        let err: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with("ws connect:")).collect();
+        assert_eq!(err.len(), 1, "{}", out.stderr);
+        assert!(err[0].contains("Connection refused"), "{}", err[0]);
+    }
+}
+
+#[test]
+fn bad_url_scheme_is_a_usage_error() {
+    let out = connect(&["http://127.0.0.1:1/"], b"");
+    assert_eq!(out.code(), 2, "{out:?}");
+    assert_eq!(
+        out.stderr.trim(),
+        "ws connect: invalid URL 'http://127.0.0.1:1/': unsupported scheme 'http' (expected ws:// or wss://)"
+    );
+}
+
+#[test]
+fn reconnects_after_the_server_goes_away() {
+    // ws connect keeps trying (100, 200, 400 ms ...) until a server appears on the port.
+    let port = free_port();
+    let mut cmd = ws();
+    cmd.args(["connect", "--max_wait", "200", &format!("ws://127.0.0.1:{port}/")]);
+    cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let server = Server::start_cmd("echo_server", crate::util::ws().args(["echo_server", "--port", &port.to_string()]));
+    server.wait_for_line("New connection", Duration::from_secs(10));
+    drop(child.stdin.take());
+    let status = crate::util::wait_timeout(&mut child, T).expect("connect exits after EOF");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{status:?} {err}");
+    assert!(err.contains("connection error"), "{err}");
+}
+
+#[test]
+fn echo_mode_sends_back_what_it_receives_and_exits_on_close() {
+    // The Python server sends a text and a binary message, checks both come back unchanged
+    // and typed, prints "drive ok", and closes 1000.
+    let server = python_server(&["--drive"]);
+    let out = connect(&["--echo", &server.url("ws")], b"");
+    assert_eq!(out.code(), 0, "{out:?}");
+    server.wait_for_line("drive ok", Duration::from_secs(5));
+}
+
+#[test]
+fn ping_sends_lines_as_pings_and_prints_pongs() {
+    let server = python_server(&[]);
+    let long = "x".repeat(200);
+    let input = format!("abc\n{long}\n/close\n");
+    let mut cmd = ws();
+    cmd.args(["ping", &server.url("ws")]);
+    let out = run(cmd, input.as_bytes(), T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(out.stdout.contains("ping_pong: received pong message: abc"), "{}", out.stdout);
+    assert!(out.stdout.contains("ping_pong: received message: /close"), "{}", out.stdout);
+    assert!(out.stderr.contains("Message too long (200 > 125 bytes)"), "{}", out.stderr);
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}

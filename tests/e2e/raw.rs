@@ -1,0 +1,84 @@
+//! A deliberately bad WebSocket client on a raw socket: the handshake by hand, then any
+//! frame we like (invalid UTF-8, reserved bits, oversized), to see how servers react.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+pub struct RawWs {
+    s: TcpStream,
+}
+
+impl RawWs {
+    /// Connects and runs the opening handshake; panics unless the server answers 101.
+    pub fn connect(addr: SocketAddr) -> RawWs {
+        let mut s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .unwrap();
+        let head = read_head(&mut s);
+        assert!(head.starts_with("HTTP/1.1 101"), "no upgrade: {head}");
+        RawWs { s }
+    }
+
+    /// Sends one masked frame: `first_byte` carries FIN, RSV and the opcode.
+    pub fn send_frame(&mut self, first_byte: u8, payload: &[u8]) {
+        let mut f = vec![first_byte];
+        let mask = [0x11u8, 0x22, 0x33, 0x44];
+        match payload.len() {
+            n if n < 126 => f.push(0x80 | n as u8),
+            n if n < 65536 => {
+                f.push(0x80 | 126);
+                f.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                f.push(0x80 | 127);
+                f.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        f.extend_from_slice(&mask);
+        f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        self.s.write_all(&f).unwrap();
+    }
+
+    /// Reads frames until a close frame; returns its code (None if the socket just closed).
+    pub fn read_close_code(&mut self) -> Option<u16> {
+        loop {
+            let mut h = [0u8; 2];
+            self.s.read_exact(&mut h).ok()?;
+            let opcode = h[0] & 0x0f;
+            let mut len = (h[1] & 0x7f) as u64;
+            if len == 126 {
+                let mut b = [0u8; 2];
+                self.s.read_exact(&mut b).ok()?;
+                len = u16::from_be_bytes(b) as u64;
+            } else if len == 127 {
+                let mut b = [0u8; 8];
+                self.s.read_exact(&mut b).ok()?;
+                len = u64::from_be_bytes(b);
+            }
+            let mut payload = vec![0u8; len as usize];
+            self.s.read_exact(&mut payload).ok()?;
+            if opcode == 8 {
+                return (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+            }
+        }
+    }
+}
+
+/// Reads an HTTP response head (up to the blank line).
+pub fn read_head(s: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut b) {
+            Ok(1) => head.push(b[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
