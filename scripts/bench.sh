@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Side-by-side benchmarks. Builds release, runs each selected benchmark with its peer in the
-# same run, and writes BENCHMARKS.md. Usage: scripts/bench.sh [--smoke] [NAME...]
+# same run (servers alternate A/B/A/B; each figure is the median of 3 rounds, with min–max),
+# and writes BENCHMARKS.md. Usage: scripts/bench.sh [--smoke] [NAME...]
 #   startup   `ws --help` with every plugin present (goal <= 15 ms) and `ws echo_server --help`
+#   echo      echo_server vs Node ws vs Python websockets: 32 B x64 in flight, x1 (latency),
+#             16 MiB messages; server peak RSS; a Node client as a second witness
+#   idle      10,000 idle connections to echo_server vs Node ws: RSS per connection
 # --smoke runs each benchmark briefly so CI can check the script still works.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,13 +18,19 @@ for a in "$@"; do
         *) NAMES+=("$a") ;;
     esac
 done
-[ "${#NAMES[@]}" -gt 0 ] || NAMES=(startup)
+[ "${#NAMES[@]}" -gt 0 ] || NAMES=(startup echo idle)
 
+scripts/peers.sh >/dev/null
 cargo build --release --workspace --quiet
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+export NODE_PATH=$PWD/.peers/node/node_modules
+PY=$PWD/.peers/venv/bin/python
+ROUNDS=3
+DUR=3
+[ "$SMOKE" = 1 ] && ROUNDS=1 && DUR=1
 WS=target/release/ws
 OUT=BENCHMARKS.md
 RESULTS=$(mktemp)
-trap 'rm -f "$RESULTS"' EXIT
 
 # mean wall time of a command in ms over N runs (after 10 warm-up runs)
 time_ms() {
@@ -31,6 +41,44 @@ time_ms() {
     for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 || true; done
     end=$(date +%s%N)
     awk -v s="$start" -v e="$end" -v n="$n" 'BEGIN { printf "%.2f", (e - s) / n / 1e6 }'
+}
+
+SERVER_PID=
+SERVER_PORT=
+SERVER_LOG=$(mktemp)
+trap 'rm -f "$RESULTS" "$SERVER_LOG"; [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null' EXIT
+
+# start_server CMD... : starts a server that prints "Listening on HOST:PORT"; sets SERVER_PID/PORT
+start_server() {
+    "$@" >"$SERVER_LOG" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 200); do
+        SERVER_PORT=$(grep -m1 -o 'Listening on [0-9.]*:[0-9]*' "$SERVER_LOG" | grep -o '[0-9]*$' || true)
+        [ -n "$SERVER_PORT" ] && return 0
+        sleep 0.05
+    done
+    echo "bench.sh: server did not start: $*" >&2
+    cat "$SERVER_LOG" >&2
+    exit 1
+}
+stop_server() {
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+}
+# peak resident set of a process, in KiB
+peak_rss_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+json_field() { "$PY" -c "import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])['$1'])"; }
+
+# the echo servers compared: name and command (all on port 0)
+ECHO_SERVERS=(ws node python)
+echo_cmd() {
+    case "$1" in
+        ws) echo "$WS echo_server -q --port 0" ;;
+        node) echo "node tests/peers/echo_server.js" ;;
+        python) echo "$PY tests/peers/echo_server.py" ;;
+    esac
 }
 
 median() { sort -n | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
@@ -63,10 +111,111 @@ bench_startup() {
     } >>"$RESULTS"
 }
 
+# bench_echo_case LABEL BENCH-ARGS... : every echo server, ROUNDS rounds alternating servers
+bench_echo_case() {
+    local label=$1; shift
+    declare -A rate p50 rss
+    for _ in $(seq "$ROUNDS"); do
+        for s in "${ECHO_SERVERS[@]}"; do
+            # shellcheck disable=SC2046
+            start_server $(echo_cmd "$s")
+            local out
+            out=$("$WS" bench "ws://127.0.0.1:$SERVER_PORT" --json -d "$DUR" --warmup 1 "$@")
+            rate[$s]+="$(echo "$out" | json_field rate) "
+            p50[$s]+="$(echo "$out" | json_field p50_us) "
+            rss[$s]+="$(peak_rss_kib "$SERVER_PID") "
+            stop_server
+        done
+    done
+    local base
+    base=$(printf '%s\n' ${rate[node]} | median)
+    {
+        echo "#### $label (\`ws bench URL $*\`)"
+        echo
+        echo "| server | round trips/s | vs Node ws | p50 latency µs | server peak RSS MiB |"
+        echo "|---|---|---|---|---|"
+        for s in "${ECHO_SERVERS[@]}"; do
+            local m
+            m=$(printf '%s\n' ${rate[$s]} | median)
+            printf '| %s | %.0f (%s) | %.2f× | %s | %.1f |\n' "$s" "$m" "$(printf '%s\n' ${rate[$s]} | minmax)" \
+                "$(awk -v a="$m" -v b="$base" 'BEGIN { print a / b }')" "$(printf '%s\n' ${p50[$s]} | median)" \
+                "$(awk -v k="$(printf '%s\n' ${rss[$s]} | median)" 'BEGIN { print k / 1024 }')"
+        done
+        echo
+    } >>"$RESULTS"
+}
+
+bench_echo() {
+    {
+        echo "### echo"
+        echo
+        echo "Servers: \`ws echo_server -q\` (release), Node \`ws\` 8 (\`tests/peers/echo_server.js\`), Python \`websockets\` (\`tests/peers/echo_server.py\`)."
+        echo "Load: \`ws bench\` (one thread, checks every payload), ${DUR} s after 1 s warm-up, median of $ROUNDS rounds (min–max), servers alternating."
+        echo "Goals (WebSocket-core issue): ≥ 1.0× Node ws and ≥ 1.5× IXWebSocket's ~32.6k rt/s at 32 B ×64; p50 ≤ 100 µs at ×1; 16 MiB echo ≥ 1 GB/s."
+        echo
+    } >>"$RESULTS"
+    bench_echo_case "32 B, 64 in flight, 1 connection" -s 32 -w 64
+    bench_echo_case "32 B, 1 in flight (latency)" -s 32 -w 1
+    bench_echo_case "16 MiB binary, 2 in flight" -s 16777216 -w 2 --binary
+    # a second witness: the Node client against ws and Node servers
+    local line=""
+    for s in ws node; do
+        # shellcheck disable=SC2046
+        start_server $(echo_cmd "$s")
+        line+="| $s | $(node scripts/peers/ws_bench.js "ws://127.0.0.1:$SERVER_PORT" "$DUR" 64 32) |"$'\n'
+        stop_server
+    done
+    {
+        echo "Cross-check with the Node client (\`node scripts/peers/ws_bench.js URL $DUR 64 32\`; the client itself is the limit near 50k):"
+        echo
+        echo "| server | Node client result |"
+        echo "|---|---|"
+        printf '%s' "$line"
+        echo
+        echo "Command: \`scripts/bench.sh echo\`"
+        echo
+    } >>"$RESULTS"
+}
+
+bench_idle() {
+    local n=10000
+    [ "$SMOKE" = 1 ] && n=200
+    {
+        echo "### idle"
+        echo
+        echo "$n idle WebSocket connections held by \`ws bench --mode idle -c $n\`; server RSS before and while holding them. Goal ≤ 40 KiB per connection."
+        echo
+        echo "| server | open | RSS before MiB | RSS with $n MiB | KiB per connection |"
+        echo "|---|---|---|---|---|"
+    } >>"$RESULTS"
+    for s in ws node; do
+        # shellcheck disable=SC2046
+        start_server $(echo_cmd "$s")
+        local before after out
+        before=$(rss_kib "$SERVER_PID")
+        "$WS" bench "ws://127.0.0.1:$SERVER_PORT" --mode idle -c "$n" -d 3 --json >"$SERVER_LOG.idle" 2>&1 &
+        local bench_pid=$!
+        sleep 2.5
+        for _ in $(seq 60); do grep -q '"open"' "$SERVER_LOG.idle" && break; sleep 0.5; done
+        after=$(rss_kib "$SERVER_PID")
+        wait "$bench_pid" || true
+        out=$(grep '"open"' "$SERVER_LOG.idle" || echo '{"open": 0}')
+        local open
+        open=$(echo "$out" | json_field open)
+        awk -v s="$s" -v o="$open" -v b="$before" -v a="$after" \
+            'BEGIN { printf "| %s | %d | %.1f | %.1f | %.1f |\n", s, o, b / 1024, a / 1024, (o > 0 ? (a - b) / o : 0) }' >>"$RESULTS"
+        stop_server
+        rm -f "$SERVER_LOG.idle"
+    done
+    { echo; echo "Command: \`scripts/bench.sh idle\`"; echo; } >>"$RESULTS"
+}
+
 for name in "${NAMES[@]}"; do
     case "$name" in
         startup) bench_startup ;;
-        *) echo "bench.sh: unknown benchmark '$name' (known: startup)" >&2; exit 2 ;;
+        echo) bench_echo ;;
+        idle) bench_idle ;;
+        *) echo "bench.sh: unknown benchmark '$name' (known: startup echo idle)" >&2; exit 2 ;;
     esac
 done
 

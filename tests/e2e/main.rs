@@ -5,6 +5,7 @@ mod raw;
 mod util;
 
 mod autobahn;
+mod bench;
 mod connect;
 mod echo_server;
 mod host;

@@ -1,6 +1,7 @@
 """Python `websockets` echo server on 127.0.0.1, port 0; prints `Listening on 127.0.0.1:PORT`.
 
-Usage: echo_server.py [--tls CERT KEY] [--close-with CODE REASON] [--drive]
+Usage: echo_server.py [--tls CERT KEY] [--close-with CODE REASON] [--drive] [--mangle]
+--mangle: echo every message with its last byte changed (a fast but wrong server).
 --close-with: close every connection with that code right after it opens.
 --drive: instead of echoing, send a text and a binary message, check the client echoes
 both back unchanged, print `drive ok` (or `drive FAILED ...`), and close with 1000.
@@ -24,6 +25,7 @@ async def main():
         close_with = (int(sys.argv[i + 1]), sys.argv[i + 2])
 
     drive = "--drive" in sys.argv
+    mangle = "--mangle" in sys.argv
 
     async def handler(ws):
         if drive:
@@ -39,6 +41,8 @@ async def main():
             await ws.close(*close_with)
             return
         async for msg in ws:
+            if mangle and len(msg) > 0:
+                msg = msg[:-1] + ("!" if isinstance(msg, str) else b"!")
             await ws.send(msg)
 
     async with websockets.serve(handler, "127.0.0.1", 0, ssl=ctx, max_size=None, compression=None) as server:
