@@ -59,17 +59,17 @@ fn wss_with_a_test_ca_serves_python_and_node_clients() {
     let c = certs();
     let server = Server::start(
         "echo_server",
-        &["-q", "--tls", "--cert-file", &c.path("server.crt"), "--key-file", &c.path("server.key")],
+        &["--tls", "--cert-file", &c.path("server.crt"), "--key-file", &c.path("server.key")],
     );
     let url = server.url("wss");
     let mut py = peer_script("echo_client.py");
     py.args([&url, "--ca", &c.path("ca.crt")]);
     let out = run(py, b"", T);
-    assert_eq!(out.code(), 0, "python wss client failed: {out:?}");
+    assert_eq!(out.code(), 0, "python wss client failed: {out:?}\nserver log: {:#?}", server.output());
     let mut node = peer_script("echo_client.js");
     node.args([&url, &c.path("ca.crt")]);
     let out = run(node, b"", T);
-    assert_eq!(out.code(), 0, "node wss client failed: {out:?}");
+    assert_eq!(out.code(), 0, "node wss client failed: {out:?}\nserver log: {:#?}", server.output());
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! against real peers on 127.0.0.1. See `util` for the harness.
 
 mod raw;
+mod rooms;
 mod util;
 
 mod autobahn;

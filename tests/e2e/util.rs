@@ -396,3 +396,66 @@ openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out c
         Certs { dir }
     })
 }
+
+/// A long-running interactive process (a `ws chat`, a peer script): lines written to its
+/// stdin, its output collected for assertions, killed on Drop.
+pub struct Interactive {
+    child: Child,
+    stdin: Option<std::process::ChildStdin>,
+    lines: Arc<Mutex<Vec<String>>>,
+    name: String,
+}
+
+impl Interactive {
+    pub fn start(name: &str, cmd: &mut Command) -> Interactive {
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        forward(child.stdout.take().expect("stdout"), name, "out", lines.clone(), None);
+        forward(child.stderr.take().expect("stderr"), name, "err", lines.clone(), None);
+        let stdin = child.stdin.take();
+        Interactive { child, stdin, lines, name: name.to_string() }
+    }
+
+    pub fn send_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        writeln!(stdin, "{line}").and_then(|_| stdin.flush()).expect("write to stdin");
+    }
+
+    /// Closes stdin (EOF) and waits for the exit.
+    pub fn finish(mut self, timeout: Duration) -> ExitStatus {
+        drop(self.stdin.take());
+        wait_timeout(&mut self.child, timeout)
+            .unwrap_or_else(|| panic!("{} did not exit within {timeout:?} after EOF", self.name))
+    }
+
+    pub fn output(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// Waits until `count` printed lines contain `needle`.
+    pub fn wait_for_lines(&self, needle: &str, count: usize, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found: Vec<String> = self.output().into_iter().filter(|l| l.contains(needle)).collect();
+            if found.len() >= count {
+                return found;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} printed {} of {count} lines containing {needle:?}; output: {:#?}",
+                self.name,
+                found.len(),
+                self.output()
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Interactive {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

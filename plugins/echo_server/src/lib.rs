@@ -1,24 +1,21 @@
 //! `ws echo_server`: answers every text or binary message with the same payload and type.
 //!
-//! Compatible with IXWebSocket's echo server in flags and log lines; unlike it, every
-//! connection is bounded: a handshake must finish within `--handshake-timeout`, messages
-//! over `--max-message-size` close the connection with 1009, bad UTF-8 with 1007, protocol
-//! violations with 1002, and at most `--max-connections` clients are served at once (the
-//! next gets HTTP 503). One bad client never disturbs the others: each runs in its own task.
+//! Compatible with IXWebSocket's echo server in flags and log lines; the limits and the
+//! accept loop are the shared server skeleton (`ws_common::server`), so a handshake must
+//! finish in time, oversized messages close with 1009, bad UTF-8 with 1007 and protocol
+//! violations with 1002.
 
-use std::cell::Cell;
 use std::ffi::{CStr, OsString};
 use std::rc::Rc;
-use std::time::Duration;
 
 use clap::Parser;
-use futures_lite::FutureExt;
 use futures_util::{SinkExt, StreamExt};
 use subtle::ConstantTimeEq;
-use ws_common::net::{ListenArgs, accept_tls};
+use ws_common::net::ListenArgs;
+use ws_common::server::{Client, LimitArgs};
 use ws_common::tls::TlsArgs;
-use ws_common::ws::{self as wsx, DEFAULT_MAX_MESSAGE, Message, Refusal, close_parts};
-use ws_common::{error, info, warning};
+use ws_common::ws::{self as wsx, Message, close_parts};
+use ws_common::{info, warning};
 use ws_plugin_api::{Error, Plugin, declare_plugin};
 
 /// Echo server
@@ -29,6 +26,8 @@ struct Args {
     listen: ListenArgs,
     #[command(flatten)]
     tls: TlsArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// Print only warnings and errors (no per-connection or per-message lines)
     #[arg(short = 'q')]
     quiet: bool,
@@ -44,15 +43,6 @@ struct Args {
     /// Require this exact Authorization header value; others are closed with 4001
     #[arg(long = "http_authorization_header", value_name = "VALUE")]
     http_authorization_header: Option<String>,
-    /// Largest message accepted, in bytes; larger ones close the connection with 1009
-    #[arg(long = "max-message-size", default_value_t = DEFAULT_MAX_MESSAGE, value_name = "BYTES")]
-    max_message_size: usize,
-    /// Seconds a client has to finish the TLS and WebSocket handshakes
-    #[arg(long = "handshake-timeout", default_value_t = 5, value_name = "S")]
-    handshake_timeout: u64,
-    /// Most clients served at once; more get HTTP 503
-    #[arg(long = "max-connections", default_value_t = 16_384, value_name = "N")]
-    max_connections: usize,
 }
 
 #[derive(Debug, Default)]
@@ -66,54 +56,20 @@ impl Plugin for EchoServer {
         let args: Args = ws_common::args::parse(args)?;
         ws_common::log::set_verbosity(false, args.quiet);
         let tls = args.tls.server_config(&[])?;
-        let want = args.max_connections as u64 + 64;
-        let limit = wsx::raise_fd_limit(want);
+        if args.disable_deflate {
+            info!("Disable per message deflate");
+        }
+        if args.disable_pong {
+            warning!("-p is not supported yet: pings are always answered with pongs");
+        }
+        let conf = Rc::new(Conf { auth: args.http_authorization_header.clone(), greetings: args.greetings });
         ws_common::runtime::block_on(|ex| async move {
-            let listener = args.listen.listen().await?;
-            if limit < want {
-                warning!(
-                    "open-file limit is {limit}: at most about {} clients can connect (raise it with `ulimit -n {want}`)",
-                    limit.saturating_sub(64)
-                );
-            }
-            if args.disable_deflate {
-                info!("Disable per message deflate");
-            }
-            if args.disable_pong {
-                warning!("-p is not supported yet: pings are always answered with pongs");
-            }
-            let conf = Rc::new(Conf {
-                auth: args.http_authorization_header.clone(),
-                greetings: args.greetings,
-                max_message: args.max_message_size,
-                handshake_timeout: Duration::from_secs(args.handshake_timeout.max(1)),
-                max_connections: args.max_connections,
-                active: Cell::new(0),
-            });
-            let mut next_id: u64 = 0;
-            loop {
-                let (tcp, peer) = match listener.accept().await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        // EMFILE and friends: say so, back off a little instead of spinning.
-                        error!("accept failed: {e}");
-                        smol::Timer::after(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let id = next_id;
-                next_id += 1;
-                let tls = tls.clone();
+            ws_common::server::serve(&ex, &args.listen, tls, &args.limits, None, move |client| {
                 let conf = conf.clone();
-                ex.spawn(async move {
-                    conf.active.set(conf.active.get() + 1);
-                    serve(&conf, tcp, peer, id, tls).await;
-                    conf.active.set(conf.active.get() - 1);
-                })
-                .detach();
-            }
-            #[allow(unreachable_code)]
-            Ok::<(), Error>(())
+                async move { echo(&conf, client).await }
+            })
+            .await?;
+            Ok(())
         })
     }
 }
@@ -121,58 +77,12 @@ impl Plugin for EchoServer {
 struct Conf {
     auth: Option<String>,
     greetings: bool,
-    max_message: usize,
-    handshake_timeout: Duration,
-    max_connections: usize,
-    active: Cell<usize>,
-}
-
-async fn serve(
-    conf: &Conf,
-    tcp: smol::net::TcpStream,
-    peer: std::net::SocketAddr,
-    id: u64,
-    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
-) {
-    let _ = tcp.set_nodelay(true);
-    let over_limit = conf.active.get() > conf.max_connections;
-    let handshake = async {
-        let stream = accept_tls(tcp, tls.as_ref()).await.map_err(|e| format!("TLS handshake failed: {e}"))?;
-        wsx::accept(stream, conf.max_message, move |_| {
-            if over_limit { Err(Refusal { status: 503, reason: "Too many connections".into() }) } else { Ok(()) }
-        })
-        .await
-        .map_err(|e| format!("WebSocket handshake failed: {e}"))
-    }
-    .or(async {
-        smol::Timer::after(conf.handshake_timeout).await;
-        Err(format!("no handshake within {:?}", conf.handshake_timeout))
-    });
-    let (mut ws, hs) = match handshake.await {
-        Ok(ok) => ok,
-        Err(e) => {
-            if over_limit {
-                warning!("refused client {peer}: more than {} connections", conf.max_connections);
-            } else {
-                error!("client {peer}: {e}");
-            }
-            return;
-        }
-    };
-    info!("New connection");
-    info!("remote ip: {}", peer.ip());
-    info!("id: {id}");
-    info!("Uri: {}", hs.uri);
-    info!("Headers:");
-    for (k, v) in &hs.headers {
-        info!("{k}: {v}");
-    }
-    let (code, reason) = echo(conf, &mut ws, &hs).await;
-    info!("Closed connection: client id {id} code {code} reason {reason}");
 }
 
 /// Runs one connection; returns the close code and reason it ended with.
-async fn echo(conf: &Conf, ws: &mut wsx::WsStream, hs: &wsx::Handshake) -> (u16, String) {
+async fn echo(conf: &Conf, client: Client) -> (u16, String) {
+    let Client { mut ws, handshake: hs, .. } = client;
+    let ws = &mut ws;
     if let Some(expected) = &conf.auth {
         let given = hs.header("Authorization").unwrap_or("");
         let ok: bool = given.as_bytes().ct_eq(expected.as_bytes()).into();

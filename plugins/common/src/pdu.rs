@@ -1,0 +1,165 @@
+//! The "PDU" wire format of IXWebSocket 11.4.6's `chat`, `send`, `receive` and `transfer`.
+//!
+//! A PDU is a map from names to byte strings, sent as **one binary WebSocket message**. Each
+//! field is a line `<name> <lowercase hex of value>\n`, fields in ascending byte order of the
+//! name, no header and no length prefix. Decoding splits on `\n`, skips empty lines, splits
+//! each line at the first space, accepts either hex case, and lets a later duplicate win; a
+//! missing field reads as empty. This format is what the reference speaks: do not change it.
+//!
+//! | PDU | fields (wire order) |
+//! |---|---|
+//! | chat | `text`, `user` |
+//! | file | `content`, `djb2_hash`, `filename`, `id`, `kind`=`send` |
+//! | ack | `ack`=`true`, `filename`, `id` |
+//! | error | `id` (empty), `kind`=`error`, `message` |
+
+use std::collections::BTreeMap;
+
+/// A decoded PDU: names to raw values.
+pub type Pdu = BTreeMap<String, Vec<u8>>;
+
+/// Why bytes are not a PDU.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PduError {
+    #[error("line {0} has no space between name and value")]
+    NoSpace(usize),
+    #[error("line {0}: odd number of hex digits")]
+    OddHex(usize),
+    #[error("line {0}: '{1}' is not a hex digit")]
+    BadHex(usize, char),
+    #[error("line {0}: field name is not UTF-8")]
+    BadName(usize),
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Appends the lowercase hex of `bytes` to `out`.
+pub fn hex_encode_into(bytes: &[u8], out: &mut Vec<u8>) {
+    out.reserve(bytes.len() * 2);
+    for &b in bytes {
+        out.push(HEX[(b >> 4) as usize]);
+        out.push(HEX[(b & 15) as usize]);
+    }
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Decodes hex (either case) into `out`; `line` is for error messages.
+pub fn hex_decode_into(hex: &[u8], out: &mut Vec<u8>, line: usize) -> Result<(), PduError> {
+    if hex.len() % 2 != 0 {
+        return Err(PduError::OddHex(line));
+    }
+    out.reserve(hex.len() / 2);
+    for pair in hex.chunks_exact(2) {
+        let hi = hex_val(pair[0]).ok_or(PduError::BadHex(line, pair[0] as char))?;
+        let lo = hex_val(pair[1]).ok_or(PduError::BadHex(line, pair[1] as char))?;
+        out.push(hi << 4 | lo);
+    }
+    Ok(())
+}
+
+/// Encodes `fields` in the reference's order (names sorted by byte value).
+pub fn encode<'a>(fields: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Vec<u8> {
+    let mut fields: Vec<(&str, &[u8])> = fields.into_iter().collect();
+    fields.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    let mut out = Vec::new();
+    for (name, value) in fields {
+        out.extend_from_slice(name.as_bytes());
+        out.push(b' ');
+        hex_encode_into(value, &mut out);
+        out.push(b'\n');
+    }
+    out
+}
+
+/// Decodes a whole PDU.
+pub fn decode(bytes: &[u8]) -> Result<Pdu, PduError> {
+    let mut pdu = Pdu::new();
+    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let sp = line.iter().position(|&b| b == b' ').ok_or(PduError::NoSpace(i + 1))?;
+        let name = std::str::from_utf8(&line[..sp]).map_err(|_| PduError::BadName(i + 1))?;
+        let mut value = Vec::new();
+        hex_decode_into(&line[sp + 1..], &mut value, i + 1)?;
+        pdu.insert(name.to_string(), value);
+    }
+    Ok(pdu)
+}
+
+/// A field as text (lossy), empty when missing, as the reference reads missing fields.
+pub fn field(pdu: &Pdu, name: &str) -> String {
+    pdu.get(name).map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()
+}
+
+/// The chat PDU `{text, user}`.
+pub fn chat(user: &str, text: &str) -> Vec<u8> {
+    encode([("text", text.as_bytes()), ("user", user.as_bytes())])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_pdu_has_the_reference_bytes() {
+        assert_eq!(chat("bob", "hi there"), b"text 6869207468657265\nuser 626f62\n");
+        assert_eq!(chat("bob", "hi there").len(), 34);
+    }
+
+    #[test]
+    fn fields_are_sorted_by_name_whatever_the_input_order() {
+        let got = encode([("kind", &b"error"[..]), ("id", b""), ("message", b"Hash mismatch.")]);
+        assert_eq!(got, b"id \nkind 6572726f72\nmessage 48617368206d69736d617463682e\n");
+    }
+
+    #[test]
+    fn decode_round_trips_and_accepts_upper_case_and_empty_lines() {
+        let pdu = decode(b"\ntext 6869\n\nuser 626F62\n").unwrap();
+        assert_eq!(field(&pdu, "text"), "hi");
+        assert_eq!(field(&pdu, "user"), "bob");
+        assert_eq!(field(&pdu, "missing"), "");
+        let bytes: Vec<u8> = (0..=255).collect();
+        assert_eq!(decode(&encode([("content", &bytes[..])])).unwrap()["content"], bytes);
+    }
+
+    #[test]
+    fn a_later_duplicate_wins() {
+        assert_eq!(field(&decode(b"a 31\na 32\n").unwrap(), "a"), "2");
+    }
+
+    #[test]
+    fn malformed_input_is_an_error_not_a_panic() {
+        assert_eq!(decode(b"nospace\n"), Err(PduError::NoSpace(1)));
+        assert_eq!(decode(b"a 123\n"), Err(PduError::OddHex(1)));
+        assert_eq!(decode(b"a zz\n"), Err(PduError::BadHex(1, 'z')));
+        assert_eq!(decode(b"\xff 00\n"), Err(PduError::BadName(1)));
+    }
+
+    #[test]
+    fn decoding_arbitrary_bytes_never_panics() {
+        // A small deterministic fuzz: 20,000 random inputs from an LCG, biased towards
+        // the bytes the format uses.
+        let alphabet = b"0123456789abcdefABCDEF \n\xff\x00xyz";
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..20_000 {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let len = (state >> 58) as usize;
+            let input: Vec<u8> = (0..len)
+                .map(|i| {
+                    let r = state.rotate_left(i as u32 * 7);
+                    if r & 1 == 0 { alphabet[(r >> 8) as usize % alphabet.len()] } else { (r >> 16) as u8 }
+                })
+                .collect();
+            let _ = decode(&input);
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! The skeleton every WebSocket server shares: limits, the accept loop, bounded handshakes,
+//! and the reference's per-connection log lines.
+//!
+//! Each connection runs in its own task on the plugin's single-threaded executor, so one bad
+//! client never disturbs the others: a handshake must finish within `--handshake-timeout`,
+//! at most `--max-connections` clients are served at once (the next gets HTTP 503), and
+//! messages over `--max-message-size` close the connection with 1009.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use futures_lite::FutureExt;
+
+use crate::net::{ListenArgs, accept_tls};
+use crate::runtime::Spawner;
+use crate::ws::{self as wsx, DEFAULT_MAX_MESSAGE, Handshake, Refusal, WsStream};
+use crate::{error, info, warning};
+
+/// Limits every WebSocket server takes.
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Largest message accepted, in bytes; larger ones close the connection with 1009
+    #[arg(long = "max-message-size", default_value_t = DEFAULT_MAX_MESSAGE, value_name = "BYTES")]
+    pub max_message_size: usize,
+    /// Seconds a client has to finish the TLS and WebSocket handshakes
+    #[arg(long = "handshake-timeout", default_value_t = 5, value_name = "S")]
+    pub handshake_timeout: u64,
+    /// Most clients served at once; more get HTTP 503
+    #[arg(long = "max-connections", default_value_t = 16_384, value_name = "N")]
+    pub max_connections: usize,
+}
+
+/// A client that finished its handshake.
+#[derive(Debug)]
+pub struct Client {
+    pub ws: WsStream,
+    pub handshake: Handshake,
+    pub peer: SocketAddr,
+    pub id: u64,
+}
+
+/// Decides, from the handshake request, whether to refuse a client before the upgrade.
+pub type Gate = Rc<dyn Fn(&Handshake) -> Result<(), Refusal>>;
+
+/// Binds, prints the ready line, and serves forever: each client that completes its
+/// handshake is handed to `handle`, whose `(code, reason)` is logged when it returns.
+pub async fn serve<F, Fut>(
+    ex: &Spawner,
+    listen: &ListenArgs,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    limits: &LimitArgs,
+    gate: Option<Gate>,
+    handle: F,
+) -> Result<(), crate::CommonError>
+where
+    F: Fn(Client) -> Fut + 'static,
+    Fut: Future<Output = (u16, String)> + 'static,
+{
+    let want = limits.max_connections as u64 + 64;
+    let limit = wsx::raise_fd_limit(want);
+    let listener = listen.listen().await?;
+    if limit < want {
+        warning!(
+            "open-file limit is {limit}: at most about {} clients can connect (raise it with `ulimit -n {want}`)",
+            limit.saturating_sub(64)
+        );
+    }
+    let active = Rc::new(Cell::new(0usize));
+    let handle = Rc::new(handle);
+    let mut next_id: u64 = 0;
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // EMFILE and friends: say so, back off a little instead of spinning.
+                error!("accept failed: {e}");
+                smol::Timer::after(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let id = next_id;
+        next_id += 1;
+        let (tls, active, handle, gate) = (tls.clone(), active.clone(), handle.clone(), gate.clone());
+        let limits = limits.clone();
+        ex.spawn(async move {
+            active.set(active.get() + 1);
+            let over_limit = active.get() > limits.max_connections;
+            if let Some(client) = handshake(tcp, peer, id, tls, &limits, over_limit, gate).await {
+                let (code, reason) = handle(client).await;
+                info!("Closed connection: client id {id} code {code} reason {reason}");
+            }
+            active.set(active.get() - 1);
+        })
+        .detach();
+    }
+}
+
+async fn handshake(
+    tcp: smol::net::TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    limits: &LimitArgs,
+    over_limit: bool,
+    gate: Option<Gate>,
+) -> Option<Client> {
+    let _ = tcp.set_nodelay(true);
+    let timeout = Duration::from_secs(limits.handshake_timeout.max(1));
+    let run = async {
+        let stream = accept_tls(tcp, tls.as_ref()).await.map_err(|e| format!("TLS handshake failed: {e}"))?;
+        wsx::accept(stream, limits.max_message_size, move |hs| {
+            if over_limit {
+                return Err(Refusal { status: 503, reason: "Too many connections".into() });
+            }
+            match &gate {
+                Some(g) => g(hs),
+                None => Ok(()),
+            }
+        })
+        .await
+        .map_err(|e| format!("WebSocket handshake failed: {e}"))
+    }
+    .or(async {
+        smol::Timer::after(timeout).await;
+        Err(format!("no handshake within {timeout:?}"))
+    });
+    let (ws, hs) = match run.await {
+        Ok(ok) => ok,
+        Err(e) => {
+            if over_limit {
+                warning!("refused client {peer}: more than {} connections", limits.max_connections);
+            } else {
+                error!("client {peer}: {e}");
+            }
+            return None;
+        }
+    };
+    info!("New connection");
+    info!("remote ip: {}", peer.ip());
+    info!("id: {id}");
+    info!("Uri: {}", hs.uri);
+    info!("Headers:");
+    for (k, v) in &hs.headers {
+        info!("{k}: {v}");
+    }
+    Some(Client { ws, handshake: hs, peer, id })
+}
