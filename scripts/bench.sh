@@ -6,6 +6,7 @@
 #   echo      echo_server vs Node ws vs Python websockets: 32 B x64 in flight, x1 (latency),
 #             16 MiB messages; server peak RSS; a Node client as a second witness
 #   idle      10,000 idle connections to echo_server vs Node ws: RSS per connection
+#   fanout    1 sender, 100 receivers, 32 B through broadcast_server vs a Node ws broadcast server
 # --smoke runs each benchmark briefly so CI can check the script still works.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,7 @@ for a in "$@"; do
         *) NAMES+=("$a") ;;
     esac
 done
-[ "${#NAMES[@]}" -gt 0 ] || NAMES=(startup echo idle)
+[ "${#NAMES[@]}" -gt 0 ] || NAMES=(startup echo idle fanout)
 
 scripts/peers.sh >/dev/null
 cargo build --release --workspace --quiet
@@ -210,12 +211,49 @@ bench_idle() {
     { echo; echo "Command: \`scripts/bench.sh idle\`"; echo; } >>"$RESULTS"
 }
 
+bench_fanout() {
+    local receivers=100
+    declare -A rate rss
+    for _ in $(seq "$ROUNDS"); do
+        for s in ws node; do
+            if [ "$s" = ws ]; then start_server "$WS" broadcast_server -q --port 0; else start_server node scripts/peers/broadcast_server.js; fi
+            local out
+            out=$("$WS" bench "ws://127.0.0.1:$SERVER_PORT" --mode fanout -c "$receivers" -w 64 -s 32 --json -d "$DUR" --warmup 1)
+            rate[$s]+="$(echo "$out" | json_field rate) "
+            rss[$s]+="$(peak_rss_kib "$SERVER_PID") "
+            stop_server
+        done
+    done
+    local base
+    base=$(printf '%s\n' ${rate[node]} | median)
+    {
+        echo "### fanout"
+        echo
+        echo "One sender, $receivers receivers, 32 B text, the sender at most 64 messages ahead of the slowest receiver;"
+        echo "\`ws bench URL --mode fanout -c $receivers -w 64 -s 32\`, ${DUR} s after 1 s warm-up, median of $ROUNDS rounds (min–max). Goal ≥ 1.0× Node."
+        echo
+        echo "| server | messages delivered/s | vs Node ws | server peak RSS MiB |"
+        echo "|---|---|---|---|"
+        for s in ws node; do
+            local m
+            m=$(printf '%s\n' ${rate[$s]} | median)
+            printf '| %s | %.0f (%s) | %.2f× | %.1f |\n' "$s" "$m" "$(printf '%s\n' ${rate[$s]} | minmax)" \
+                "$(awk -v a="$m" -v b="$base" 'BEGIN { print a / b }')" \
+                "$(awk -v k="$(printf '%s\n' ${rss[$s]} | median)" 'BEGIN { print k / 1024 }')"
+        done
+        echo
+        echo "Command: \`scripts/bench.sh fanout\`"
+        echo
+    } >>"$RESULTS"
+}
+
 for name in "${NAMES[@]}"; do
     case "$name" in
+        fanout) bench_fanout ;;
         startup) bench_startup ;;
         echo) bench_echo ;;
         idle) bench_idle ;;
-        *) echo "bench.sh: unknown benchmark '$name' (known: startup echo idle)" >&2; exit 2 ;;
+        *) echo "bench.sh: unknown benchmark '$name' (known: startup echo idle fanout)" >&2; exit 2 ;;
     esac
 done
 
