@@ -14,6 +14,8 @@
 
 pub mod args;
 pub mod error;
+pub mod frame_relay;
+pub mod frames;
 pub mod headers;
 pub mod log;
 pub mod net;
@@ -24,6 +26,7 @@ pub mod runtime;
 pub mod server;
 pub mod session;
 pub mod tls;
+pub mod transfer;
 pub mod url;
 pub mod ws;
 

@@ -105,9 +105,204 @@ pub fn chat(user: &str, text: &str) -> Vec<u8> {
     encode([("text", text.as_bytes()), ("user", user.as_bytes())])
 }
 
+/// The 64-bit djb2 hash the file PDU carries (as decimal text): start at 5381, then
+/// `h = h * 33 + byte` for each unsigned byte, wrapping.
+#[derive(Debug, Clone, Copy)]
+pub struct Djb2(pub u64);
+
+impl Default for Djb2 {
+    fn default() -> Self {
+        Djb2(5381)
+    }
+}
+
+impl Djb2 {
+    pub fn update(&mut self, bytes: &[u8]) {
+        let mut h = self.0;
+        for &b in bytes {
+            h = h.wrapping_mul(33).wrapping_add(u64::from(b));
+        }
+        self.0 = h;
+    }
+}
+
+/// Decodes a PDU as it arrives, in pieces of any size: the value of one chosen field (the
+/// file's `content`) is hex-decoded straight into a sink, so a PDU of any size needs
+/// constant memory; every other field is kept, up to `max_small` bytes each.
+#[derive(Debug)]
+pub struct StreamDecoder {
+    streamed: &'static str,
+    max_small: usize,
+    line: usize,
+    name: Vec<u8>,
+    in_value: bool,
+    to_sink: bool,
+    nibble: Option<u8>,
+    value: Vec<u8>,
+    fields: Pdu,
+    /// Bytes of the streamed field written so far.
+    pub streamed_len: u64,
+    saw_streamed: bool,
+}
+
+impl StreamDecoder {
+    pub fn new(streamed: &'static str, max_small: usize) -> Self {
+        StreamDecoder {
+            streamed,
+            max_small,
+            line: 1,
+            name: Vec::new(),
+            in_value: false,
+            to_sink: false,
+            nibble: None,
+            value: Vec::new(),
+            fields: Pdu::new(),
+            streamed_len: 0,
+            saw_streamed: false,
+        }
+    }
+
+    /// Feeds the next piece; decoded bytes of the streamed field go to `sink`.
+    pub fn feed(
+        &mut self,
+        data: &[u8],
+        sink: &mut impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<(), StreamError> {
+        let mut out = Vec::with_capacity(if self.to_sink { data.len() / 2 + 1 } else { 0 });
+        for &c in data {
+            if !self.in_value {
+                match c {
+                    b'\n' if self.name.is_empty() => self.line += 1,
+                    b'\n' => return Err(PduError::NoSpace(self.line).into()),
+                    b' ' => {
+                        self.in_value = true;
+                        self.to_sink = self.name == self.streamed.as_bytes();
+                        self.saw_streamed |= self.to_sink;
+                    }
+                    _ if self.name.len() >= 64 => return Err(StreamError::TooLong(self.line)),
+                    _ => self.name.push(c),
+                }
+                continue;
+            }
+            if c == b'\n' {
+                if self.nibble.is_some() {
+                    return Err(PduError::OddHex(self.line).into());
+                }
+                self.flush_out(&mut out, sink)?;
+                let name =
+                    String::from_utf8(std::mem::take(&mut self.name)).map_err(|_| PduError::BadName(self.line))?;
+                if !self.to_sink {
+                    self.fields.insert(name, std::mem::take(&mut self.value));
+                }
+                self.in_value = false;
+                self.to_sink = false;
+                self.line += 1;
+                continue;
+            }
+            let v = hex_val(c).ok_or(PduError::BadHex(self.line, c as char))?;
+            match self.nibble.take() {
+                None => self.nibble = Some(v),
+                Some(hi) => {
+                    let byte = hi << 4 | v;
+                    if self.to_sink {
+                        out.push(byte);
+                    } else if self.value.len() >= self.max_small {
+                        return Err(StreamError::TooLong(self.line));
+                    } else {
+                        self.value.push(byte);
+                    }
+                }
+            }
+        }
+        self.flush_out(&mut out, sink)
+    }
+
+    fn flush_out(
+        &mut self,
+        out: &mut Vec<u8>,
+        sink: &mut impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<(), StreamError> {
+        if !out.is_empty() {
+            sink(out).map_err(StreamError::Sink)?;
+            self.streamed_len += out.len() as u64;
+            out.clear();
+        }
+        Ok(())
+    }
+
+    /// Ends the PDU: returns the small fields and whether the streamed field was present.
+    pub fn finish(self) -> Result<(Pdu, bool), StreamError> {
+        if self.in_value || !self.name.is_empty() {
+            return Err(StreamError::Truncated);
+        }
+        Ok((self.fields, self.saw_streamed))
+    }
+}
+
+/// Why a streamed PDU failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error(transparent)]
+    Pdu(#[from] PduError),
+    #[error("line {0}: field too long")]
+    TooLong(usize),
+    #[error("the message ends in the middle of a field")]
+    Truncated,
+    #[error("cannot write the content: {0}")]
+    Sink(std::io::Error),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn djb2_matches_the_reference_definition() {
+        let mut h = Djb2::default();
+        h.update(b"");
+        assert_eq!(h.0, 5381);
+        h.update(b"a");
+        assert_eq!(h.0, 5381 * 33 + 97);
+        let mut big = Djb2::default();
+        big.update(&[0xff; 64]);
+        let mut slow: u64 = 5381;
+        for _ in 0..64 {
+            slow = slow.wrapping_mul(33).wrapping_add(255);
+        }
+        assert_eq!(big.0, slow);
+    }
+
+    #[test]
+    fn stream_decoder_matches_decode_whatever_the_piece_size() {
+        let content: Vec<u8> = (0..1000u32).map(|i| (i * 7) as u8).collect();
+        let pdu = encode([("content", &content[..]), ("id", b"abc"), ("kind", b"send")]);
+        for piece in [1, 2, 3, 7, 64, 4096] {
+            let mut d = StreamDecoder::new("content", 1024);
+            let mut got = Vec::new();
+            for chunk in pdu.chunks(piece) {
+                d.feed(chunk, &mut |b| {
+                    got.extend_from_slice(b);
+                    Ok(())
+                })
+                .unwrap();
+            }
+            let (fields, saw) = d.finish().unwrap();
+            assert!(saw);
+            assert_eq!(got, content);
+            assert_eq!(field(&fields, "kind"), "send");
+            assert_eq!(field(&fields, "id"), "abc");
+            assert!(!fields.contains_key("content"));
+        }
+    }
+
+    #[test]
+    fn stream_decoder_rejects_truncated_and_oversized_fields() {
+        let mut d = StreamDecoder::new("content", 4);
+        d.feed(b"content 41", &mut |_| Ok(())).unwrap();
+        assert!(matches!(d.finish(), Err(StreamError::Truncated)));
+        let mut d = StreamDecoder::new("content", 4);
+        assert!(matches!(d.feed(b"id 4142434445\n", &mut |_| Ok(())), Err(StreamError::TooLong(1))));
+    }
 
     #[test]
     fn chat_pdu_has_the_reference_bytes() {

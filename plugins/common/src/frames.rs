@@ -1,0 +1,293 @@
+//! Frame-level WebSocket I/O, for the jobs tungstenite cannot do in constant memory:
+//! receiving a file as the fragments of one message (`receive`) and relaying fragments as
+//! they arrive (`transfer`). tungstenite reassembles every message before handing it over.
+//!
+//! The reader yields one frame at a time (at most `max_frame` bytes of payload, unmasked);
+//! the writer encodes single frames, masked when we are the client. Control frames are the
+//! caller's job (answer pings, echo the close), as RFC 6455 §5.5 says.
+
+use std::io;
+
+use async_tungstenite::tungstenite::handshake::derive_accept_key;
+use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+
+use crate::net::Stream;
+use crate::url::Url;
+
+/// Opcodes of RFC 6455.
+pub mod op {
+    pub const CONTINUATION: u8 = 0x0;
+    pub const TEXT: u8 = 0x1;
+    pub const BINARY: u8 = 0x2;
+    pub const CLOSE: u8 = 0x8;
+    pub const PING: u8 = 0x9;
+    pub const PONG: u8 = 0xA;
+}
+
+/// One frame, payload unmasked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub fin: bool,
+    pub opcode: u8,
+    pub payload: Vec<u8>,
+}
+
+impl Frame {
+    pub fn is_control(&self) -> bool {
+        self.opcode & 0x8 != 0
+    }
+}
+
+/// Why a frame could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("protocol error: {0}")]
+    Protocol(&'static str),
+    #[error("frame of {0} bytes is over the limit of {1}")]
+    TooBig(u64, usize),
+}
+
+impl FrameError {
+    /// The close code this error calls for.
+    pub fn close_code(&self) -> u16 {
+        match self {
+            FrameError::Io(_) => 1006,
+            FrameError::Protocol(_) => 1002,
+            FrameError::TooBig(..) => 1009,
+        }
+    }
+}
+
+/// Reads frames from a byte stream (a buffered reader, so nothing past a frame is lost).
+#[derive(Debug)]
+pub struct FrameReader<R> {
+    inner: BufReader<R>,
+    max_frame: usize,
+    /// Whether frames must be masked (we are the server) or must not be (we are the client).
+    expect_masked: bool,
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    pub fn new(inner: BufReader<R>, max_frame: usize, expect_masked: bool) -> Self {
+        FrameReader { inner, max_frame, expect_masked }
+    }
+
+    /// The next frame; `Ok(None)` at a clean end of stream between frames.
+    pub async fn next(&mut self) -> Result<Option<Frame>, FrameError> {
+        let mut h = [0u8; 2];
+        match self.inner.read(&mut h[..1]).await? {
+            0 => return Ok(None),
+            _ => self.inner.read_exact(&mut h[1..]).await?,
+        }
+        let fin = h[0] & 0x80 != 0;
+        if h[0] & 0x70 != 0 {
+            return Err(FrameError::Protocol("reserved bits set"));
+        }
+        let opcode = h[0] & 0x0f;
+        if !matches!(opcode, 0x0..=0x2 | 0x8..=0xA) {
+            return Err(FrameError::Protocol("unknown opcode"));
+        }
+        let masked = h[1] & 0x80 != 0;
+        if masked != self.expect_masked {
+            return Err(FrameError::Protocol(if masked {
+                "masked frame from server"
+            } else {
+                "unmasked frame from client"
+            }));
+        }
+        let mut len = u64::from(h[1] & 0x7f);
+        if len == 126 {
+            let mut b = [0u8; 2];
+            self.inner.read_exact(&mut b).await?;
+            len = u64::from(u16::from_be_bytes(b));
+        } else if len == 127 {
+            let mut b = [0u8; 8];
+            self.inner.read_exact(&mut b).await?;
+            len = u64::from_be_bytes(b);
+        }
+        if opcode & 0x8 != 0 && (len > 125 || !fin) {
+            return Err(FrameError::Protocol("bad control frame"));
+        }
+        if len > self.max_frame as u64 {
+            return Err(FrameError::TooBig(len, self.max_frame));
+        }
+        let mut mask = [0u8; 4];
+        if masked {
+            self.inner.read_exact(&mut mask).await?;
+        }
+        let mut payload = vec![0u8; len as usize];
+        self.inner.read_exact(&mut payload).await?;
+        if masked {
+            apply_mask(&mut payload, mask);
+        }
+        Ok(Some(Frame { fin, opcode, payload }))
+    }
+}
+
+/// XORs `data` with the 4-byte `mask`.
+pub fn apply_mask(data: &mut [u8], mask: [u8; 4]) {
+    let word = u32::from_ne_bytes(mask);
+    let mut chunks = data.chunks_exact_mut(4);
+    for c in &mut chunks {
+        let v = u32::from_ne_bytes([c[0], c[1], c[2], c[3]]) ^ word;
+        c.copy_from_slice(&v.to_ne_bytes());
+    }
+    for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
+        *b ^= mask[i];
+    }
+}
+
+/// Encodes one frame; `mask` is `Some` when we are the client.
+pub fn encode(fin: bool, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 14);
+    out.push(if fin { 0x80 } else { 0 } | opcode);
+    let m = if mask.is_some() { 0x80 } else { 0 };
+    match payload.len() {
+        n if n < 126 => out.push(m | n as u8),
+        n if n <= 0xffff => {
+            out.push(m | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(m | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    match mask {
+        Some(k) => {
+            out.extend_from_slice(&k);
+            let start = out.len();
+            out.extend_from_slice(payload);
+            apply_mask(&mut out[start..], k);
+        }
+        None => out.extend_from_slice(payload),
+    }
+    out
+}
+
+/// A fresh random masking key (RFC 6455 asks for unpredictable ones).
+pub fn random_mask() -> [u8; 4] {
+    rand_u32().to_ne_bytes()
+}
+
+fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from the OS once per process and varies per instance.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
+    h.finish() as u32
+}
+
+/// A close frame's payload: code and reason.
+pub fn close_payload(code: u16, reason: &str) -> Vec<u8> {
+    let mut p = code.to_be_bytes().to_vec();
+    p.extend_from_slice(&reason.as_bytes()[..reason.len().min(123)]);
+    p
+}
+
+/// Parses a close frame's payload.
+pub fn parse_close(payload: &[u8]) -> (u16, String) {
+    if payload.len() < 2 {
+        return (1005, String::new());
+    }
+    (u16::from_be_bytes([payload[0], payload[1]]), String::from_utf8_lossy(&payload[2..]).into_owned())
+}
+
+/// Runs the client side of the opening handshake by hand, reading the response one byte at
+/// a time so that no frame bytes after it are swallowed. Returns the response headers.
+pub async fn client_handshake(
+    stream: &mut Stream,
+    url: &Url,
+    extra: &[(String, String)],
+) -> Result<Vec<(String, String)>, crate::ws::ConnectError> {
+    use crate::ws::ConnectError;
+    let (host, port) = crate::url::host_and_port(url);
+    let default_port = if crate::url::is_tls(url) { 443 } else { 80 };
+    let host_header = if port == default_port {
+        if host.contains(':') { format!("[{host}]") } else { host.clone() }
+    } else {
+        crate::net::format_host_port(&host, port)
+    };
+    let key = async_tungstenite::tungstenite::handshake::client::generate_key();
+    let mut path = url.path().to_string();
+    if let Some(q) = url.query() {
+        path.push('?');
+        path.push_str(q);
+    }
+    let mut req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nUser-Agent: {}\r\n",
+        crate::ws::USER_AGENT
+    );
+    for (k, v) in extra {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    let io = |e: io::Error| ConnectError::Handshake(e.to_string());
+    stream.write_all(req.as_bytes()).await.map_err(io)?;
+    stream.flush().await.map_err(io)?;
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() > 16 * 1024 {
+            return Err(ConnectError::Handshake("response head over 16 KiB".into()));
+        }
+        match stream.read(&mut b).await.map_err(io)? {
+            0 => return Err(ConnectError::Handshake("connection closed during the handshake".into())),
+            _ => head.push(b[0]),
+        }
+    }
+    let text = String::from_utf8_lossy(&head);
+    let mut lines = text.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status: u16 = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    if status != 101 {
+        return Err(ConnectError::Http { status });
+    }
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
+    let accept = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("Sec-WebSocket-Accept")).map(|(_, v)| v.as_str());
+    if accept != Some(derive_accept_key(key.as_bytes()).as_str()) {
+        return Err(ConnectError::Handshake("wrong Sec-WebSocket-Accept in the response".into()));
+    }
+    Ok(headers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_then_read_round_trips_masked_and_unmasked() {
+        for (len, mask) in [(0usize, None), (125, Some([1, 2, 3, 4])), (126, None), (70_000, Some([9, 8, 7, 6]))] {
+            let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let bytes = encode(false, op::BINARY, &payload, mask);
+            let mut r = FrameReader::new(BufReader::new(&bytes[..]), 1 << 20, mask.is_some());
+            let f = smol::block_on(r.next()).unwrap().unwrap();
+            assert_eq!(f, Frame { fin: false, opcode: op::BINARY, payload });
+            assert!(smol::block_on(r.next()).unwrap().is_none());
+        }
+    }
+
+    #[test]
+    fn rejects_what_rfc_6455_forbids() {
+        let check = |bytes: Vec<u8>, masked: bool| {
+            let mut r = FrameReader::new(BufReader::new(&bytes[..]), 100, masked);
+            smol::block_on(r.next()).unwrap_err()
+        };
+        assert!(matches!(check(encode(true, op::BINARY, b"x", None), true), FrameError::Protocol(_)));
+        assert!(matches!(check(vec![0xC2, 0x00], false), FrameError::Protocol(_)));
+        assert!(matches!(check(encode(true, op::BINARY, &[0; 101], None), false), FrameError::TooBig(101, 100)));
+        assert!(matches!(check(encode(false, op::PING, b"", None), false), FrameError::Protocol(_)));
+    }
+
+    #[test]
+    fn mask_is_its_own_inverse() {
+        let mut d: Vec<u8> = (0..11).collect();
+        apply_mask(&mut d, [0xde, 0xad, 0xbe, 0xef]);
+        apply_mask(&mut d, [0xde, 0xad, 0xbe, 0xef]);
+        assert_eq!(d, (0..11).collect::<Vec<u8>>());
+    }
+}

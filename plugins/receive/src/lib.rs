@@ -1,0 +1,294 @@
+//! `ws receive URL`: receives files sent by `ws send` (ours or IXWebSocket's) through a
+//! relay, in constant memory.
+//!
+//! The file PDU arrives as the fragments of one binary message; each fragment is decoded as
+//! it comes (`ws_common::pdu::StreamDecoder`) into a temporary file in the target folder,
+//! hashing as it goes. Only when the whole message is in and `djb2_hash` matches is the file
+//! renamed to its final name and the ack sent. The name is the last component of the
+//! `filename` field, checked so it can never point outside the target folder, and an existing
+//! file is never replaced unless `--overwrite` says so.
+
+use std::ffi::{CStr, OsString};
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use futures_lite::io::{AsyncWriteExt, BufReader};
+use ws_common::frames::{self, FrameReader, op};
+use ws_common::net::Stream;
+use ws_common::pdu::{self, Djb2, StreamDecoder};
+use ws_common::tls::TlsArgs;
+use ws_common::{error, info};
+use ws_plugin_api::{Error, Plugin, declare_plugin};
+
+/// Receive a file
+#[derive(Debug, Parser)]
+#[command(name = "ws receive", about = "Receive files sent with `ws send` through `ws transfer`")]
+struct Args {
+    /// Connection url (ws:// or wss://)
+    url: String,
+    /// Milliseconds to sleep after each fragment (simulates a slow reader)
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    delay: u64,
+    /// Folder to write files into
+    #[arg(long = "save-dir", default_value = ".", value_name = "DIR")]
+    save_dir: PathBuf,
+    /// Keep receiving files until the connection closes (default: exit after one)
+    #[arg(long = "keep-going")]
+    keep_going: bool,
+    /// Replace a file that already exists (default: refuse it with an error PDU)
+    #[arg(long)]
+    overwrite: bool,
+    /// Largest frame accepted, in bytes
+    #[arg(long = "max-frame-size", default_value_t = 16 << 20, value_name = "BYTES")]
+    max_frame: usize,
+    /// Connection and handshake timeout, in seconds
+    #[arg(long = "connect-timeout", default_value_t = 60, value_name = "S")]
+    connect_timeout: u64,
+    /// Write the process id to FILE
+    #[arg(long, value_name = "FILE")]
+    pidfile: Option<PathBuf>,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+#[derive(Debug, Default)]
+struct Receive;
+
+impl Plugin for Receive {
+    const NAME: &'static CStr = c"receive";
+    const SUMMARY: &'static CStr = c"Receive a file";
+
+    fn run(&self, args: Vec<OsString>) -> Result<(), Error> {
+        let args: Args = ws_common::args::parse(args)?;
+        let url = ws_common::url::parse_ws_url(&args.url)?;
+        if !args.save_dir.is_dir() {
+            return Err(Error::usage(format!("--save-dir {} is not a folder", args.save_dir.display())));
+        }
+        if let Some(p) = &args.pidfile {
+            ws_common::net::write_pidfile(p)?;
+        }
+        args.tls.client_config(&[])?;
+        ws_common::runtime::block_on(|_| receive(args, url))
+    }
+}
+
+/// One file being received.
+struct Incoming {
+    decoder: StreamDecoder,
+    file: BufWriter<tempfile::NamedTempFile>,
+    hash: Djb2,
+    fragments: u64,
+    failed: Option<String>,
+}
+
+async fn receive(args: Args, url: ws_common::url::Url) -> Result<(), Error> {
+    info!("ws_receive: Connecting to url: {}", args.url);
+    let connect = async {
+        let mut stream = ws_common::ws::open_stream(&url, &args.tls, &[]).await?;
+        let headers = frames::client_handshake(&mut stream, &url, &[]).await?;
+        Ok::<_, ws_common::ws::ConnectError>((stream, headers))
+    };
+    let timeout = Duration::from_secs(args.connect_timeout.max(1));
+    let (stream, headers) = futures_lite::FutureExt::or(connect, async {
+        smol::Timer::after(timeout).await;
+        Err(ws_common::ws::ConnectError::Timeout(timeout))
+    })
+    .await
+    .map_err(|e| Error::failure(format!("cannot connect to {}: {e}", args.url)))?;
+    info!("ws_receive: connected");
+    info!("Uri: {}", url.path());
+    info!("Headers:");
+    for (k, v) in &headers {
+        info!("{k}: {v}");
+    }
+    info!("ws_receive: Waiting for message...");
+    let (read_half, mut writer) = futures_lite::io::split(stream);
+    let mut reader = FrameReader::new(BufReader::with_capacity(256 * 1024, read_half), args.max_frame, false);
+    let mut incoming: Option<Incoming> = None;
+    let mut received_ok = 0u64;
+    let mut last_failure: Option<String> = None;
+    loop {
+        let frame = match reader.next().await {
+            Ok(Some(f)) => f,
+            Ok(None) => return end(received_ok, last_failure, "the connection closed"),
+            Err(e) => {
+                let code = e.close_code();
+                if code != 1006 {
+                    let _ = send_frame(&mut writer, op::CLOSE, &frames::close_payload(code, &e.to_string())).await;
+                }
+                return Err(Error::failure(format!("connection failed: {e}")));
+            }
+        };
+        match frame.opcode {
+            op::PING => send_frame(&mut writer, op::PONG, &frame.payload).await?,
+            op::PONG => {}
+            op::CLOSE => {
+                let (code, reason) = frames::parse_close(&frame.payload);
+                info!("ws_receive: connection closed: code {code} reason {reason}");
+                let _ = send_frame(&mut writer, op::CLOSE, &frame.payload).await;
+                return end(received_ok, last_failure, &format!("the server closed the connection ({code} {reason})"));
+            }
+            op::TEXT => {
+                if !frame.fin {
+                    // A fragmented text message is nobody's file; skip its fragments.
+                    incoming = None;
+                }
+            }
+            opcode => {
+                if opcode == op::BINARY {
+                    incoming = Some(Incoming {
+                        decoder: StreamDecoder::new("content", 64 * 1024),
+                        file: BufWriter::with_capacity(
+                            256 * 1024,
+                            tempfile::Builder::new()
+                                .prefix(".ws-receive-")
+                                .suffix(".tmp")
+                                .tempfile_in(&args.save_dir)
+                                .map_err(|e| {
+                                    Error::failure(format!("cannot create a file in {}: {e}", args.save_dir.display()))
+                                })?,
+                        ),
+                        hash: Djb2::default(),
+                        fragments: 0,
+                        failed: None,
+                    });
+                }
+                let Some(inc) = incoming.as_mut() else { continue };
+                if inc.failed.is_none() {
+                    let Incoming { decoder, file, hash, .. } = inc;
+                    let fed = decoder.feed(&frame.payload, &mut |bytes| {
+                        hash.update(bytes);
+                        file.write_all(bytes)
+                    });
+                    if let Err(e) = fed {
+                        inc.failed = Some(e.to_string());
+                    }
+                }
+                ws_common::debug!("ws_receive: received fragment {}", inc.fragments);
+                inc.fragments += 1;
+                if args.delay > 0 {
+                    smol::Timer::after(Duration::from_millis(args.delay)).await;
+                }
+                if frame.fin {
+                    let inc = incoming.take().expect("checked above");
+                    match finish(&args, inc) {
+                        Outcome::Saved { ack, name, bytes } => {
+                            info!("ws_receive: wrote {bytes} bytes to {}", args.save_dir.join(&name).display());
+                            info!("Sending ack to sender");
+                            send_frame(&mut writer, op::BINARY, &ack).await?;
+                            received_ok += 1;
+                            last_failure = None;
+                        }
+                        Outcome::Refused(reply, why) => {
+                            error!("ws_receive: {why}");
+                            send_frame(&mut writer, op::BINARY, &reply).await?;
+                            last_failure = Some(why);
+                        }
+                        Outcome::NotAFile => ws_common::debug!("ws_receive: ignoring a message that is not a file"),
+                    }
+                    let done = !args.keep_going && (received_ok > 0 || last_failure.is_some());
+                    if done {
+                        info!("ws_receive: Done !");
+                        let _ =
+                            send_frame(&mut writer, op::CLOSE, &frames::close_payload(1000, "Normal closure")).await;
+                        // Wait briefly for the server's close reply.
+                        let _ = futures_lite::FutureExt::or(
+                            async {
+                                while let Ok(Some(f)) = reader.next().await {
+                                    if f.opcode == op::CLOSE {
+                                        break;
+                                    }
+                                }
+                            },
+                            async {
+                                smol::Timer::after(Duration::from_secs(1)).await;
+                            },
+                        )
+                        .await;
+                        return end(received_ok, last_failure, "");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn end(received_ok: u64, last_failure: Option<String>, why: &str) -> Result<(), Error> {
+    match last_failure {
+        Some(f) => Err(Error::failure(f)),
+        None if received_ok > 0 => Ok(()),
+        None => Err(Error::failure(format!("no file received: {why}"))),
+    }
+}
+
+enum Outcome {
+    Saved { ack: Vec<u8>, name: String, bytes: u64 },
+    Refused(Vec<u8>, String),
+    NotAFile,
+}
+
+fn error_pdu(message: &str) -> Vec<u8> {
+    pdu::encode([("id", &b""[..]), ("kind", b"error"), ("message", message.as_bytes())])
+}
+
+fn finish(args: &Args, inc: Incoming) -> Outcome {
+    let Incoming { decoder, file, hash, failed, .. } = inc;
+    if let Some(why) = failed {
+        return Outcome::Refused(error_pdu("ws_receive: Invalid pdu"), format!("invalid file message: {why}"));
+    }
+    let (fields, had_content) = match decoder.finish() {
+        Ok(f) => f,
+        Err(e) => return Outcome::Refused(error_pdu("ws_receive: Invalid pdu"), format!("invalid file message: {e}")),
+    };
+    if pdu::field(&fields, "kind") != "send" || !had_content {
+        return Outcome::NotAFile;
+    }
+    let id = pdu::field(&fields, "id");
+    let raw_name = pdu::field(&fields, "filename");
+    info!("id: {id}");
+    let computed = hash.0.to_string();
+    let reference = pdu::field(&fields, "djb2_hash");
+    info!("ws_receive: Computed hash: {computed}");
+    info!("ws_receive: Reference hash: {reference}");
+    if computed != reference {
+        return Outcome::Refused(error_pdu("Hash mismatch."), format!("hash mismatch for {raw_name}: nothing written"));
+    }
+    let Some(name) = ws_common::transfer::safe_file_name(&raw_name) else {
+        return Outcome::Refused(
+            error_pdu("Invalid file name."),
+            format!("unsafe file name {raw_name:?}: nothing written"),
+        );
+    };
+    let target = args.save_dir.join(&name);
+    let tmp = match file.into_inner() {
+        Ok(t) => t,
+        Err(e) => return Outcome::Refused(error_pdu("Write error."), format!("cannot write {name}: {}", e.error())),
+    };
+    let bytes = tmp.as_file().metadata().map(|m| m.len()).unwrap_or(0);
+    if let Err(e) = tmp.as_file().sync_all() {
+        return Outcome::Refused(error_pdu("Write error."), format!("cannot write {name}: {e}"));
+    }
+    info!("ws_receive: Renaming temporary file to {}", target.display());
+    let persisted =
+        if args.overwrite { tmp.persist(&target).map(|_| ()) } else { tmp.persist_noclobber(&target).map(|_| ()) };
+    if let Err(e) = persisted {
+        let why = if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+            format!("{} already exists (use --overwrite to replace it): nothing written", target.display())
+        } else {
+            format!("cannot write {}: {}", target.display(), e.error)
+        };
+        return Outcome::Refused(error_pdu(&format!("File {name} not saved.")), why);
+    }
+    let ack = pdu::encode([("ack", &b"true"[..]), ("filename", raw_name.as_bytes()), ("id", id.as_bytes())]);
+    Outcome::Saved { ack, name, bytes }
+}
+
+async fn send_frame(w: &mut futures_lite::io::WriteHalf<Stream>, opcode: u8, payload: &[u8]) -> Result<(), Error> {
+    let bytes = frames::encode(true, opcode, payload, Some(frames::random_mask()));
+    w.write_all(&bytes).await.map_err(|e| Error::failure(format!("connection lost: {e}")))?;
+    w.flush().await.map_err(|e| Error::failure(format!("connection lost: {e}")))
+}
+
+declare_plugin!(Receive);
