@@ -3,6 +3,7 @@
 
 mod raw;
 mod rooms;
+mod transfer;
 mod util;
 
 mod autobahn;

@@ -1,0 +1,166 @@
+//! `ws send` → `ws transfer` → `ws receive`, the port of the reference's test_ws.sh, plus
+//! interop with a Python peer speaking the reference's PDU, and the faults.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::util::{Interactive, Server, certs, peer_script, run, ws};
+
+const T: Duration = Duration::from_secs(60);
+
+fn random_file(dir: &Path, name: &str, size: usize) -> std::path::PathBuf {
+    let mut state: u64 = size as u64 ^ 0x9e37_79b9_7f4a_7c15;
+    let data: Vec<u8> = (0..size)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    let p = dir.join(name);
+    std::fs::write(&p, data).unwrap();
+    p
+}
+
+/// Starts `ws receive` into `dir` and waits until it is connected and the relay knows it.
+fn receiver(server: &Server, url: &str, dir: &Path, extra: &[&str], nth_client: usize) -> Interactive {
+    let r = Interactive::start("receive", ws().args(["receive", url, "--save-dir", dir.to_str().unwrap()]).args(extra));
+    r.wait_for_lines("ws_receive: Waiting for message...", 1, T);
+    server.wait_for_line(&format!("id: {nth_client}"), T);
+    r
+}
+
+fn send(url: &str, path: &Path, extra: &[&str]) -> crate::util::Output {
+    let mut cmd = ws();
+    cmd.args(["send", url, path.to_str().unwrap()]).args(extra);
+    run(cmd, b"", T)
+}
+
+fn transfer_and_compare(server: &Server, url: &str, tls_args: &[&str], size: usize, name: &str) {
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let file = random_file(src.path(), name, size);
+    let n = server.output().iter().filter(|l| l.contains("New connection")).count();
+    let r = receiver(server, url, dst.path(), tls_args, n);
+    let out = send(url, &file, tls_args);
+    assert_eq!(out.code(), 0, "send failed: {out:?}");
+    assert!(r.finish(T).success(), "receive failed");
+    let got = std::fs::read(dst.path().join(name)).unwrap();
+    assert!(got == std::fs::read(&file).unwrap(), "{name}: received bytes differ");
+    let leftovers: Vec<_> =
+        std::fs::read_dir(dst.path()).unwrap().filter_map(Result::ok).map(|e| e.file_name()).collect();
+    assert_eq!(leftovers.len(), 1, "temporary files left behind: {leftovers:?}");
+}
+
+#[test]
+fn a_20_mb_file_and_empty_and_one_byte_files_arrive_intact_over_ws() {
+    let server = Server::start("transfer", &[]);
+    let url = server.url("ws");
+    transfer_and_compare(&server, &url, &[], 20_000_000, "big.bin");
+    transfer_and_compare(&server, &url, &[], 0, "empty");
+    transfer_and_compare(&server, &url, &[], 1, "one byte.txt");
+    server.wait_for_line("received 40000164 bytes, relayed to 1 clients", T);
+}
+
+#[test]
+fn a_20_mb_file_arrives_intact_over_wss() {
+    let c = certs();
+    let server = Server::start(
+        "transfer",
+        &["--tls", "--cert-file", &c.path("server.crt"), "--key-file", &c.path("server.key")],
+    );
+    let ca = c.path("ca.crt");
+    transfer_and_compare(&server, &server.url("wss"), &["--ca-file", &ca], 20_000_000, "secure.bin");
+}
+
+#[test]
+fn ws_receive_accepts_the_reference_pdu_and_answers_a_wrong_hash_with_an_error() {
+    let server = Server::start("transfer", &[]);
+    let url = server.url("ws");
+    let dst = tempfile::tempdir().unwrap();
+    // A whole-message PDU as IXWebSocket sends it, with a name that tries to escape.
+    let r = receiver(&server, &url, dst.path(), &["--keep-going"], 0);
+    let mut peer = peer_script("pdu_peer.py");
+    peer.args(["send", &url, "../../escape.bin", "100000"]);
+    let out = run(peer, b"", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(out.stdout.contains("reply ack=true filename=../../escape.bin"), "{}", out.stdout);
+    assert!(out.stdout.contains("id ok"), "{}", out.stdout);
+    assert_eq!(std::fs::metadata(dst.path().join("escape.bin")).unwrap().len(), 100_000);
+    // A corrupted hash: error PDU, nothing written.
+    let mut peer = peer_script("pdu_peer.py");
+    peer.args(["send", &url, "corrupt.bin", "5000", "--bad-hash"]);
+    let out = run(peer, b"", T);
+    assert!(out.stdout.contains("reply id= kind=error message=Hash mismatch."), "{}", out.stdout);
+    assert!(!dst.path().join("corrupt.bin").exists());
+    // A name with nothing safe left in it.
+    let mut peer = peer_script("pdu_peer.py");
+    peer.args(["send", &url, "..", "10"]);
+    let out = run(peer, b"", T);
+    assert!(out.stdout.contains("kind=error message=Invalid file name."), "{}", out.stdout);
+    drop(r); // --keep-going: it would wait for more files
+    let names: Vec<_> = std::fs::read_dir(dst.path()).unwrap().filter_map(Result::ok).map(|e| e.file_name()).collect();
+    assert!(names.iter().all(|n| n == "escape.bin" || n.to_string_lossy().starts_with(".ws-receive-")), "{names:?}");
+}
+
+#[test]
+fn a_python_receiver_gets_our_streamed_pdu_as_one_valid_message() {
+    let server = Server::start("transfer", &[]);
+    let url = server.url("ws");
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let file = random_file(src.path(), "to-python.bin", 3_000_000);
+    let py = Interactive::start(
+        "py-receive",
+        peer_script("pdu_peer.py").args(["receive", &url, dst.path().to_str().unwrap()]),
+    );
+    py.wait_for_lines("ready", 1, T);
+    server.wait_for_line("id: 0", T);
+    let out = send(&url, &file, &[]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    py.wait_for_lines("got to-python.bin 3000000", 1, T);
+    assert!(std::fs::read(dst.path().join("to-python.bin")).unwrap() == std::fs::read(&file).unwrap());
+}
+
+#[test]
+fn send_exits_1_with_the_receivers_reason_when_the_file_is_refused() {
+    let server = Server::start("transfer", &[]);
+    let url = server.url("ws");
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let file = random_file(src.path(), "exists.bin", 1000);
+    std::fs::write(dst.path().join("exists.bin"), b"keep me").unwrap();
+    let r = receiver(&server, &url, dst.path(), &[], 0);
+    let out = send(&url, &file, &[]);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(out.stderr.contains("the receiver refused the file: File exists.bin not saved."), "{}", out.stderr);
+    assert_eq!(std::fs::read(dst.path().join("exists.bin")).unwrap(), b"keep me");
+    assert_eq!(r.finish(T).code(), Some(1));
+}
+
+#[test]
+fn a_receiver_killed_mid_transfer_leaves_no_file_and_the_sender_fails() {
+    let server = Server::start("transfer", &[]);
+    let url = server.url("ws");
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let file = random_file(src.path(), "killed.bin", 20_000_000);
+    let r = receiver(&server, &url, dst.path(), &["--delay", "100"], 0);
+    let mut sender = ws();
+    sender.args(["send", &url, file.to_str().unwrap(), "--timeout", "3"]);
+    let s = Interactive::start("send", &mut sender);
+    std::thread::sleep(Duration::from_millis(800));
+    drop(r); // SIGKILL
+    let status = s.finish(T);
+    assert_eq!(status.code(), Some(1), "the sender must fail when nobody acknowledges");
+    assert!(!dst.path().join("killed.bin").exists(), "a partial file was left under the final name");
+}
+
+#[test]
+fn send_refuses_a_missing_file_before_connecting() {
+    let out = send("ws://127.0.0.1:1/", Path::new("/nonexistent/file"), &[]);
+    assert_eq!(out.code(), 2, "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("cannot read /nonexistent/file"), "{}", out.stderr);
+}
