@@ -7,6 +7,8 @@
 #             16 MiB messages; server peak RSS; a Node client as a second witness
 #   idle      10,000 idle connections to echo_server vs Node ws: RSS per connection
 #   fanout    1 sender, 100 receivers, 32 B through broadcast_server vs a Node ws broadcast server
+#   transfer  1 GiB send -> transfer -> receive: throughput and each process's peak RSS, with
+#             `cat file > /dev/null` and a plain TCP copy (socat) as the physical reference
 # --smoke runs each benchmark briefly so CI can check the script still works.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +21,7 @@ for a in "$@"; do
         *) NAMES+=("$a") ;;
     esac
 done
-[ "${#NAMES[@]}" -gt 0 ] || NAMES=(startup echo idle fanout)
+[ "${#NAMES[@]}" -gt 0 ] || NAMES=(startup echo idle fanout transfer)
 
 scripts/peers.sh >/dev/null
 cargo build --release --workspace --quiet
@@ -247,13 +249,77 @@ bench_fanout() {
     } >>"$RESULTS"
 }
 
+# wall seconds of a command
+wall() {
+    local s e
+    s=$(date +%s%N)
+    "$@" >/dev/null 2>&1
+    e=$(date +%s%N)
+    awk -v s="$s" -v e="$e" 'BEGIN { printf "%.3f", (e - s) / 1e9 }'
+}
+
+bench_transfer() {
+    local size=$((1024 * 1024 * 1024))
+    [ "$SMOKE" = 1 ] && size=$((16 * 1024 * 1024))
+    local work
+    work=$(mktemp -d)
+    head -c "$size" /dev/urandom >"$work/file.bin"
+    local cat_s=() tcp_s=() ws_s=() send_rss=() recv_rss=() relay_rss=()
+    for _ in $(seq "$ROUNDS"); do
+        cat_s+=("$(wall cat "$work/file.bin")")
+        # plain TCP copy through loopback, written to disk like the receiver does
+        local port
+        port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        socat -u "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr" "OPEN:$work/tcp.out,creat,trunc" &
+        local socat_pid=$!
+        sleep 0.3
+        tcp_s+=("$(wall socat -u "OPEN:$work/file.bin" "TCP:127.0.0.1:$port")")
+        wait "$socat_pid" || true
+        rm -f "$work/tcp.out"
+        # ws send -> ws transfer -> ws receive
+        start_server "$WS" transfer -q --port 0
+        mkdir -p "$work/recv"
+        /usr/bin/time -f "%M" -o "$work/recv.rss" "$WS" receive "ws://127.0.0.1:$SERVER_PORT" --save-dir "$work/recv" >"$work/recv.log" 2>&1 &
+        local recv_pid=$!
+        for _ in $(seq 100); do grep -q "Waiting for message" "$work/recv.log" && break; sleep 0.05; done
+        sleep 0.2
+        ws_s+=("$(wall /usr/bin/time -f "%M" -o "$work/send.rss" "$WS" send "ws://127.0.0.1:$SERVER_PORT" "$work/file.bin")")
+        wait "$recv_pid" || { echo "bench.sh: ws receive failed" >&2; cat "$work/recv.log" >&2; exit 1; }
+        cmp -s "$work/file.bin" "$work/recv/file.bin" || { echo "bench.sh: transferred file differs" >&2; exit 1; }
+        send_rss+=("$(tail -1 "$work/send.rss")")
+        recv_rss+=("$(tail -1 "$work/recv.rss")")
+        relay_rss+=("$(peak_rss_kib "$SERVER_PID")")
+        stop_server
+        rm -rf "$work/recv"
+    done
+    local mib=$((size / 1024 / 1024))
+    rate() { printf '%s\n' "$@" | median | awk -v b="$size" '{ printf "%.0f", b / $1 / 1e6 }'; }
+    rss() { printf '%s\n' "$@" | median | awk '{ printf "%.1f", $1 / 1024 }'; }
+    {
+        echo "### transfer"
+        echo
+        echo "A $mib MiB random file; median of $ROUNDS rounds (wall-time min–max in s). Goals: ≥ 300 MB/s of file content; each process's peak RSS ≤ 64 MiB."
+        echo
+        echo "| path | MB/s | seconds | peak RSS MiB |"
+        echo "|---|---|---|---|"
+        echo "| \`cat file > /dev/null\` | $(rate "${cat_s[@]}") | $(printf '%s\n' "${cat_s[@]}" | minmax) | |"
+        echo "| plain TCP copy to disk (socat → socat) | $(rate "${tcp_s[@]}") | $(printf '%s\n' "${tcp_s[@]}" | minmax) | |"
+        echo "| \`ws send\` → \`ws transfer\` → \`ws receive\` (until the ack) | $(rate "${ws_s[@]}") | $(printf '%s\n' "${ws_s[@]}" | minmax) | send $(rss "${send_rss[@]}"), transfer $(rss "${relay_rss[@]}"), receive $(rss "${recv_rss[@]}") |"
+        echo
+        echo "Command: \`scripts/bench.sh transfer\`"
+        echo
+    } >>"$RESULTS"
+    rm -rf "$work"
+}
+
 for name in "${NAMES[@]}"; do
     case "$name" in
+        transfer) bench_transfer ;;
         fanout) bench_fanout ;;
         startup) bench_startup ;;
         echo) bench_echo ;;
         idle) bench_idle ;;
-        *) echo "bench.sh: unknown benchmark '$name' (known: startup echo idle fanout)" >&2; exit 2 ;;
+        *) echo "bench.sh: unknown benchmark '$name' (known: startup echo idle fanout transfer)" >&2; exit 2 ;;
     esac
 done
 

@@ -11,7 +11,8 @@ mkdir -p "$PEERS"
 
 PY_PACKAGES=(websockets==17.4 kosoku==0.1.0)
 NODE_PACKAGES=(ws@8)
-APT_PACKAGES=(curl openssl nginx wrk)
+APT_PACKAGES=(curl openssl nginx wrk socat)
+# installed by name when their command is missing: time provides /usr/bin/time
 
 py_stamp="$PEERS/venv/.stamp-$(printf '%s ' "${PY_PACKAGES[@]}" | md5sum | cut -c1-8)"
 if [ ! -f "$py_stamp" ]; then
@@ -34,6 +35,7 @@ missing=()
 for p in "${APT_PACKAGES[@]}"; do
     command -v "$p" >/dev/null || [ -x "/usr/sbin/$p" ] || missing+=("$p")
 done
+[ -x /usr/bin/time ] || missing+=(time)
 if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "peers: apt-get install ${missing[*]}"

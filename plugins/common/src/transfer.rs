@@ -47,8 +47,8 @@ mod tests {
         assert_eq!(safe_file_name("report.pdf").as_deref(), Some("report.pdf"));
         assert_eq!(safe_file_name("/etc/passwd").as_deref(), Some("passwd"));
         assert_eq!(safe_file_name("../../x").as_deref(), Some("x"));
-        assert_eq!(safe_file_name("C:\\\\Users\\\\a\\\\evil.exe").as_deref(), Some("evil.exe"));
-        for bad in ["", "..", ".", "dir/", "a\\0b", "new\\nline", "../..", &"x".repeat(256)] {
+        assert_eq!(safe_file_name("C:\\Users\\a\\evil.exe").as_deref(), Some("evil.exe"));
+        for bad in ["", "..", ".", "dir/", "a\0b", "new\nline", "../..", &"x".repeat(256)] {
             assert_eq!(safe_file_name(bad), None, "{bad:?}");
         }
     }

@@ -28,7 +28,7 @@ use ws_common::{error, info};
 use ws_plugin_api::{Error, Plugin, declare_plugin};
 
 /// Bytes of file per fragment (the fragment carries twice as many hex digits).
-const CHUNK: usize = 128 * 1024;
+const CHUNK: usize = 256 * 1024;
 
 /// Send a file
 #[derive(Debug, Parser)]
