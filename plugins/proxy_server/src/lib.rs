@@ -1,0 +1,369 @@
+//! `ws proxy_server`: a WebSocket reverse proxy.
+//!
+//! The client's `Host` header picks the upstream from the config file (matched with its
+//! port, then without), else `--remote_host`; an unknown host with no fallback gets HTTP 404
+//! before the upgrade. The upstream is opened with the client's path and query appended and
+//! its subprotocol forwarded; then messages flow both ways with their type, and close codes
+//! and reasons are passed on in both directions. Pings are answered per hop.
+//!
+//! Fixes over the reference: both config forms the guide implies work (`host=url` lines and
+//! JSON `{"remote_urls": {...}}`; the reference's parser split at the last `:` and broke
+//! both), and an unreachable, refusing or slow upstream gets the client a prompt close 1011
+//! with the reason instead of hanging it forever.
+
+use std::collections::HashMap;
+use std::ffi::{CStr, OsString};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+
+use clap::Parser;
+use futures_lite::FutureExt;
+use futures_util::{SinkExt, StreamExt};
+use ws_common::net::ListenArgs;
+use ws_common::server::{Client, Gate, LimitArgs};
+use ws_common::tls::TlsArgs;
+use ws_common::url::Url;
+use ws_common::ws::{ClientOptions, Message, Refusal, close_frame, close_frame_for, close_parts};
+use ws_common::{debug, error, info};
+use ws_plugin_api::{Error, Plugin, declare_plugin};
+
+/// Websocket proxy
+#[derive(Debug, Parser)]
+#[command(
+    name = "ws proxy_server",
+    about = "WebSocket reverse proxy: routes each client to an upstream by its Host header"
+)]
+struct Args {
+    #[command(flatten)]
+    listen: ListenArgs,
+    #[command(flatten)]
+    tls: TlsArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// Upstream for clients whose Host is not in the config (ws:// or wss://)
+    #[arg(long = "remote_host", value_name = "URL")]
+    remote_host: Option<String>,
+    /// Host map: lines `host[:port]=ws://url` (# comments), or JSON {"remote_urls": {...}}
+    #[arg(long = "config_path", value_name = "FILE")]
+    config_path: Option<PathBuf>,
+    /// Seconds to open an upstream before the client is closed with 1011
+    #[arg(long = "upstream-timeout", default_value_t = 10, value_name = "S")]
+    upstream_timeout: u64,
+    /// PEM CA bundle to verify wss:// upstreams with (default: the system's)
+    #[arg(long = "upstream-ca-file", value_name = "FILE")]
+    upstream_ca_file: Option<PathBuf>,
+    /// Log the mapping chosen for each client
+    #[arg(short = 'v')]
+    verbose: bool,
+    /// Print only warnings and errors
+    #[arg(short = 'q')]
+    quiet: bool,
+}
+
+/// Host (with or without port) → upstream URL.
+type HostMap = HashMap<String, Url>;
+
+fn config_error(path: &Path, line: usize, why: impl std::fmt::Display) -> Error {
+    Error::usage(format!("{}:{line}: {why}", path.display()))
+}
+
+/// Reads either config form. Errors name the file and the line.
+fn load_config(path: &Path) -> Result<HostMap, Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::usage(format!("cannot read config file {}: {e}", path.display())))?;
+    let mut map = HostMap::new();
+    if text.trim_start().starts_with('{') {
+        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| config_error(path, e.line(), e))?;
+        let urls = json
+            .get("remote_urls")
+            .and_then(|v| v.as_object())
+            .ok_or_else(|| config_error(path, 1, "expected an object {\"remote_urls\": {\"host\": \"ws://url\"}}"))?;
+        for (host, url) in urls {
+            let line = text.lines().position(|l| l.contains(&format!("\"{host}\""))).map_or(1, |i| i + 1);
+            let url =
+                url.as_str().ok_or_else(|| config_error(path, line, format!("the URL for {host} is not a string")))?;
+            let url = ws_common::url::parse_ws_url(url).map_err(|e| config_error(path, line, e))?;
+            map.insert(host.to_ascii_lowercase(), url);
+        }
+        return Ok(map);
+    }
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (host, url) = line
+            .split_once('=')
+            .ok_or_else(|| config_error(path, i + 1, format!("expected host=ws://url, got {line:?}")))?;
+        let (host, url) = (host.trim(), url.trim());
+        if host.is_empty() {
+            return Err(config_error(path, i + 1, "empty host name"));
+        }
+        let url = ws_common::url::parse_ws_url(url).map_err(|e| config_error(path, i + 1, e))?;
+        map.insert(host.to_ascii_lowercase(), url);
+    }
+    Ok(map)
+}
+
+/// `host:port` → `host` (`[::1]:80` → `[::1]`); a Host without a port is returned as is.
+fn strip_port(h: &str) -> &str {
+    if h.starts_with('[') {
+        return h.find(']').map_or(h, |i| &h[..=i]);
+    }
+    match h.rsplit_once(':') {
+        Some((bare, port)) if !port.is_empty() && port.bytes().all(|c| c.is_ascii_digit()) => bare,
+        _ => h,
+    }
+}
+
+/// The upstream for a client's Host header: exact match, then without the port, then the
+/// fallback.
+fn pick<'a>(map: &'a HostMap, fallback: Option<&'a Url>, host: Option<&str>) -> Option<&'a Url> {
+    let host = host.map(str::to_ascii_lowercase);
+    host.as_deref().and_then(|h| map.get(h).or_else(|| map.get(strip_port(h)))).or(fallback)
+}
+
+/// The upstream URL with the client's path and query appended.
+fn upstream_url(base: &Url, client_uri: &str) -> Url {
+    let mut url = base.clone();
+    let (path, query) = client_uri.split_once('?').map_or((client_uri, None), |(p, q)| (p, Some(q)));
+    let joined = format!("{}/{}", base.path().trim_end_matches('/'), path.trim_start_matches('/'));
+    url.set_path(&joined);
+    url.set_query(query);
+    url
+}
+
+/// End-to-end request headers passed upstream: credentials, cookies, origin, user agent and
+/// `X-*`. Hop-by-hop and handshake headers (Host, Connection, Upgrade, Sec-WebSocket-*) are
+/// the upstream hop's own.
+fn forwarded_headers(hs: &ws_common::ws::Handshake) -> Vec<(String, String)> {
+    const PASS: [&str; 4] = ["authorization", "cookie", "origin", "user-agent"];
+    hs.headers
+        .iter()
+        .filter(|(k, _)| {
+            let k = k.to_ascii_lowercase();
+            PASS.contains(&k.as_str()) || k.starts_with("x-")
+        })
+        .cloned()
+        .collect()
+}
+
+#[derive(Debug, Default)]
+struct ProxyServer;
+
+impl Plugin for ProxyServer {
+    const NAME: &'static CStr = c"proxy_server";
+    const SUMMARY: &'static CStr = c"Websocket proxy";
+
+    fn run(&self, args: Vec<OsString>) -> Result<(), Error> {
+        let args: Args = ws_common::args::parse(args)?;
+        ws_common::log::set_verbosity(args.verbose, args.quiet);
+        let map = match &args.config_path {
+            Some(p) => load_config(p)?,
+            None => HostMap::new(),
+        };
+        let fallback = args.remote_host.as_deref().map(ws_common::url::parse_ws_url).transpose()?;
+        if map.is_empty() && fallback.is_none() {
+            return Err(Error::usage("nothing to proxy to: give --remote_host or --config_path"));
+        }
+        for (host, url) in &map {
+            debug!("proxy map: {host} -> {url}");
+        }
+        let tls = args.tls.server_config(&[])?;
+        let upstream_tls =
+            TlsArgs { ca_file: args.upstream_ca_file.clone(), verify_none: args.tls.verify_none, ..TlsArgs::default() };
+        upstream_tls.client_config(&[])?;
+        let routes = Rc::new((map, fallback));
+        let gate_routes = routes.clone();
+        let gate: Gate = Rc::new(move |hs| match pick(&gate_routes.0, gate_routes.1.as_ref(), hs.header("Host")) {
+            Some(_) => Ok(()),
+            None => Err(Refusal {
+                status: 404,
+                reason: format!("no upstream for host {:?}", hs.header("Host").unwrap_or("")),
+            }),
+        });
+        let timeout = Duration::from_secs(args.upstream_timeout.max(1));
+        let max_message = args.limits.max_message_size;
+        ws_common::runtime::block_on(|ex| async move {
+            ws_common::server::serve(&ex, &args.listen, tls, &args.limits, Some(gate), move |client| {
+                let routes = routes.clone();
+                let upstream_tls = upstream_tls.clone();
+                async move {
+                    let Some(base) = pick(&routes.0, routes.1.as_ref(), client.handshake.header("Host")) else {
+                        return (1011, "no upstream".into());
+                    };
+                    let opts = ClientOptions {
+                        url: upstream_url(base, &client.handshake.uri),
+                        headers: forwarded_headers(&client.handshake),
+                        subprotocol: client.handshake.header("Sec-WebSocket-Protocol").map(str::to_string),
+                        tls: upstream_tls,
+                        timeout,
+                        max_message,
+                    };
+                    proxy(client, opts).await
+                }
+            })
+            .await?;
+            Ok(())
+        })
+    }
+}
+
+/// Relays one client to its upstream until either side closes; returns the client's close.
+async fn proxy(client: Client, opts: ClientOptions) -> (u16, String) {
+    let Client { ws: mut downstream, handshake, id, .. } = client;
+    info!("client id {id}: {} {} -> {}", handshake.header("Host").unwrap_or("-"), handshake.uri, opts.url);
+    let upstream = match ws_common::ws::connect(&opts).await {
+        Ok((ws, _)) => ws,
+        Err(e) => {
+            let reason = format!("upstream {} unavailable: {e}", opts.url);
+            error!("client id {id}: {reason}");
+            ws_common::session::close_and_drain(&mut downstream, 1011, &reason).await;
+            return (1011, reason);
+        }
+    };
+    let (mut down_tx, mut down_rx) = downstream.split();
+    let (mut up_tx, mut up_rx) = upstream.split();
+    // Each direction forwards messages and reports how it ended.
+    let c2u = async {
+        loop {
+            match down_rx.next().await {
+                Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
+                    if up_tx.send(m).await.is_err() {
+                        return End::UpstreamGone;
+                    }
+                }
+                Some(Ok(Message::Close(f))) => return End::ClientClosed(close_parts(f.as_ref())),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return End::ClientFailed(close_frame_for(&e), e.to_string()),
+                None => return End::ClientGone,
+            }
+        }
+    };
+    let u2c = async {
+        loop {
+            match up_rx.next().await {
+                Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
+                    if down_tx.send(m).await.is_err() {
+                        return End::ClientGone;
+                    }
+                }
+                Some(Ok(Message::Close(f))) => return End::UpstreamClosed(close_parts(f.as_ref())),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return End::UpstreamFailed(e.to_string()),
+                None => return End::UpstreamGone,
+            }
+        }
+    };
+    let end = c2u.or(u2c).await;
+    let bounded = |d| async move {
+        smol::Timer::after(d).await;
+        Ok(())
+    };
+    let second = Duration::from_secs(1);
+    match end {
+        End::ClientClosed((code, reason)) => {
+            // Pass the client's close on, then answer the client's close.
+            let _ = up_tx.close(Some(close_frame(code, &reason))).or(bounded(second)).await;
+            let _ = down_tx.flush().or(bounded(second)).await;
+            (code, reason)
+        }
+        End::UpstreamClosed((code, reason)) => {
+            let _ = up_tx.flush().or(bounded(second)).await;
+            let _ = down_tx.close(Some(close_frame(code, &reason))).or(bounded(second)).await;
+            debug!("client id {id}: upstream closed with {code} {reason}");
+            (code, reason)
+        }
+        End::ClientFailed(frame, why) => {
+            let code = frame.as_ref().map_or(1006, |f| u16::from(f.code));
+            if let Some(f) = frame {
+                let _ = down_tx.close(Some(f)).or(bounded(second)).await;
+            }
+            let _ = up_tx.close(Some(close_frame(1001, "client connection failed"))).or(bounded(second)).await;
+            (code, why)
+        }
+        End::ClientGone => {
+            let _ = up_tx.close(Some(close_frame(1001, "client went away"))).or(bounded(second)).await;
+            (1006, "Abnormal closure".into())
+        }
+        End::UpstreamFailed(why) => {
+            let reason = format!("upstream failed: {why}");
+            let _ = down_tx.close(Some(close_frame(1011, &reason))).or(bounded(second)).await;
+            (1011, reason)
+        }
+        End::UpstreamGone => {
+            let reason = "upstream connection lost".to_string();
+            let _ = down_tx.close(Some(close_frame(1011, &reason))).or(bounded(second)).await;
+            (1011, reason)
+        }
+    }
+}
+
+enum End {
+    ClientClosed((u16, String)),
+    ClientFailed(Option<ws_common::ws::CloseFrame>, String),
+    ClientGone,
+    UpstreamClosed((u16, String)),
+    UpstreamFailed(String),
+    UpstreamGone,
+}
+
+declare_plugin!(ProxyServer);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), text).unwrap();
+        f
+    }
+
+    #[test]
+    fn both_config_forms_parse() {
+        let lines =
+            write("# comment\n\necho.localhost=ws://127.0.0.1:8009\nbavarde.localhost:8008 = ws://localhost:5678/x\n");
+        let m = load_config(lines.path()).unwrap();
+        assert_eq!(m["echo.localhost"].as_str(), "ws://127.0.0.1:8009/");
+        assert_eq!(m["bavarde.localhost:8008"].as_str(), "ws://localhost:5678/x");
+        let json =
+            write(r#"{"remote_urls": {"echo.localhost:8008": "ws://localhost:8009", "Cobra.localhost": "wss://h/"}}"#);
+        let m = load_config(json.path()).unwrap();
+        assert_eq!(m["echo.localhost:8008"].as_str(), "ws://localhost:8009/");
+        assert!(m.contains_key("cobra.localhost"));
+    }
+
+    #[test]
+    fn malformed_configs_name_the_file_and_line() {
+        let bad = write("ok.host=ws://a\nthis line has no equals sign\n");
+        let e = load_config(bad.path()).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains(&format!("{}:2:", bad.path().display())), "{e}");
+        let bad_url = write("h=http://a\n");
+        assert!(load_config(bad_url.path()).unwrap_err().to_string().contains(":1:"));
+        let bad_json = write("{\"remote_urls\": {\"a\": 3}}");
+        assert!(load_config(bad_json.path()).unwrap_err().to_string().contains("not a string"));
+    }
+
+    #[test]
+    fn host_matches_with_then_without_port_then_fallback() {
+        let mut m = HostMap::new();
+        m.insert("a.local:8008".into(), Url::parse("ws://one/").unwrap());
+        m.insert("b.local".into(), Url::parse("ws://two/").unwrap());
+        let fb = Url::parse("ws://fallback/").unwrap();
+        assert_eq!(pick(&m, None, Some("a.local:8008")).unwrap().as_str(), "ws://one/");
+        assert_eq!(pick(&m, None, Some("B.local:9999")).unwrap().as_str(), "ws://two/");
+        assert!(pick(&m, None, Some("a.local:1")).is_none());
+        assert_eq!(pick(&m, Some(&fb), Some("zzz")).unwrap().as_str(), "ws://fallback/");
+        assert!(pick(&m, None, None).is_none());
+    }
+
+    #[test]
+    fn client_path_and_query_are_appended() {
+        let base = Url::parse("ws://up:9/base/").unwrap();
+        assert_eq!(upstream_url(&base, "/chat?room=1").as_str(), "ws://up:9/base/chat?room=1");
+        assert_eq!(upstream_url(&Url::parse("ws://up:9").unwrap(), "/").as_str(), "ws://up:9/");
+    }
+}

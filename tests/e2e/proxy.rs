@@ -1,0 +1,120 @@
+//! `ws proxy_server` between real clients (Python, Node, `ws connect`) and real upstreams
+//! (`ws echo_server`, Python `websockets`).
+
+use std::time::{Duration, Instant};
+
+use crate::util::{Server, peer_script, run, ws};
+
+const T: Duration = Duration::from_secs(30);
+
+fn proxy(args: &[&str]) -> Server {
+    Server::start("proxy_server", args)
+}
+
+fn connect_via(proxy: &Server, host: &str, input: &[u8]) -> crate::util::Output {
+    let mut cmd = ws();
+    cmd.args(["connect", "-d", "-H", &format!("Host: {host}"), &proxy.url("ws")]);
+    run(cmd, input, T)
+}
+
+#[test]
+fn python_and_node_clients_get_text_binary_and_1mib_echoed_through_the_proxy() {
+    let upstream = Server::start("echo_server", &[]);
+    let p = proxy(&["--remote_host", &upstream.url("ws")]);
+    let mut py = peer_script("echo_client.py");
+    py.arg(p.url("ws"));
+    let out = run(py, b"", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(out.stdout.contains("1MiB ok") && out.stdout.contains("closed 1000"), "{}", out.stdout);
+    let mut node = peer_script("echo_client.js");
+    node.arg(p.url("ws"));
+    let out = run(node, b"", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    // The client's close reached the upstream with its code.
+    upstream.wait_for_line("Closed connection: client id 0 code 1000", T);
+    upstream.wait_for_line("Closed connection: client id 1 code 1000 reason done", T);
+}
+
+#[test]
+fn the_client_path_query_and_authorization_reach_the_upstream_and_4001_comes_back() {
+    let upstream = Server::start("echo_server", &["--http_authorization_header", "sesame"]);
+    let p = proxy(&["--remote_host", &upstream.url("ws")]);
+    let mut probe = peer_script("probe_client.py");
+    probe.args([&format!("{}/deep/path?q=1", p.url("ws")), "--header", "Authorization: sesame"]);
+    let out = run(probe, b"", T);
+    assert!(out.stdout.contains("recv text 23 Authorization suceeded!"), "{out:?}");
+    upstream.wait_for_line("Uri: /deep/path?q=1", T);
+    let mut probe = peer_script("probe_client.py");
+    probe.args([&p.url("ws"), "--header", "Authorization: wrong"]);
+    let out = run(probe, b"", T);
+    assert!(out.stdout.contains("closed 4001 Permission denied"), "{out:?}");
+}
+
+#[test]
+fn routes_by_host_from_both_config_forms() {
+    let greeter = Server::start("echo_server", &["-g", "-q"]);
+    let python = Server::start_cmd("py-echo", &mut peer_script("echo_server.py"));
+    let dir = tempfile::tempdir().unwrap();
+    let lines = dir.path().join("proxy.conf");
+    std::fs::write(
+        &lines,
+        format!("# two upstreams\ngreet.local={}\n\nplain.local:8008={}\n", greeter.url("ws"), python.url("ws")),
+    )
+    .unwrap();
+    let json = dir.path().join("proxy.json");
+    std::fs::write(
+        &json,
+        format!(
+            r#"{{"remote_urls": {{"greet.local": "{}", "plain.local:8008": "{}"}}}}"#,
+            greeter.url("ws"),
+            python.url("ws")
+        ),
+    )
+    .unwrap();
+    for config in [&lines, &json] {
+        let p = proxy(&["--config_path", config.to_str().unwrap()]);
+        let out = connect_via(&p, &format!("greet.local:{}", p.addr.port()), b"routed\n");
+        assert_eq!(out.code(), 0, "{out:?}");
+        assert!(out.stdout.contains("received message: Welcome !"), "{}", out.stdout);
+        assert!(out.stdout.contains("received message: routed"), "{}", out.stdout);
+        let out = connect_via(&p, "plain.local:8008", b"routed\n");
+        assert_eq!(out.code(), 0, "{out:?}");
+        assert!(!out.stdout.contains("Welcome !") && out.stdout.contains("received message: routed"), "{}", out.stdout);
+        // An unknown host with no --remote_host fallback: HTTP 404 before the upgrade.
+        let out = connect_via(&p, "nobody.local", b"");
+        assert_eq!(out.code(), 1, "{out:?}");
+        assert!(out.stderr.contains("HTTP 404"), "{}", out.stderr);
+    }
+}
+
+#[test]
+fn an_unreachable_upstream_closes_the_client_with_1011_promptly() {
+    let port = crate::connect::free_port();
+    let p = proxy(&["--remote_host", &format!("ws://127.0.0.1:{port}/"), "--upstream-timeout", "2"]);
+    let start = Instant::now();
+    let mut probe = peer_script("probe_client.py");
+    probe.arg(p.url("ws"));
+    let out = run(probe, b"", T);
+    assert!(out.stdout.contains("closed 1011 upstream ws://127.0.0.1:"), "{out:?}");
+    assert!(out.stdout.contains("Connection refused"), "{}", out.stdout);
+    assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
+    // The proxy keeps serving.
+    let upstream = Server::start("echo_server", &["-q"]);
+    let p2 = proxy(&["--remote_host", &upstream.url("ws")]);
+    let out = connect_via(&p2, "any", b"still here\n");
+    assert!(out.stdout.contains("received message: still here"), "{}", out.stdout);
+}
+
+#[test]
+fn a_malformed_config_is_one_line_naming_file_and_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.conf");
+    std::fs::write(&bad, "good.local=ws://127.0.0.1:1\nno equals here\n").unwrap();
+    let mut cmd = ws();
+    cmd.args(["proxy_server", "--port", "0", "--config_path", bad.to_str().unwrap()]);
+    let out = run(cmd, b"", T);
+    assert_eq!(out.code(), 2, "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains(&format!("{}:2:", bad.display())), "{}", out.stderr);
+    assert!(!out.stdout.contains("Listening"), "{}", out.stdout);
+}
