@@ -7,6 +7,7 @@
 #             16 MiB messages; server peak RSS; a Node client as a second witness
 #   idle      10,000 idle connections to echo_server vs Node ws: RSS per connection
 #   fanout    1 sender, 100 receivers, 32 B through broadcast_server vs a Node ws broadcast server
+#   proxy     echo through ws proxy_server vs direct vs nginx (1 worker) as a WebSocket proxy
 #   transfer  1 GiB send -> transfer -> receive: throughput and each process's peak RSS, with
 #             `cat file > /dev/null` and a plain TCP copy (socat) as the physical reference
 # --smoke runs each benchmark briefly so CI can check the script still works.
@@ -21,7 +22,7 @@ for a in "$@"; do
         *) NAMES+=("$a") ;;
     esac
 done
-[ "${#NAMES[@]}" -gt 0 ] || NAMES=(startup echo idle fanout transfer)
+[ "${#NAMES[@]}" -gt 0 ] || NAMES=(startup echo idle fanout proxy transfer)
 
 scripts/peers.sh >/dev/null
 cargo build --release --workspace --quiet
@@ -249,6 +250,75 @@ bench_fanout() {
     } >>"$RESULTS"
 }
 
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+bench_proxy() {
+    local work
+    work=$(mktemp -d)
+    mkdir -p "$work/tmp"
+    "$WS" echo_server -q --port 0 >"$work/echo.log" 2>&1 &
+    local echo_pid=$!
+    local echo_port=""
+    for _ in $(seq 100); do
+        echo_port=$(grep -m1 -o 'Listening on [0-9.]*:[0-9]*' "$work/echo.log" | grep -o '[0-9]*$' || true)
+        [ -n "$echo_port" ] && break
+        sleep 0.05
+    done
+    local nginx_port
+    nginx_port=$(free_port)
+    cat >"$work/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $work/tmp/nginx.pid;
+error_log $work/tmp/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/tmp/body; proxy_temp_path $work/tmp/proxy;
+  fastcgi_temp_path $work/tmp/fcgi; uwsgi_temp_path $work/tmp/uwsgi; scgi_temp_path $work/tmp/scgi;
+  map \$http_upgrade \$connection_upgrade { default upgrade; "" close; }
+  server { listen 127.0.0.1:$nginx_port; location / { proxy_pass http://127.0.0.1:$echo_port; proxy_http_version 1.1;
+    proxy_set_header Upgrade \$http_upgrade; proxy_set_header Connection \$connection_upgrade; proxy_read_timeout 3600s; } }
+}
+NGINX
+    declare -A rate
+    for _ in $(seq "$ROUNDS"); do
+        rate[direct]+="$("$WS" bench "ws://127.0.0.1:$echo_port" --json -d "$DUR" --warmup 1 | json_field rate) "
+        start_server "$WS" proxy_server -q --port 0 --remote_host "ws://127.0.0.1:$echo_port"
+        rate[ws]+="$("$WS" bench "ws://127.0.0.1:$SERVER_PORT" --json -d "$DUR" --warmup 1 | json_field rate) "
+        stop_server
+        /usr/sbin/nginx -c "$work/nginx.conf" >/dev/null 2>&1 &
+        local nginx_pid=$!
+        for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$nginx_port") 2>/dev/null && break; sleep 0.05; done
+        rate[nginx]+="$("$WS" bench "ws://127.0.0.1:$nginx_port" --json -d "$DUR" --warmup 1 | json_field rate) "
+        kill "$nginx_pid" 2>/dev/null || true
+        wait "$nginx_pid" 2>/dev/null || true
+    done
+    kill "$echo_pid" 2>/dev/null || true
+    local direct nginx
+    direct=$(printf '%s\n' ${rate[direct]} | median)
+    nginx=$(printf '%s\n' ${rate[nginx]} | median)
+    {
+        echo "### proxy"
+        echo
+        echo "Echo round trips/s, 32 B, 64 in flight, one connection (\`ws bench URL\`), ${DUR} s after 1 s warm-up, median of $ROUNDS rounds; upstream \`ws echo_server\`."
+        echo "Goals: ≥ 0.7× direct and ≥ 1.0× nginx (1 worker)."
+        echo
+        echo "| path | round trips/s | vs direct | vs nginx |"
+        echo "|---|---|---|---|"
+        for s in direct ws nginx; do
+            local m
+            m=$(printf '%s\n' ${rate[$s]} | median)
+            printf '| %s | %.0f (%s) | %.2f× | %.2f× |\n' "$s" "$m" "$(printf '%s\n' ${rate[$s]} | minmax)" \
+                "$(awk -v a="$m" -v b="$direct" 'BEGIN { print a / b }')" "$(awk -v a="$m" -v b="$nginx" 'BEGIN { print a / b }')"
+        done
+        echo
+        echo "Command: \`scripts/bench.sh proxy\`"
+        echo
+    } >>"$RESULTS"
+    rm -rf "$work"
+}
+
 # wall seconds of a command
 wall() {
     local s e
@@ -269,7 +339,7 @@ bench_transfer() {
         cat_s+=("$(wall cat "$work/file.bin")")
         # plain TCP copy through loopback, written to disk like the receiver does
         local port
-        port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        port=$(free_port)
         socat -u "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr" "OPEN:$work/tcp.out,creat,trunc" &
         local socat_pid=$!
         sleep 0.3
@@ -315,11 +385,12 @@ bench_transfer() {
 for name in "${NAMES[@]}"; do
     case "$name" in
         transfer) bench_transfer ;;
+        proxy) bench_proxy ;;
         fanout) bench_fanout ;;
         startup) bench_startup ;;
         echo) bench_echo ;;
         idle) bench_idle ;;
-        *) echo "bench.sh: unknown benchmark '$name' (known: startup echo idle fanout transfer)" >&2; exit 2 ;;
+        *) echo "bench.sh: unknown benchmark '$name' (known: startup echo idle fanout proxy transfer)" >&2; exit 2 ;;
     esac
 done
 
@@ -328,13 +399,28 @@ if [ "$SMOKE" = 1 ]; then
     exit 0
 fi
 
-{
-    echo "# Benchmarks"
-    echo
-    echo "Written by \`scripts/bench.sh ${NAMES[*]}\` on $(date -u '+%Y-%m-%d %H:%M UTC')."
-    echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average $(cut -d' ' -f1-3 /proc/loadavg)."
-    echo "These machines are shared and noisy: compare ratios within one run, not absolute figures across runs."
-    echo
-    cat "$RESULTS"
-} >"$OUT"
-cat "$OUT"
+# Each benchmark owns its "### name" section of BENCHMARKS.md: a run replaces the sections it
+# measured (stamped with the run's date and machine) and keeps the others.
+STAMP="Run: \`scripts/bench.sh ${NAMES[*]}\` on $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average $(cut -d' ' -f1-3 /proc/loadavg)."
+"$PY" - "$OUT" "$RESULTS" "$STAMP" <<'MERGE'
+import re, sys
+out, results, stamp = sys.argv[1], sys.argv[2], sys.argv[3]
+def sections(text):
+    parts = re.split(r"(?m)^(?=### )", text)
+    return parts[0], {p.split("\n", 1)[0][4:].strip(): p for p in parts[1:]}
+try:
+    head, old = sections(open(out).read())
+except FileNotFoundError:
+    head, old = "", {}
+_, new = sections(open(results).read())
+head = ("# Benchmarks\n\nEach section says which run produced it. These machines are shared and noisy: "
+        "compare ratios within one section, not absolute figures across sections.\n\n")
+order = ["startup", "echo", "idle", "fanout", "proxy", "transfer"]
+merged = dict(old)
+for name, body in new.items():
+    lines = body.split("\n", 2)
+    merged[name] = lines[0] + "\n\n" + stamp + "\n" + (lines[2] if len(lines) > 2 else "")
+names = [n for n in order if n in merged] + [n for n in merged if n not in order]
+open(out, "w").write(head + "".join(merged[n].rstrip("\n") + "\n\n" for n in names))
+MERGE
+cat "$RESULTS"

@@ -226,11 +226,22 @@ async fn proxy(client: Client, opts: ClientOptions) -> (u16, String) {
     let (mut down_tx, mut down_rx) = downstream.split();
     let (mut up_tx, mut up_rx) = upstream.split();
     // Each direction forwards messages and reports how it ended.
+    // Messages are fed without flushing while more are ready, and flushed as soon as none
+    // is: pipelined traffic goes out in few writes, a lone message without delay.
     let c2u = async {
         loop {
-            match down_rx.next().await {
+            let next = match futures_lite::future::poll_once(down_rx.next()).await {
+                Some(n) => n,
+                None => {
+                    if up_tx.flush().await.is_err() {
+                        return End::UpstreamGone;
+                    }
+                    down_rx.next().await
+                }
+            };
+            match next {
                 Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
-                    if up_tx.send(m).await.is_err() {
+                    if up_tx.feed(m).await.is_err() {
                         return End::UpstreamGone;
                     }
                 }
@@ -243,9 +254,18 @@ async fn proxy(client: Client, opts: ClientOptions) -> (u16, String) {
     };
     let u2c = async {
         loop {
-            match up_rx.next().await {
+            let next = match futures_lite::future::poll_once(up_rx.next()).await {
+                Some(n) => n,
+                None => {
+                    if down_tx.flush().await.is_err() {
+                        return End::ClientGone;
+                    }
+                    up_rx.next().await
+                }
+            };
+            match next {
                 Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
-                    if down_tx.send(m).await.is_err() {
+                    if down_tx.feed(m).await.is_err() {
                         return End::ClientGone;
                     }
                 }
