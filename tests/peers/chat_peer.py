@@ -10,18 +10,7 @@ import threading
 
 from websockets.sync.client import connect
 
-
-def encode(fields):
-    return b"".join(k.encode() + b" " + v.hex().encode() + b"\n" for k, v in sorted(fields.items()))
-
-
-def decode(data):
-    out = {}
-    for line in data.split(b"\n"):
-        if line:
-            k, v = line.split(b" ", 1)
-            out[k.decode()] = bytes.fromhex(v.decode())
-    return out
+from pdu import decode, encode
 
 
 url, user, expect = sys.argv[1], sys.argv[2], int(sys.argv[3])

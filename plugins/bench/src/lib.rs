@@ -340,12 +340,8 @@ impl Plugin for Bench {
             ws_common::ws::raise_fd_limit(args.connections as u64 + 256);
         }
         let client = ClientOptions {
-            url,
-            headers: Vec::new(),
-            subprotocol: None,
-            tls: args.tls.clone(),
-            timeout: Duration::from_secs(10),
             max_message: args.size.max(1 << 20) * 2,
+            ..ClientOptions::new(url, args.tls.clone(), Duration::from_secs(10))
         };
         ws_common::runtime::block_on(|ex| async move {
             match args.mode {

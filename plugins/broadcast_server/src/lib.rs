@@ -7,10 +7,8 @@ use std::ffi::{CStr, OsString};
 
 use clap::Parser;
 use ws_common::debug;
-use ws_common::net::ListenArgs;
 use ws_common::relay::{Observer, QueueArgs, Room};
-use ws_common::server::LimitArgs;
-use ws_common::tls::TlsArgs;
+use ws_common::server::ServerArgs;
 use ws_common::ws::Message;
 use ws_plugin_api::{Error, Plugin, declare_plugin};
 
@@ -19,16 +17,9 @@ use ws_plugin_api::{Error, Plugin, declare_plugin};
 #[command(name = "ws broadcast_server", about = "Broadcasting server: relays every message to every other client")]
 struct Args {
     #[command(flatten)]
-    listen: ListenArgs,
-    #[command(flatten)]
-    tls: TlsArgs,
-    #[command(flatten)]
-    limits: LimitArgs,
+    server: ServerArgs,
     #[command(flatten)]
     queue: QueueArgs,
-    /// Print only warnings and errors
-    #[arg(short = 'q')]
-    quiet: bool,
     /// Also log every message relayed
     #[arg(short = 'v')]
     verbose: bool,
@@ -51,16 +42,10 @@ impl Plugin for BroadcastServer {
 
     fn run(&self, args: Vec<OsString>) -> Result<(), Error> {
         let args: Args = ws_common::args::parse(args)?;
-        ws_common::log::set_verbosity(args.verbose, args.quiet);
-        let tls = args.tls.server_config(&[])?;
         let room = Room::new(args.queue);
-        ws_common::runtime::block_on(|ex| async move {
-            ws_common::server::serve(&ex, &args.listen, tls, &args.limits, None, move |client| {
-                let room = room.clone();
-                async move { ws_common::relay::run_member(&room, client.id, client.ws, &LogMessages).await }
-            })
-            .await?;
-            Ok(())
+        args.server.run(args.verbose, None, move |client| {
+            let room = room.clone();
+            async move { ws_common::relay::run_member(&room, client.id, client.ws, &LogMessages).await }
         })
     }
 }

@@ -10,7 +10,7 @@ use async_tungstenite::tungstenite::handshake::client::Response;
 use clap::Parser;
 use ws_common::session::{Handler, SessionOptions};
 use ws_common::url::Url;
-use ws_common::ws::{ClientOptions, DEFAULT_MAX_MESSAGE, Message};
+use ws_common::ws::{ClientOptions, Message};
 use ws_common::{error, info, log::plain};
 use ws_plugin_api::{Error, Plugin, declare_plugin};
 
@@ -41,9 +41,7 @@ impl Handler for ChatHandler {
         info!("ws chat: connected");
         info!("Uri: {}", url.path());
         info!("Headers:");
-        for (k, v) in response.headers() {
-            info!("{}: {}", ws_common::ws::header_case(k.as_str()), String::from_utf8_lossy(v.as_bytes()));
-        }
+        ws_common::ws::log_headers(response);
         info!("ws chat: user {} connected !", self.user);
     }
 
@@ -84,20 +82,11 @@ impl Plugin for Chat {
         let args: Args = ws_common::args::parse(args)?;
         let url = ws_common::url::parse_ws_url(&args.url)?;
         args.tls.client_config(&[])?;
+        let client = ClientOptions::new(url, args.tls.clone(), Duration::from_secs(60));
         let opts = SessionOptions {
-            client: ClientOptions {
-                url,
-                headers: Vec::new(),
-                subprotocol: None,
-                tls: args.tls.clone(),
-                timeout: Duration::from_secs(60),
-                max_message: DEFAULT_MAX_MESSAGE,
-            },
             reconnect: !args.disable_reconnect,
             max_wait: Duration::from_millis(args.max_wait),
-            ping_interval: None,
-            grace: Duration::from_millis(500),
-            name: "ws chat",
+            ..SessionOptions::new(client, "ws chat")
         };
         plain(format_args!("Type Ctrl-D to exit prompt..."));
         plain(format_args!("Connecting to url: {}", args.url));

@@ -35,6 +35,37 @@ pub struct LimitArgs {
     pub max_connections: usize,
 }
 
+/// The flags every WebSocket server takes: where to listen, TLS, limits, and `-q`.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    #[command(flatten)]
+    pub listen: ListenArgs,
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Print only warnings and errors
+    #[arg(short = 'q')]
+    pub quiet: bool,
+}
+
+impl ServerArgs {
+    /// Sets the log level, builds the TLS configuration, and [`serve`]s forever on a fresh
+    /// runtime: the whole life of a server plugin.
+    pub fn run<F, Fut>(&self, verbose: bool, gate: Option<Gate>, handle: F) -> Result<(), ws_plugin_api::Error>
+    where
+        F: Fn(Client) -> Fut + 'static,
+        Fut: Future<Output = (u16, String)> + 'static,
+    {
+        crate::log::set_verbosity(verbose, self.quiet);
+        let tls = self.tls.server_config(&[])?;
+        crate::runtime::block_on(|ex| async move {
+            serve(&ex, &self.listen, tls, &self.limits, gate, handle).await?;
+            Ok(())
+        })
+    }
+}
+
 /// A client that finished its handshake.
 #[derive(Debug)]
 pub struct Client {

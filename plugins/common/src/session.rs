@@ -38,6 +38,21 @@ pub struct SessionOptions {
     pub name: &'static str,
 }
 
+impl SessionOptions {
+    /// The reference's defaults: reconnect with backoff up to 10 s, no heartbeat, and half a
+    /// second for replies after the last line of piped input.
+    pub fn new(client: ClientOptions, name: &'static str) -> Self {
+        SessionOptions {
+            client,
+            reconnect: true,
+            max_wait: Duration::from_millis(10_000),
+            ping_interval: None,
+            grace: Duration::from_millis(500),
+            name,
+        }
+    }
+}
+
 /// What a subcommand does with each event.
 pub trait Handler {
     /// The connection opened.

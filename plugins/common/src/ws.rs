@@ -141,6 +141,55 @@ pub struct ClientOptions {
     pub max_message: usize,
 }
 
+/// The flags every WebSocket client shares.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClientArgs {
+    /// Connection and handshake timeout, in seconds
+    #[arg(long = "connect-timeout", default_value_t = 60, value_name = "S")]
+    pub connect_timeout: u64,
+    /// Write the process id to FILE
+    #[arg(long, value_name = "FILE")]
+    pub pidfile: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+impl ClientArgs {
+    /// What every client does before connecting: refuse bad TLS files now (not at the first
+    /// attempt) and write the pidfile.
+    pub fn prepare(&self) -> Result<(), crate::CommonError> {
+        self.tls.client_config(&[])?;
+        if let Some(p) = &self.pidfile {
+            crate::net::write_pidfile(p)?;
+        }
+        Ok(())
+    }
+
+    /// The connection timeout (at least a second).
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout.max(1))
+    }
+
+    /// Options to connect to `url` with these flags.
+    pub fn options(&self, url: Url) -> ClientOptions {
+        ClientOptions::new(url, self.tls.clone(), self.timeout())
+    }
+}
+
+impl ClientOptions {
+    /// Options for `url`: no extra headers, no subprotocol, the default message limit.
+    pub fn new(url: Url, tls: TlsArgs, timeout: Duration) -> Self {
+        ClientOptions { url, headers: Vec::new(), subprotocol: None, tls, timeout, max_message: DEFAULT_MAX_MESSAGE }
+    }
+}
+
+/// Logs the server's handshake headers, a `Name: value` line each, as the reference does.
+pub fn log_headers(response: &Response) {
+    for (k, v) in response.headers() {
+        crate::info!("{}: {}", header_case(k.as_str()), String::from_utf8_lossy(v.as_bytes()));
+    }
+}
+
 async fn with_timeout<T>(
     d: Duration,
     fut: impl std::future::Future<Output = Result<T, ConnectError>>,

@@ -11,9 +11,8 @@ use std::time::Duration;
 use async_tungstenite::tungstenite::handshake::client::Response;
 use clap::Parser;
 use ws_common::session::{Handler, SessionOptions};
-use ws_common::tls::TlsArgs;
 use ws_common::url::Url;
-use ws_common::ws::{ClientOptions, DEFAULT_MAX_MESSAGE, Message};
+use ws_common::ws::{ClientArgs, ClientOptions, DEFAULT_MAX_MESSAGE, Message};
 use ws_common::{error, info, log::plain};
 use ws_plugin_api::{Error, Plugin, declare_plugin};
 
@@ -50,17 +49,11 @@ struct Args {
     /// Echo every received message back and exit when the connection closes (for test drivers)
     #[arg(long)]
     echo: bool,
-    /// Connection and handshake timeout, in seconds
-    #[arg(long = "connect-timeout", default_value_t = 60, value_name = "S")]
-    connect_timeout: u64,
     /// Largest message accepted, in bytes (larger ones close the connection with 1009)
     #[arg(long = "max-message-size", default_value_t = DEFAULT_MAX_MESSAGE, value_name = "BYTES")]
     max_message_size: usize,
-    /// Write the process id to FILE
-    #[arg(long, value_name = "FILE")]
-    pidfile: Option<std::path::PathBuf>,
     #[command(flatten)]
-    tls: TlsArgs,
+    client: ClientArgs,
 }
 
 struct ConnectHandler {
@@ -74,9 +67,7 @@ impl Handler for ConnectHandler {
         info!("ws_connect: connected");
         info!("Uri: {}", request_uri(url));
         info!("Handshake Headers:");
-        for (k, v) in response.headers() {
-            info!("{}: {}", ws_common::ws::header_case(k.as_str()), String::from_utf8_lossy(v.as_bytes()));
-        }
+        ws_common::ws::log_headers(response);
     }
 
     fn on_line(&mut self, line: &str) -> Option<Message> {
@@ -154,26 +145,19 @@ impl Plugin for Connect {
         for (k, v) in &headers {
             info!("{k}: {v}");
         }
-        if let Some(p) = &args.pidfile {
-            ws_common::net::write_pidfile(p)?;
-        }
-        // Fail on bad TLS files now, before any connection attempt.
-        args.tls.client_config(&[])?;
+        args.client.prepare()?;
+        let client = ClientOptions {
+            headers,
+            subprotocol: args.subprotocol.clone(),
+            max_message: args.max_message_size,
+            ..args.client.options(url.clone())
+        };
         let opts = SessionOptions {
-            client: ClientOptions {
-                url: url.clone(),
-                headers,
-                subprotocol: args.subprotocol.clone(),
-                tls: args.tls.clone(),
-                timeout: Duration::from_secs(args.connect_timeout.max(1)),
-                max_message: args.max_message_size,
-            },
             reconnect: !args.disable_reconnect && !args.echo,
             max_wait: Duration::from_millis(args.max_wait),
             ping_interval: (args.ping_interval > 0 && !args.echo)
                 .then(|| Duration::from_secs(args.ping_interval as u64)),
-            grace: Duration::from_millis(500),
-            name: "ws_connect",
+            ..SessionOptions::new(client, "ws_connect")
         };
         plain(format_args!("Type Ctrl-D to exit prompt..."));
         plain(format_args!("Connecting to url: {}", args.url));

@@ -11,9 +11,7 @@ use std::rc::Rc;
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use subtle::ConstantTimeEq;
-use ws_common::net::ListenArgs;
-use ws_common::server::{Client, LimitArgs};
-use ws_common::tls::TlsArgs;
+use ws_common::server::{Client, ServerArgs};
 use ws_common::ws::{self as wsx, Message, close_parts};
 use ws_common::{info, warning};
 use ws_plugin_api::{Error, Plugin, declare_plugin};
@@ -23,14 +21,7 @@ use ws_plugin_api::{Error, Plugin, declare_plugin};
 #[command(name = "ws echo_server", about = "Echo server: sends every message back to its sender")]
 struct Args {
     #[command(flatten)]
-    listen: ListenArgs,
-    #[command(flatten)]
-    tls: TlsArgs,
-    #[command(flatten)]
-    limits: LimitArgs,
-    /// Print only warnings and errors (no per-connection or per-message lines)
-    #[arg(short = 'q')]
-    quiet: bool,
+    server: ServerArgs,
     /// Send a 'Welcome !' greeting to each new client
     #[arg(short = 'g')]
     greetings: bool,
@@ -54,8 +45,7 @@ impl Plugin for EchoServer {
 
     fn run(&self, args: Vec<OsString>) -> Result<(), Error> {
         let args: Args = ws_common::args::parse(args)?;
-        ws_common::log::set_verbosity(false, args.quiet);
-        let tls = args.tls.server_config(&[])?;
+        ws_common::log::set_verbosity(false, args.server.quiet);
         if args.disable_deflate {
             info!("Disable per message deflate");
         }
@@ -63,13 +53,9 @@ impl Plugin for EchoServer {
             warning!("-p is not supported yet: pings are always answered with pongs");
         }
         let conf = Rc::new(Conf { auth: args.http_authorization_header.clone(), greetings: args.greetings });
-        ws_common::runtime::block_on(|ex| async move {
-            ws_common::server::serve(&ex, &args.listen, tls, &args.limits, None, move |client| {
-                let conf = conf.clone();
-                async move { echo(&conf, client).await }
-            })
-            .await?;
-            Ok(())
+        args.server.run(false, None, move |client| {
+            let conf = conf.clone();
+            async move { echo(&conf, client).await }
         })
     }
 }

@@ -10,7 +10,7 @@ use clap::Parser;
 use ws_common::session::{Handler, SessionOptions};
 use ws_common::tls::TlsArgs;
 use ws_common::url::Url;
-use ws_common::ws::{ClientOptions, DEFAULT_MAX_MESSAGE, Message};
+use ws_common::ws::{ClientOptions, Message};
 use ws_common::{error, info};
 use ws_plugin_api::{Error, Plugin, declare_plugin};
 
@@ -41,9 +41,7 @@ impl Handler for PingHandler {
         info!("ping_pong: connected");
         info!("Uri: {}", url.path());
         info!("Headers:");
-        for (k, v) in response.headers() {
-            info!("{}: {}", ws_common::ws::header_case(k.as_str()), String::from_utf8_lossy(v.as_bytes()));
-        }
+        ws_common::ws::log_headers(response);
     }
 
     fn on_line(&mut self, line: &str) -> Option<Message> {
@@ -88,21 +86,8 @@ impl Plugin for Ping {
         let args: Args = ws_common::args::parse(args)?;
         let url = ws_common::url::parse_ws_url(&args.url)?;
         args.tls.client_config(&[])?;
-        let opts = SessionOptions {
-            client: ClientOptions {
-                url,
-                headers: Vec::new(),
-                subprotocol: None,
-                tls: args.tls.clone(),
-                timeout: Duration::from_secs(args.connect_timeout.max(1)),
-                max_message: DEFAULT_MAX_MESSAGE,
-            },
-            reconnect: !args.disable_reconnect,
-            max_wait: Duration::from_millis(10_000),
-            ping_interval: None,
-            grace: Duration::from_millis(500),
-            name: "ping_pong",
-        };
+        let client = ClientOptions::new(url, args.tls.clone(), Duration::from_secs(args.connect_timeout.max(1)));
+        let opts = SessionOptions { reconnect: !args.disable_reconnect, ..SessionOptions::new(client, "ping_pong") };
         let input = ws_common::prompt::spawn("> ", "ping");
         let mut handler = PingHandler;
         ws_common::runtime::block_on(|_| ws_common::session::run(opts, input, &mut handler))

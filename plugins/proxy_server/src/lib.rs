@@ -20,8 +20,7 @@ use std::time::Duration;
 use clap::Parser;
 use futures_lite::FutureExt;
 use futures_util::{SinkExt, StreamExt};
-use ws_common::net::ListenArgs;
-use ws_common::server::{Client, Gate, LimitArgs};
+use ws_common::server::{Client, Gate, ServerArgs};
 use ws_common::tls::TlsArgs;
 use ws_common::url::Url;
 use ws_common::ws::{ClientOptions, Message, Refusal, close_frame, close_frame_for, close_parts};
@@ -36,11 +35,7 @@ use ws_plugin_api::{Error, Plugin, declare_plugin};
 )]
 struct Args {
     #[command(flatten)]
-    listen: ListenArgs,
-    #[command(flatten)]
-    tls: TlsArgs,
-    #[command(flatten)]
-    limits: LimitArgs,
+    server: ServerArgs,
     /// Upstream for clients whose Host is not in the config (ws:// or wss://)
     #[arg(long = "remote_host", value_name = "URL")]
     remote_host: Option<String>,
@@ -56,9 +51,6 @@ struct Args {
     /// Log the mapping chosen for each client
     #[arg(short = 'v')]
     verbose: bool,
-    /// Print only warnings and errors
-    #[arg(short = 'q')]
-    quiet: bool,
 }
 
 /// Host (with or without port) → upstream URL.
@@ -158,7 +150,7 @@ impl Plugin for ProxyServer {
 
     fn run(&self, args: Vec<OsString>) -> Result<(), Error> {
         let args: Args = ws_common::args::parse(args)?;
-        ws_common::log::set_verbosity(args.verbose, args.quiet);
+        ws_common::log::set_verbosity(args.verbose, args.server.quiet);
         let map = match &args.config_path {
             Some(p) => load_config(p)?,
             None => HostMap::new(),
@@ -170,9 +162,11 @@ impl Plugin for ProxyServer {
         for (host, url) in &map {
             debug!("proxy map: {host} -> {url}");
         }
-        let tls = args.tls.server_config(&[])?;
-        let upstream_tls =
-            TlsArgs { ca_file: args.upstream_ca_file.clone(), verify_none: args.tls.verify_none, ..TlsArgs::default() };
+        let upstream_tls = TlsArgs {
+            ca_file: args.upstream_ca_file.clone(),
+            verify_none: args.server.tls.verify_none,
+            ..TlsArgs::default()
+        };
         upstream_tls.client_config(&[])?;
         let routes = Rc::new((map, fallback));
         let gate_routes = routes.clone();
@@ -184,28 +178,24 @@ impl Plugin for ProxyServer {
             }),
         });
         let timeout = Duration::from_secs(args.upstream_timeout.max(1));
-        let max_message = args.limits.max_message_size;
-        ws_common::runtime::block_on(|ex| async move {
-            ws_common::server::serve(&ex, &args.listen, tls, &args.limits, Some(gate), move |client| {
-                let routes = routes.clone();
-                let upstream_tls = upstream_tls.clone();
-                async move {
-                    let Some(base) = pick(&routes.0, routes.1.as_ref(), client.handshake.header("Host")) else {
-                        return (1011, "no upstream".into());
-                    };
-                    let opts = ClientOptions {
-                        url: upstream_url(base, &client.handshake.uri),
-                        headers: forwarded_headers(&client.handshake),
-                        subprotocol: client.handshake.header("Sec-WebSocket-Protocol").map(str::to_string),
-                        tls: upstream_tls,
-                        timeout,
-                        max_message,
-                    };
-                    proxy(client, opts).await
-                }
-            })
-            .await?;
-            Ok(())
+        let max_message = args.server.limits.max_message_size;
+        args.server.run(args.verbose, Some(gate), move |client| {
+            let routes = routes.clone();
+            let upstream_tls = upstream_tls.clone();
+            async move {
+                let Some(base) = pick(&routes.0, routes.1.as_ref(), client.handshake.header("Host")) else {
+                    return (1011, "no upstream".into());
+                };
+                let opts = ClientOptions {
+                    url: upstream_url(base, &client.handshake.uri),
+                    headers: forwarded_headers(&client.handshake),
+                    subprotocol: client.handshake.header("Sec-WebSocket-Protocol").map(str::to_string),
+                    tls: upstream_tls,
+                    timeout,
+                    max_message,
+                };
+                proxy(client, opts).await
+            }
         })
     }
 }
@@ -226,54 +216,20 @@ async fn proxy(client: Client, opts: ClientOptions) -> (u16, String) {
     let (mut down_tx, mut down_rx) = downstream.split();
     let (mut up_tx, mut up_rx) = upstream.split();
     // Each direction forwards messages and reports how it ended.
-    // Messages are fed without flushing while more are ready, and flushed as soon as none
-    // is: pipelined traffic goes out in few writes, a lone message without delay.
     let c2u = async {
-        loop {
-            let next = match futures_lite::future::poll_once(down_rx.next()).await {
-                Some(n) => n,
-                None => {
-                    if up_tx.flush().await.is_err() {
-                        return End::UpstreamGone;
-                    }
-                    down_rx.next().await
-                }
-            };
-            match next {
-                Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
-                    if up_tx.feed(m).await.is_err() {
-                        return End::UpstreamGone;
-                    }
-                }
-                Some(Ok(Message::Close(f))) => return End::ClientClosed(close_parts(f.as_ref())),
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return End::ClientFailed(close_frame_for(&e), e.to_string()),
-                None => return End::ClientGone,
-            }
+        match pump(&mut down_rx, &mut up_tx).await {
+            Pump::Closed(c) => End::ClientClosed(c),
+            Pump::ReadFailed(frame, why) => End::ClientFailed(frame, why),
+            Pump::ReadGone => End::ClientGone,
+            Pump::WriteGone => End::UpstreamGone,
         }
     };
     let u2c = async {
-        loop {
-            let next = match futures_lite::future::poll_once(up_rx.next()).await {
-                Some(n) => n,
-                None => {
-                    if down_tx.flush().await.is_err() {
-                        return End::ClientGone;
-                    }
-                    up_rx.next().await
-                }
-            };
-            match next {
-                Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
-                    if down_tx.feed(m).await.is_err() {
-                        return End::ClientGone;
-                    }
-                }
-                Some(Ok(Message::Close(f))) => return End::UpstreamClosed(close_parts(f.as_ref())),
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return End::UpstreamFailed(e.to_string()),
-                None => return End::UpstreamGone,
-            }
+        match pump(&mut up_rx, &mut down_tx).await {
+            Pump::Closed(c) => End::UpstreamClosed(c),
+            Pump::ReadFailed(_, why) => End::UpstreamFailed(why),
+            Pump::ReadGone => End::UpstreamGone,
+            Pump::WriteGone => End::ClientGone,
         }
     };
     let end = c2u.or(u2c).await;
@@ -316,6 +272,47 @@ async fn proxy(client: Client, opts: ClientOptions) -> (u16, String) {
             let reason = "upstream connection lost".to_string();
             let _ = down_tx.close(Some(close_frame(1011, &reason))).or(bounded(second)).await;
             (1011, reason)
+        }
+    }
+}
+
+/// How one direction of the relay ended.
+enum Pump {
+    Closed((u16, String)),
+    ReadFailed(Option<ws_common::ws::CloseFrame>, String),
+    ReadGone,
+    WriteGone,
+}
+
+type Half = ws_common::net::Stream;
+
+/// Forwards text and binary messages from `rx` to `tx` until a close, an error or the end.
+/// Messages are fed without flushing while more are ready and flushed as soon as none is:
+/// pipelined traffic goes out in few writes, a lone message without delay.
+async fn pump(
+    rx: &mut async_tungstenite::WebSocketReceiver<Half>,
+    tx: &mut async_tungstenite::WebSocketSender<Half>,
+) -> Pump {
+    loop {
+        let next = match futures_lite::future::poll_once(rx.next()).await {
+            Some(n) => n,
+            None => {
+                if tx.flush().await.is_err() {
+                    return Pump::WriteGone;
+                }
+                rx.next().await
+            }
+        };
+        match next {
+            Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
+                if tx.feed(m).await.is_err() {
+                    return Pump::WriteGone;
+                }
+            }
+            Some(Ok(Message::Close(f))) => return Pump::Closed(close_parts(f.as_ref())),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Pump::ReadFailed(close_frame_for(&e), e.to_string()),
+            None => return Pump::ReadGone,
         }
     }
 }

@@ -18,7 +18,7 @@ use futures_lite::io::{AsyncWriteExt, BufReader};
 use ws_common::frames::{self, FrameReader, op};
 use ws_common::net::Stream;
 use ws_common::pdu::{self, Djb2, StreamDecoder};
-use ws_common::tls::TlsArgs;
+use ws_common::ws::ClientArgs;
 use ws_common::{error, info};
 use ws_plugin_api::{Error, Plugin, declare_plugin};
 
@@ -43,14 +43,8 @@ struct Args {
     /// Largest frame accepted, in bytes
     #[arg(long = "max-frame-size", default_value_t = 16 << 20, value_name = "BYTES")]
     max_frame: usize,
-    /// Connection and handshake timeout, in seconds
-    #[arg(long = "connect-timeout", default_value_t = 60, value_name = "S")]
-    connect_timeout: u64,
-    /// Write the process id to FILE
-    #[arg(long, value_name = "FILE")]
-    pidfile: Option<PathBuf>,
     #[command(flatten)]
-    tls: TlsArgs,
+    client: ClientArgs,
 }
 
 #[derive(Debug, Default)]
@@ -66,10 +60,7 @@ impl Plugin for Receive {
         if !args.save_dir.is_dir() {
             return Err(Error::usage(format!("--save-dir {} is not a folder", args.save_dir.display())));
         }
-        if let Some(p) = &args.pidfile {
-            ws_common::net::write_pidfile(p)?;
-        }
-        args.tls.client_config(&[])?;
+        args.client.prepare()?;
         ws_common::runtime::block_on(|_| receive(args, url))
     }
 }
@@ -86,11 +77,11 @@ struct Incoming {
 async fn receive(args: Args, url: ws_common::url::Url) -> Result<(), Error> {
     info!("ws_receive: Connecting to url: {}", args.url);
     let connect = async {
-        let mut stream = ws_common::ws::open_stream(&url, &args.tls, &[]).await?;
+        let mut stream = ws_common::ws::open_stream(&url, &args.client.tls, &[]).await?;
         let headers = frames::client_handshake(&mut stream, &url, &[]).await?;
         Ok::<_, ws_common::ws::ConnectError>((stream, headers))
     };
-    let timeout = Duration::from_secs(args.connect_timeout.max(1));
+    let timeout = args.client.timeout();
     let (stream, headers) = futures_lite::FutureExt::or(connect, async {
         smol::Timer::after(timeout).await;
         Err(ws_common::ws::ConnectError::Timeout(timeout))

@@ -22,8 +22,7 @@ use async_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use clap::Parser;
 use futures_util::StreamExt;
 use ws_common::pdu::{self, Djb2};
-use ws_common::tls::TlsArgs;
-use ws_common::ws::{ClientOptions, DEFAULT_MAX_MESSAGE, Message, close_parts};
+use ws_common::ws::{ClientArgs, ClientOptions, Message, close_parts};
 use ws_common::{error, info};
 use ws_plugin_api::{Error, Plugin, declare_plugin};
 
@@ -44,14 +43,8 @@ struct Args {
     /// Seconds to wait for the receiver's acknowledgement after the file is sent
     #[arg(long, default_value_t = 60, value_name = "S")]
     timeout: u64,
-    /// Connection and handshake timeout, in seconds
-    #[arg(long = "connect-timeout", default_value_t = 60, value_name = "S")]
-    connect_timeout: u64,
-    /// Write the process id to FILE
-    #[arg(long, value_name = "FILE")]
-    pidfile: Option<PathBuf>,
     #[command(flatten)]
-    tls: TlsArgs,
+    client: ClientArgs,
 }
 
 #[derive(Debug, Default)]
@@ -72,18 +65,8 @@ impl Plugin for Send {
         let file =
             File::open(&args.path).map_err(|e| Error::usage(format!("cannot read {}: {e}", args.path.display())))?;
         let name = args.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if let Some(p) = &args.pidfile {
-            ws_common::net::write_pidfile(p)?;
-        }
-        args.tls.client_config(&[])?;
-        let client = ClientOptions {
-            url,
-            headers: Vec::new(),
-            subprotocol: None,
-            tls: args.tls.clone(),
-            timeout: Duration::from_secs(args.connect_timeout.max(1)),
-            max_message: DEFAULT_MAX_MESSAGE,
-        };
+        args.client.prepare()?;
+        let client = args.client.options(url);
         ws_common::runtime::block_on(|_| send(args, client, file, meta.len(), name))
     }
 }
@@ -96,9 +79,7 @@ async fn send(args: Args, client: ClientOptions, mut file: File, size: u64, name
     info!("ws_send: connected");
     info!("Uri: {}", client.url.path());
     info!("Headers:");
-    for (k, v) in response.headers() {
-        info!("{}: {}", ws_common::ws::header_case(k.as_str()), String::from_utf8_lossy(v.as_bytes()));
-    }
+    ws_common::ws::log_headers(&response);
     let id = ws_common::transfer::new_id();
     info!("ws_send: Sending {name} ({size} bytes), id {id}");
     let progress = Progress::new(size);

@@ -7,9 +7,7 @@ use std::ffi::{CStr, OsString};
 use clap::Parser;
 use ws_common::frame_relay::{FrameObserver, FrameRelayArgs, FrameRoom};
 use ws_common::info;
-use ws_common::net::ListenArgs;
-use ws_common::server::LimitArgs;
-use ws_common::tls::TlsArgs;
+use ws_common::server::ServerArgs;
 use ws_plugin_api::{Error, Plugin, declare_plugin};
 
 /// File-transfer relay
@@ -20,16 +18,9 @@ use ws_plugin_api::{Error, Plugin, declare_plugin};
 )]
 struct Args {
     #[command(flatten)]
-    listen: ListenArgs,
-    #[command(flatten)]
-    tls: TlsArgs,
-    #[command(flatten)]
-    limits: LimitArgs,
+    server: ServerArgs,
     #[command(flatten)]
     relay: FrameRelayArgs,
-    /// Print only warnings and errors
-    #[arg(short = 'q')]
-    quiet: bool,
 }
 
 struct LogTransfers;
@@ -49,19 +40,13 @@ impl Plugin for Transfer {
 
     fn run(&self, args: Vec<OsString>) -> Result<(), Error> {
         let args: Args = ws_common::args::parse(args)?;
-        ws_common::log::set_verbosity(false, args.quiet);
-        let tls = args.tls.server_config(&[])?;
         let room = FrameRoom::new(args.relay);
-        ws_common::runtime::block_on(|ex| async move {
-            ws_common::server::serve(&ex, &args.listen, tls, &args.limits, None, move |client| {
-                let room = room.clone();
-                async move {
-                    let stream = client.ws.into_inner();
-                    ws_common::frame_relay::run_member(&room, client.id, stream, &LogTransfers).await
-                }
-            })
-            .await?;
-            Ok(())
+        args.server.run(false, None, move |client| {
+            let room = room.clone();
+            async move {
+                let stream = client.ws.into_inner();
+                ws_common::frame_relay::run_member(&room, client.id, stream, &LogTransfers).await
+            }
         })
     }
 }
