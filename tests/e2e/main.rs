@@ -12,3 +12,4 @@ mod bench;
 mod connect;
 mod echo_server;
 mod host;
+mod httpd;

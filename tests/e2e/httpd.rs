@@ -1,0 +1,208 @@
+//! `ws httpd` against the real `curl`: content, headers, ranges, revalidation, gzip,
+//! keep-alive, TLS, every traversal variant, a slowloris crowd, and the -L/-D modes.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::util::{Output, Server, certs, run};
+
+const T: Duration = Duration::from_secs(30);
+
+fn curl(args: &[&str]) -> Output {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--max-time", "20"]).args(args);
+    run(cmd, b"", T)
+}
+
+fn site() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::write(p.join("index.html"), "<h1>home</h1>\n").unwrap();
+    std::fs::create_dir(p.join("docs")).unwrap();
+    let text: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
+    std::fs::write(p.join("docs/big.txt"), text).unwrap();
+    let bin: Vec<u8> = (0..300_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    std::fs::write(p.join("docs/data.bin"), bin).unwrap();
+    std::fs::write(p.join("docs/a file.txt"), "spaced\n").unwrap();
+    dir
+}
+
+fn httpd(root: &Path, extra: &[&str]) -> Server {
+    let mut args = vec!["--root", root.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    Server::start("httpd", &args)
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+#[test]
+fn serves_files_with_their_type_length_and_validators_and_head_and_404() {
+    let dir = site();
+    let s = httpd(dir.path(), &[]);
+    let base = s.url("http");
+    let tmp = tempfile::tempdir().unwrap();
+    let out_file = tmp.path().join("data.bin");
+    let out = curl(&["-D", "-", "-o", out_file.to_str().unwrap(), &format!("{base}/docs/data.bin")]);
+    assert!(out.stdout.starts_with("HTTP/1.1 200"), "{}", out.stdout);
+    assert_eq!(std::fs::read(&out_file).unwrap(), std::fs::read(dir.path().join("docs/data.bin")).unwrap());
+    assert_eq!(header(&out.stdout, "content-length"), Some("300000"));
+    assert_eq!(header(&out.stdout, "content-type"), Some("application/octet-stream"));
+    assert_eq!(header(&out.stdout, "accept-ranges"), Some("bytes"));
+    assert!(header(&out.stdout, "etag").is_some() && header(&out.stdout, "last-modified").is_some());
+    let out = curl(&["-D", "-", &format!("{base}/")]);
+    assert!(out.stdout.ends_with("<h1>home</h1>\n"), "{}", out.stdout);
+    assert_eq!(header(&out.stdout, "content-type"), Some("text/html; charset=utf-8"));
+    let out = curl(&["-I", &format!("{base}/docs/big.txt")]);
+    assert!(
+        out.stdout.starts_with("HTTP/1.1 200") && header(&out.stdout, "content-length").is_some(),
+        "{}",
+        out.stdout
+    );
+    let out = curl(&["-s", "-o", "/dev/null", "-w", "%{http_code}", &format!("{base}/nope.html")]);
+    assert_eq!(out.stdout, "404");
+    let out = curl(&["-o", "/dev/null", "-w", "%{http_code}", &format!("{base}/docs/a%20file.txt?v=3")]);
+    assert_eq!(out.stdout, "200", "query strings are ignored and names percent-decoded");
+    let out = curl(&["-X", "POST", "-D", "-", "-o", "/dev/null", &format!("{base}/")]);
+    assert!(
+        out.stdout.starts_with("HTTP/1.1 405") && header(&out.stdout, "allow") == Some("GET, HEAD"),
+        "{}",
+        out.stdout
+    );
+    s.wait_for_line("GET /docs/data.bin 200 300000", T);
+}
+
+#[test]
+fn ranges_revalidation_and_gzip_work_with_curl() {
+    let dir = site();
+    let s = httpd(dir.path(), &[]);
+    let url = format!("{}/docs/data.bin", s.url("http"));
+    let data = std::fs::read(dir.path().join("docs/data.bin")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let part = tmp.path().join("part");
+    let out = curl(&["-r", "1000-1999", "-D", "-", "-o", part.to_str().unwrap(), &url]);
+    assert!(out.stdout.starts_with("HTTP/1.1 206"), "{}", out.stdout);
+    assert_eq!(header(&out.stdout, "content-range"), Some("bytes 1000-1999/300000"));
+    assert_eq!(std::fs::read(&part).unwrap(), &data[1000..2000]);
+    let out = curl(&["-r", "400000-", "-o", "/dev/null", "-D", "-", &url]);
+    assert!(out.stdout.starts_with("HTTP/1.1 416") && header(&out.stdout, "content-range") == Some("bytes */300000"));
+    // Revalidation: the ETag and the date both give 304.
+    let head = curl(&["-I", &url]).stdout;
+    let etag = header(&head, "etag").unwrap().to_string();
+    let out = curl(&["-H", &format!("If-None-Match: {etag}"), "-o", "/dev/null", "-w", "%{http_code}", &url]);
+    assert_eq!(out.stdout, "304");
+    let lm = header(&head, "last-modified").unwrap().to_string();
+    let out = curl(&["-H", &format!("If-Modified-Since: {lm}"), "-o", "/dev/null", "-w", "%{http_code}", &url]);
+    assert_eq!(out.stdout, "304");
+    // gzip for text when asked; curl --compressed decodes it back to the file.
+    let txt = format!("{}/docs/big.txt", s.url("http"));
+    let got = tmp.path().join("big.txt");
+    let out = curl(&["--compressed", "-D", "-", "-o", got.to_str().unwrap(), &txt]);
+    assert_eq!(header(&out.stdout, "content-encoding"), Some("gzip"), "{}", out.stdout);
+    assert!(header(&out.stdout, "content-length").unwrap().parse::<usize>().unwrap() < 100_000);
+    assert_eq!(std::fs::read(&got).unwrap(), std::fs::read(dir.path().join("docs/big.txt")).unwrap());
+}
+
+#[test]
+fn two_requests_share_one_connection() {
+    let dir = site();
+    let s = httpd(dir.path(), &[]);
+    let base = s.url("http");
+    let out = curl(&["-v", "-o", "/dev/null", "-o", "/dev/null", &format!("{base}/"), &format!("{base}/docs/big.txt")]);
+    assert!(out.stderr.contains("Re-using existing connection"), "{}", out.stderr);
+}
+
+#[test]
+fn https_with_a_test_ca() {
+    let dir = site();
+    let c = certs();
+    let s = httpd(dir.path(), &["--tls", "--cert-file", &c.path("server.crt"), "--key-file", &c.path("server.key")]);
+    let url = format!("{}/", s.url("https"));
+    let out = curl(&["--cacert", &c.path("ca.crt"), &url]);
+    assert_eq!(out.stdout, "<h1>home</h1>\n", "{out:?}");
+    let out = curl(&[&url]);
+    assert_eq!(out.code(), 60, "curl must refuse the unknown CA: {out:?}");
+}
+
+#[test]
+fn every_traversal_variant_is_refused() {
+    let dir = site();
+    // A secret next to the root, and a symlink inside the root that points at it.
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), "TOP SECRET").unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).unwrap();
+    let s = httpd(dir.path(), &[]);
+    let base = s.url("http");
+    let variants = [
+        "/../../../../etc/passwd",
+        "/docs/../../../../etc/passwd",
+        "/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        "/%2E%2E/%2E%2E/etc/passwd",
+        "/.%2e/.%2e/etc/passwd",
+        "/%2e./%2e./etc/passwd",
+        "/docs%2f..%2f..%2f..%2fetc%2fpasswd",
+        "/docs/..%2f..%2f..%2fetc/passwd",
+        "/..%5c..%5c..%5cetc%5cpasswd",
+        "/docs\\..\\..\\etc\\passwd",
+        "/%252e%252e/%252e%252e/etc/passwd",
+        "/docs/big.txt%00.html",
+        "/%00/etc/passwd",
+        "/etc/passwd",
+        "//etc/passwd",
+        "/link/secret.txt",
+        "/link/../../etc/passwd",
+        "/%c0%ae%c0%ae/%c0%ae%c0%ae/etc/passwd",
+    ];
+    for v in variants {
+        let out = curl(&["--path-as-is", "-o", "-", "-w", "\n%{http_code}", &format!("{base}{v}")]);
+        let code = out.stdout.lines().last().unwrap_or_default();
+        assert!(code == "404" || code == "400" || code == "403", "{v} gave {code}: {}", out.stdout);
+        assert!(!out.stdout.contains("root:") && !out.stdout.contains("TOP SECRET"), "{v} leaked: {}", out.stdout);
+    }
+}
+
+#[test]
+fn a_slowloris_crowd_does_not_stop_a_normal_client() {
+    let dir = site();
+    let s = httpd(dir.path(), &["--header-timeout", "3", "--max-connections", "300"]);
+    let mut crowd = Vec::new();
+    for _ in 0..200 {
+        let mut c = TcpStream::connect(s.addr).unwrap();
+        c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ").unwrap();
+        crowd.push(c);
+    }
+    let out = curl(&["-o", "-", "-w", "%{http_code}", &format!("{}/", s.url("http"))]);
+    assert!(out.stdout.ends_with("200"), "{out:?}");
+    // The half-sent requests are dropped after the header timeout.
+    let mut one = crowd.pop().unwrap();
+    one.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = Vec::new();
+    let _ = one.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    assert!(buf.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+}
+
+#[test]
+fn redirect_and_debug_modes() {
+    let s = Server::start("httpd", &["-L", "--redirect_url", "https://example.com/"]);
+    let out = curl(&["-D", "-", "-o", "/dev/null", &format!("{}/any/path", s.url("http"))]);
+    assert!(out.stdout.starts_with("HTTP/1.1 301"), "{}", out.stdout);
+    assert_eq!(header(&out.stdout, "location"), Some("https://example.com/"));
+    let out =
+        curl(&["-X", "POST", "-d", "x=1", "-o", "/dev/null", "-w", "%{http_code}", &format!("{}/", s.url("http"))]);
+    assert_eq!(out.stdout, "200");
+    let d = Server::start("httpd", &["-D"]);
+    let out = curl(&["-d", "hello=world", "-H", "X-Test: yes", &format!("{}/debug?q=1", d.url("http"))]);
+    assert_eq!(out.stdout, "OK");
+    d.wait_for_line("== Headers ==", T);
+    d.wait_for_line("x-test: yes", T);
+    d.wait_for_line("hello=world", T);
+}
