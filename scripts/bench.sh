@@ -8,6 +8,7 @@
 #   idle      10,000 idle connections to echo_server vs Node ws: RSS per connection
 #   fanout    1 sender, 100 receivers, 32 B through broadcast_server vs a Node ws broadcast server
 #   proxy     echo through ws proxy_server vs direct vs nginx (1 worker) as a WebSocket proxy
+#   httpd     ws httpd vs nginx (1 worker): 1 KiB file with wrk -t1 -c32, and a 1 GiB download
 #   transfer  1 GiB send -> transfer -> receive: throughput and each process's peak RSS, with
 #             `cat file > /dev/null` and a plain TCP copy (socat) as the physical reference
 # --smoke runs each benchmark briefly so CI can check the script still works.
@@ -22,7 +23,7 @@ for a in "$@"; do
         *) NAMES+=("$a") ;;
     esac
 done
-[ "${#NAMES[@]}" -gt 0 ] || NAMES=(startup echo idle fanout proxy transfer)
+[ "${#NAMES[@]}" -gt 0 ] || NAMES=(startup echo idle fanout proxy httpd transfer)
 
 scripts/peers.sh >/dev/null
 cargo build --release --workspace --quiet
@@ -319,6 +320,86 @@ NGINX
     rm -rf "$work"
 }
 
+bench_httpd() {
+    local work
+    work=$(mktemp -d)
+    mkdir -p "$work/www" "$work/tmp"
+    head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 >"$work/www/1k.txt"
+    local big=$((1024 * 1024 * 1024))
+    [ "$SMOKE" = 1 ] && big=$((16 * 1024 * 1024))
+    head -c "$big" /dev/zero >"$work/www/big.bin"
+    # nginx's worker runs as nobody: let it read the files
+    chmod 755 "$work" "$work/www" && chmod 644 "$work/www/"*
+    local nginx_port
+    nginx_port=$(free_port)
+    cat >"$work/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $work/tmp/nginx.pid;
+error_log $work/tmp/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  include /etc/nginx/mime.types;
+  sendfile on; tcp_nopush on; keepalive_requests 1000000;
+  client_body_temp_path $work/tmp/body; proxy_temp_path $work/tmp/proxy;
+  fastcgi_temp_path $work/tmp/fcgi; uwsgi_temp_path $work/tmp/uwsgi; scgi_temp_path $work/tmp/scgi;
+  server { listen 127.0.0.1:$nginx_port; root $work/www; }
+}
+NGINX
+    declare -A rps dl rss
+    for _ in $(seq "$ROUNDS"); do
+        for s in ws nginx; do
+            local port pid
+            if [ "$s" = ws ]; then
+                start_server "$WS" httpd -q --port 0 --root "$work/www"
+                port=$SERVER_PORT
+                pid=$SERVER_PID
+            else
+                /usr/sbin/nginx -c "$work/nginx.conf" >/dev/null 2>&1 &
+                pid=$!
+                port=$nginx_port
+                for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
+            fi
+            # only 2xx answers count: a server answering errors fast must not score
+            local out
+            out=$(wrk -t1 -c32 -d"${DUR}s" "http://127.0.0.1:$port/1k.txt")
+            if echo "$out" | grep -q "Non-2xx"; then echo "bench.sh: $s answered errors: $out" >&2; exit 1; fi
+            rps[$s]+="$(echo "$out" | awk '/Requests\/sec/ { print $2 }') "
+            dl[$s]+="$(curl -sf -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$port/big.bin") "
+            local worker=$pid
+            [ "$s" = nginx ] && worker=$(pgrep -P "$pid" | head -1)
+            rss[$s]+="$(peak_rss_kib "${worker:-$pid}") "
+            if [ "$s" = ws ]; then stop_server; else kill "$pid"; wait "$pid" 2>/dev/null || true; fi
+        done
+    done
+    local base_rps base_dl
+    base_rps=$(printf '%s\n' ${rps[nginx]} | median)
+    base_dl=$(printf '%s\n' ${dl[nginx]} | median)
+    {
+        echo "### httpd"
+        echo
+        echo "1 KiB file: \`wrk -t1 -c32 -d${DUR}s\` (keep-alive); download: \`curl -o /dev/null\` of a $((big / 1024 / 1024)) MiB file; median of $ROUNDS rounds (min–max)."
+        echo "Goals: ≥ 1.0× nginx req/s; ≥ 0.9× nginx download throughput; server RSS ≤ 32 MiB."
+        echo
+        echo "| server | 1 KiB req/s | vs nginx | download MB/s | vs nginx | server peak RSS MiB |"
+        echo "|---|---|---|---|---|---|"
+        for s in ws nginx; do
+            local r d
+            r=$(printf '%s\n' ${rps[$s]} | median)
+            d=$(printf '%s\n' ${dl[$s]} | median)
+            printf '| %s | %.0f (%s) | %.2f× | %.0f | %.2f× | %.1f |\n' "$s" "$r" "$(printf '%s\n' ${rps[$s]} | minmax)" \
+                "$(awk -v a="$r" -v b="$base_rps" 'BEGIN { print a / b }')" "$(awk -v a="$d" 'BEGIN { print a / 1e6 }')" \
+                "$(awk -v a="$d" -v b="$base_dl" 'BEGIN { print a / b }')" \
+                "$(awk -v k="$(printf '%s\n' ${rss[$s]} | median)" 'BEGIN { print k / 1024 }')"
+        done
+        echo
+        echo "Command: \`scripts/bench.sh httpd\`"
+        echo
+    } >>"$RESULTS"
+    rm -rf "$work"
+}
+
 # wall seconds of a command
 wall() {
     local s e
@@ -386,11 +467,12 @@ for name in "${NAMES[@]}"; do
     case "$name" in
         transfer) bench_transfer ;;
         proxy) bench_proxy ;;
+        httpd) bench_httpd ;;
         fanout) bench_fanout ;;
         startup) bench_startup ;;
         echo) bench_echo ;;
         idle) bench_idle ;;
-        *) echo "bench.sh: unknown benchmark '$name' (known: startup echo idle fanout proxy transfer)" >&2; exit 2 ;;
+        *) echo "bench.sh: unknown benchmark '$name' (known: startup echo idle fanout proxy httpd transfer)" >&2; exit 2 ;;
     esac
 done
 
@@ -415,7 +497,7 @@ except FileNotFoundError:
 _, new = sections(open(results).read())
 head = ("# Benchmarks\n\nEach section says which run produced it. These machines are shared and noisy: "
         "compare ratios within one section, not absolute figures across sections.\n\n")
-order = ["startup", "echo", "idle", "fanout", "proxy", "transfer"]
+order = ["startup", "echo", "idle", "fanout", "proxy", "httpd", "transfer"]
 merged = dict(old)
 for name, body in new.items():
     lines = body.split("\n", 2)

@@ -2,9 +2,12 @@
 //! and debug (`-D`) modes.
 //!
 //! Path safety is the point: the reference served `/../../etc/passwd`. Here the request path
-//! is percent-decoded, refused if it holds NUL, a backslash, an encoded `/`, or a `..`
-//! segment, joined under the root, then resolved with symlinks and checked to still be under
-//! the (resolved) root. Anything else is 404, never the file.
+//! is percent-decoded and refused if it holds NUL, a backslash, an encoded `/`, or a `..`
+//! segment; the file is then opened with `openat2(RESOLVE_BENEATH)` relative to the root, so
+//! the kernel itself refuses any path or symlink that leads outside it (one system call,
+//! where resolving with `realpath` and comparing took five). Where `openat2` is missing
+//! (Linux < 5.6), the path is resolved through symlinks and must still be under the root.
+//! Anything refused is 404, never the file.
 //!
 //! Files are streamed in 64 KiB chunks (constant memory for any size); `Last-Modified` and
 //! `ETag` answer revalidation with 304; one `Range` gets 206 or 416; compressible files up to
@@ -21,7 +24,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use clap::Parser;
-use futures_lite::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{self, HeaderValue};
@@ -72,7 +75,7 @@ struct Args {
 }
 
 enum Mode {
-    Static { root: PathBuf, listing: bool },
+    Static { root: Root, listing: bool },
     Redirect(String),
     Debug,
 }
@@ -101,7 +104,10 @@ impl Plugin for Httpd {
             if !root.is_dir() {
                 return Err(Error::usage(format!("--root {} is not a folder", args.root.display())));
             }
-            Mode::Static { root, listing: !args.no_listing }
+            Mode::Static {
+                root: Root::new(root).map_err(|e| Error::usage(format!("--root: {e}")))?,
+                listing: !args.no_listing,
+            }
         };
         let tls = args.tls.server_config(&[b"http/1.1"])?;
         let ctx = Rc::new(Ctx { mode });
@@ -227,8 +233,9 @@ async fn debug_request(req: Request<Incoming>, peer: std::net::SocketAddr) -> Re
     full(StatusCode::OK, "OK")
 }
 
-/// Maps a request path to a file under `root`, or `None` when it must not be served.
-pub fn resolve(root: &Path, raw_path: &str) -> Option<PathBuf> {
+/// Decodes a request path into a path relative to the root, or `None` when it must not be
+/// served: NUL, backslashes, encoded separators and `..` segments are refused outright.
+pub fn relative_path(raw_path: &str) -> Option<String> {
     let lower = raw_path.to_ascii_lowercase();
     if lower.contains("%2f") || lower.contains("%5c") || lower.contains("%00") {
         return None;
@@ -238,30 +245,74 @@ pub fn resolve(root: &Path, raw_path: &str) -> Option<PathBuf> {
     if decoded.contains('\0') || decoded.contains('\\') || !decoded.starts_with('/') {
         return None;
     }
-    let mut path = root.to_path_buf();
+    let mut parts = Vec::new();
     for seg in decoded.split('/') {
         match seg {
             "" | "." => {}
             ".." => return None,
-            s => path.push(s),
+            s => parts.push(s),
         }
     }
-    // Resolve symlinks and check the result is still under the root.
-    let real = path.canonicalize().ok()?;
-    real.starts_with(root).then_some(real)
+    Some(if parts.is_empty() { ".".to_string() } else { parts.join("/") })
 }
 
-async fn serve_static(root: &Path, listing: bool, req: &Request<Incoming>) -> Response<Body> {
+/// The served folder, and the way files are opened beneath it.
+struct Root {
+    path: PathBuf,
+    dir: std::os::fd::OwnedFd,
+    beneath: bool,
+}
+
+impl Root {
+    fn new(path: PathBuf) -> std::io::Result<Root> {
+        use rustix::fs::{Mode, OFlags};
+        let dir = rustix::fs::open(&path, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+        let mut root = Root { path, dir, beneath: true };
+        // openat2 arrived in Linux 5.6; without it, fall back to resolving and comparing.
+        if root.open_beneath(".").is_err_and(|e| e.raw_os_error() == Some(rustix::io::Errno::NOSYS.raw_os_error())) {
+            root.beneath = false;
+        }
+        Ok(root)
+    }
+
+    fn open_beneath(&self, rel: &str) -> std::io::Result<std::fs::File> {
+        use rustix::fs::{Mode, OFlags, ResolveFlags};
+        let fd = rustix::fs::openat2(
+            &self.dir,
+            rel,
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+        )?;
+        Ok(std::fs::File::from(fd))
+    }
+
+    /// Opens `rel` (from [`relative_path`]) if it lies under the root, symlinks resolved.
+    fn open_file(&self, rel: &str) -> Option<std::fs::File> {
+        if self.beneath {
+            return self.open_beneath(rel).ok();
+        }
+        let real = self.path.join(rel).canonicalize().ok()?;
+        if !real.starts_with(&self.path) {
+            return None;
+        }
+        std::fs::File::open(real).ok()
+    }
+}
+
+async fn serve_static(root: &Root, listing: bool, req: &Request<Incoming>) -> Response<Body> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = full(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
         r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
     }
+    let not_found = || full(StatusCode::NOT_FOUND, "not found\n");
     let raw_path = req.uri().path();
-    let Some(mut file_path) = resolve(root, raw_path) else {
-        return full(StatusCode::NOT_FOUND, "not found\n");
-    };
-    if file_path.is_dir() {
+    let Some(rel) = relative_path(raw_path) else { return not_found() };
+    let Some(mut file) = root.open_file(&rel) else { return not_found() };
+    let Ok(mut meta) = file.metadata() else { return not_found() };
+    let mut name = rel.clone();
+    if meta.is_dir() {
         if !raw_path.ends_with('/') {
             let mut r = empty(StatusCode::MOVED_PERMANENTLY);
             if let Ok(v) = HeaderValue::from_str(&format!("{raw_path}/")) {
@@ -269,16 +320,21 @@ async fn serve_static(root: &Path, listing: bool, req: &Request<Incoming>) -> Re
             }
             return r;
         }
-        let index = file_path.join("index.html");
-        match index.canonicalize() {
-            Ok(real) if real.starts_with(root) && real.is_file() => file_path = real,
-            _ if listing => return list_dir(&file_path, raw_path, req.method() == Method::HEAD),
-            _ => return full(StatusCode::NOT_FOUND, "not found\n"),
+        let index = format!("{rel}/index.html");
+        match root.open_file(&index).and_then(|f| f.metadata().ok().filter(|m| m.is_file()).map(|m| (f, m))) {
+            Some((f, m)) => {
+                (file, meta, name) = (f, m, index);
+            }
+            None if listing => return list_dir(&root.path.join(&rel), raw_path, req.method() == Method::HEAD),
+            None => return not_found(),
         }
     }
-    match send_file(&file_path, req).await {
+    if !meta.is_file() {
+        return not_found();
+    }
+    match send_file(file, &meta, Path::new(&name), req).await {
         Ok(r) => r,
-        Err(_) => full(StatusCode::NOT_FOUND, "not found\n"),
+        Err(_) => not_found(),
     }
 }
 
@@ -365,11 +421,14 @@ fn parse_range(value: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, ()> 
     Ok(Some((start, end)))
 }
 
-async fn send_file(path: &Path, req: &Request<Incoming>) -> std::io::Result<Response<Body>> {
-    let meta = smol::fs::metadata(path).await?;
-    if !meta.is_file() {
-        return Err(std::io::Error::other("not a file"));
-    }
+// Local file system calls run inline: on page-cached files they take microseconds, while
+// smol::fs would hand each one to a thread pool and back (measured: 6x fewer requests/s).
+async fn send_file(
+    mut file: std::fs::File,
+    meta: &std::fs::Metadata,
+    path: &Path,
+    req: &Request<Incoming>,
+) -> std::io::Result<Response<Body>> {
     let len = meta.len();
     let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
     let secs = mtime.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -422,7 +481,8 @@ async fn send_file(path: &Path, req: &Request<Incoming>) -> std::io::Result<Resp
     let wants_gzip =
         get(header::ACCEPT_ENCODING).is_some_and(|v| v.split(',').any(|e| e.trim().split(';').next() == Some("gzip")));
     if range.is_none() && wants_gzip && is_compressible(&mime) && len <= MAX_GZIP && len > 0 {
-        let data = smol::fs::read(path).await?;
+        let mut data = Vec::with_capacity(len as usize);
+        std::io::Read::read_to_end(&mut file, &mut data)?;
         let gz = smol::unblock(move || {
             let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
             e.write_all(&data)?;
@@ -453,16 +513,15 @@ async fn send_file(path: &Path, req: &Request<Incoming>) -> std::io::Result<Resp
     if head {
         return Ok(finish(empty(status), extra));
     }
-    let mut file = smol::fs::File::open(path).await?;
     if start > 0 {
-        file.seek(std::io::SeekFrom::Start(start)).await?;
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(start))?;
     }
     let stream = futures_lite::stream::unfold((file, count), |(mut file, left)| async move {
         if left == 0 {
             return None;
         }
         let mut buf = vec![0u8; CHUNK.min(left as usize)];
-        match file.read(&mut buf).await {
+        match std::io::Read::read(&mut file, &mut buf) {
             Ok(0) => Some((Err(std::io::Error::other("file shrank while being sent")), (file, 0))),
             Ok(n) => {
                 buf.truncate(n);
@@ -485,31 +544,40 @@ mod tests {
     #[test]
     fn traversal_variants_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().canonicalize().unwrap();
-        std::fs::create_dir(root.join("sub")).unwrap();
-        std::fs::write(root.join("sub/ok.txt"), "ok").unwrap();
-        assert_eq!(resolve(&root, "/sub/ok.txt"), Some(root.join("sub/ok.txt")));
-        assert_eq!(resolve(&root, "/sub/%6fk.txt"), Some(root.join("sub/ok.txt")));
-        for bad in [
-            "/../etc/passwd",
-            "/sub/../../etc/passwd",
-            "/%2e%2e/etc/passwd",
-            "/%2E%2E/%2E%2E/etc/passwd",
-            "/sub%2f..%2f..%2fetc/passwd",
-            "/..%5c..%5cetc/passwd",
-            "/sub\\..\\..\\etc\\passwd",
-            "/sub/ok.txt%00.html",
-            "//etc/passwd",
-            "/missing",
-        ] {
-            let got = resolve(&root, bad);
-            assert!(got.is_none() || got.as_ref().is_some_and(|p| p.starts_with(&root)), "{bad} -> {got:?}");
-            assert!(got.is_none() || bad == "//etc/passwd", "{bad} -> {got:?}");
-        }
-        #[cfg(unix)]
-        {
-            std::os::unix::fs::symlink("/etc", root.join("escape")).unwrap();
-            assert_eq!(resolve(&root, "/escape/passwd"), None);
+        let base = dir.path().canonicalize().unwrap();
+        std::fs::create_dir(base.join("site")).unwrap();
+        std::fs::create_dir(base.join("site/sub")).unwrap();
+        std::fs::write(base.join("site/sub/ok.txt"), "ok").unwrap();
+        std::fs::write(base.join("secret.txt"), "secret").unwrap();
+        std::os::unix::fs::symlink(base.join("secret.txt"), base.join("site/escape")).unwrap();
+        std::os::unix::fs::symlink("sub/ok.txt", base.join("site/inside")).unwrap();
+        for beneath in [true, false] {
+            let mut root = Root::new(base.join("site")).unwrap();
+            root.beneath = beneath;
+            let read = |p: &str| {
+                relative_path(p).and_then(|r| root.open_file(&r)).map(|mut f| {
+                    let mut s = String::new();
+                    std::io::Read::read_to_string(&mut f, &mut s).unwrap();
+                    s
+                })
+            };
+            assert_eq!(read("/sub/ok.txt").as_deref(), Some("ok"));
+            assert_eq!(read("/sub/%6fk.txt").as_deref(), Some("ok"));
+            assert_eq!(read("/inside").as_deref(), Some("ok"), "a symlink within the root is fine");
+            for bad in [
+                "/../secret.txt",
+                "/sub/../../secret.txt",
+                "/%2e%2e/secret.txt",
+                "/%2E%2E/secret.txt",
+                "/sub%2f..%2f..%2fsecret.txt",
+                "/..%5csecret.txt",
+                "/sub\\..\\..\\secret.txt",
+                "/sub/ok.txt%00.html",
+                "/escape",
+                "/missing",
+            ] {
+                assert_eq!(read(bad), None, "{bad} (beneath: {beneath})");
+            }
         }
     }
 
