@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 PEERS=.peers
 mkdir -p "$PEERS"
 
-PY_PACKAGES=(websockets==17.4 kosoku==0.1.0)
+PY_PACKAGES=(websockets==17.4 kosoku==0.1.0 httpbin==0.10.4 gunicorn==23.0.0)
 NODE_PACKAGES=(ws@8)
 APT_PACKAGES=(curl openssl nginx wrk socat)
 # installed by name when their command is missing: time provides /usr/bin/time

@@ -10,6 +10,7 @@ mod util;
 mod autobahn;
 mod bench;
 mod connect;
+mod curl;
 mod echo_server;
 mod host;
 mod httpd;

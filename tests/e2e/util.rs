@@ -184,8 +184,9 @@ impl Server {
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
         let lines = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel::<SocketAddr>();
-        forward(child.stdout.take().expect("stdout"), name, "out", lines.clone(), Some(tx));
-        forward(child.stderr.take().expect("stderr"), name, "err", lines.clone(), None);
+        // The ready line may come on either stream (gunicorn logs to stderr).
+        forward(child.stdout.take().expect("stdout"), name, "out", lines.clone(), Some(tx.clone()));
+        forward(child.stderr.take().expect("stderr"), name, "err", lines.clone(), Some(tx));
         let addr = match rx.recv_timeout(Duration::from_secs(10)) {
             Ok(a) => a,
             Err(_) => {
@@ -226,6 +227,13 @@ impl Server {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Sends `signal` (e.g. `QUIT`) and waits up to 5 s for the process to exit, for servers
+    /// that must take their own children down (a SIGKILL orphans gunicorn's workers).
+    pub fn stop_with(&mut self, signal: &str) {
+        let _ = Command::new("kill").args([format!("-{signal}"), self.child.id().to_string()]).status();
+        let _ = wait_timeout(&mut self.child, Duration::from_secs(5));
+    }
 }
 
 impl Drop for Server {
@@ -259,9 +267,13 @@ fn forward(
     });
 }
 
-/// Parses the address out of a `... Listening on HOST:PORT` line.
+/// Parses the address out of a `... Listening on HOST:PORT` line (ours, and the peers'), or
+/// gunicorn's `Listening at: http://HOST:PORT (pid)`.
 pub fn parse_listening(line: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find("Listening on ")? + "Listening on ".len()..];
+    let rest = match line.find("Listening on ") {
+        Some(i) => &line[i + "Listening on ".len()..],
+        None => line[line.find("Listening at: http://")? + "Listening at: http://".len()..].trim_end(),
+    };
     rest.split_whitespace().next()?.parse().ok()
 }
 

@@ -1,0 +1,178 @@
+//! `ws curl` against a local httpbin (gunicorn) and `ws httpd` over TLS, compared with the
+//! real `curl` where the bytes are deterministic.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::util::{Output, Server, certs, repo_root, run, ws};
+
+const T: Duration = Duration::from_secs(30);
+
+/// A local httpbin under gunicorn, on a free port, stopped when dropped (its workers exit
+/// with their master).
+struct Httpbin {
+    server: Server,
+}
+
+impl Httpbin {
+    fn start() -> Httpbin {
+        let gunicorn = repo_root().join(".peers/venv/bin/gunicorn");
+        assert!(gunicorn.is_file(), "httpbin's gunicorn is missing: run scripts/test.sh");
+        let mut cmd = Command::new(gunicorn);
+        cmd.args(["-b", "127.0.0.1:0", "-w", "2", "httpbin:app"]);
+        Httpbin { server: Server::start_cmd("httpbin", &mut cmd) }
+    }
+
+    fn url(&self) -> String {
+        self.server.url("http")
+    }
+}
+
+impl Drop for Httpbin {
+    fn drop(&mut self) {
+        // Quick shutdown: the master stops its workers, then exits.
+        self.server.stop_with("QUIT");
+    }
+}
+
+fn ws_curl(args: &[&str]) -> Output {
+    let mut cmd = ws();
+    cmd.arg("curl").args(args);
+    run(cmd, b"", T)
+}
+
+fn real_curl(args: &[&str]) -> Output {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--max-time", "20"]).args(args);
+    run(cmd, b"", T)
+}
+
+#[test]
+fn get_and_head_match_curl_and_print_the_reference_summary() {
+    let httpbin = Httpbin::start();
+    let url = format!("{}/base64/SFRUUEJJTiBpcyBhd2Vzb21l", httpbin.url());
+    let ours = ws_curl(&["-s", &url]);
+    assert_eq!(ours.code(), 0, "{ours:?}");
+    assert_eq!(ours.stdout, real_curl(&[&url]).stdout);
+    let full = ws_curl(&[&url]);
+    assert!(full.stdout.contains("Content-Type: text/html; charset=utf-8\n"), "{}", full.stdout);
+    assert!(full.stdout.contains("payload: HTTPBIN is awesome"), "{}", full.stdout);
+    assert!(full.stdout.contains("Download size: 18\nStatus: 200\n"), "{}", full.stdout);
+    assert!(!full.stdout.contains("Content-Encoding:"), "no phantom header: {}", full.stdout);
+    let head = ws_curl(&["-I", &url]);
+    assert!(head.stdout.contains("Status: 200") && !head.stdout.contains("payload"), "{}", head.stdout);
+}
+
+#[test]
+fn forms_files_headers_and_basic_auth_reach_httpbin() {
+    let httpbin = Httpbin::start();
+    let base = &httpbin.url();
+    let out = ws_curl(&["-s", "-d", "foo=bar baz", "-d", "x=1", &format!("{base}/post")]);
+    assert!(out.stdout.contains("\"foo\": \"bar baz\"") && out.stdout.contains("\"x\": \"1\""), "{}", out.stdout);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("upload.txt");
+    std::fs::write(&file, "file body\n").unwrap();
+    let out = ws_curl(&["-s", "-F", "a=b", "-F", &format!("doc=@{}", file.display()), &format!("{base}/post")]);
+    assert!(out.stdout.contains("\"doc\": \"file body\\n\"") && out.stdout.contains("\"a\": \"b\""), "{}", out.stdout);
+    let out = ws_curl(&["-s", "-H", "X-Custom:  spaced value ", &format!("{base}/headers")]);
+    assert!(out.stdout.contains("\"X-Custom\": \"spaced value\""), "{}", out.stdout);
+    let out = ws_curl(&["-s", "-u", "user:pa:ss", &format!("{base}/basic-auth/user/pa:ss")]);
+    assert!(out.stdout.contains("\"authenticated\": true"), "{}", out.stdout);
+    // Like curl, --data-binary is sent as a form unless told otherwise.
+    let out = ws_curl(&[
+        "-s",
+        "--data-binary",
+        "raw body",
+        "-H",
+        "Content-Type: text/plain",
+        "-X",
+        "PUT",
+        &format!("{base}/put"),
+    ]);
+    assert!(out.stdout.contains("\"data\": \"raw body\""), "{}", out.stdout);
+    let out = ws_curl(&["-F", "f=@/nonexistent/file", &format!("{base}/post")]);
+    assert_eq!(out.code(), 26, "{out:?}");
+}
+
+#[test]
+fn redirects_compression_and_chunked_bodies() {
+    let httpbin = Httpbin::start();
+    let base = &httpbin.url();
+    let out = ws_curl(&["-s", "-L", &format!("{base}/redirect/3")]);
+    assert!(out.stdout.contains(&format!("\"url\": \"{base}/get\"")), "{}", out.stdout);
+    let out = ws_curl(&["-s", "-L", "--max-redirects", "2", &format!("{base}/redirect/3")]);
+    assert_eq!(out.code(), 47, "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    let out = ws_curl(&["-s", &format!("{base}/redirect/1")]);
+    assert!(out.stdout.is_empty() || !out.stdout.contains("\"url\""), "no -L: the 302 itself");
+    for (kind, field) in [("gzip", "gzipped"), ("deflate", "deflated")] {
+        let out = ws_curl(&["-s", "--compressed", &format!("{base}/{kind}")]);
+        assert!(out.stdout.contains(&format!("\"{field}\": true")), "{kind}: {}", out.stdout);
+    }
+    let ours = ws_curl(&["-s", &format!("{base}/stream/3")]);
+    assert_eq!(ours.stdout.lines().count(), 3, "{}", ours.stdout);
+}
+
+/// Runs `ws curl` expecting `code` and exactly one line on stderr.
+fn expect_failure(args: &[&str], code: i32) -> Output {
+    let out = ws_curl(args);
+    assert_eq!(out.code(), code, "{args:?}: {out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{args:?}: {}", out.stderr);
+    out
+}
+
+#[test]
+fn failures_exit_with_curls_codes() {
+    let httpbin = Httpbin::start();
+    let base = &httpbin.url();
+    expect_failure(&["-s", "-f", &format!("{base}/status/404")], 22);
+    let out = ws_curl(&["-s", &format!("{base}/status/404")]);
+    assert_eq!(out.code(), 0, "without -f a 404 is a transfer like any other");
+    let start = Instant::now();
+    expect_failure(&["-s", "--max-time", "1", &format!("{base}/delay/3")], 28);
+    assert!(start.elapsed() < Duration::from_secs(3));
+    expect_failure(&["-s", &format!("http://127.0.0.1:{}/", crate::connect::free_port())], 7);
+    expect_failure(&["-s", "ftp://example.invalid/x"], 3);
+    expect_failure(&["-s", "http://[bad"], 3);
+}
+
+#[test]
+fn https_verifies_with_cacert_and_downloads_to_files_named_like_curl() {
+    let site = tempfile::tempdir().unwrap();
+    std::fs::create_dir(site.path().join("docs")).unwrap();
+    let data: Vec<u8> = (0..1_500_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(site.path().join("docs/report v1.bin"), &data).unwrap();
+    let c = certs();
+    let s = Server::start(
+        "httpd",
+        &[
+            "-q",
+            "--root",
+            site.path().to_str().unwrap(),
+            "--tls",
+            "--cert-file",
+            &c.path("server.crt"),
+            "--key-file",
+            &c.path("server.key"),
+        ],
+    );
+    let url = format!("{}/docs/report%20v1.bin?version=2", s.url("https"));
+    let out = ws_curl(&["-s", &url]);
+    assert_eq!(out.code(), 60, "an unknown CA must be refused: {out:?}");
+    let work = tempfile::tempdir().unwrap();
+    let mut cmd = ws();
+    cmd.current_dir(work.path()).args(["curl", "-s", "-O", "--cacert", &c.path("ca.crt"), &url]);
+    let out = run(cmd, b"", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(std::fs::read(work.path().join("report v1.bin")).unwrap(), data);
+    let named = work.path().join("out.bin");
+    let out = ws_curl(&["-s", "-k", "-o", named.to_str().unwrap(), &url]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(std::fs::read(&named).unwrap(), data);
+    let theirs = work.path().join("curl.bin");
+    real_curl(&["--cacert", &c.path("ca.crt"), "-o", theirs.to_str().unwrap(), &url]);
+    assert_eq!(std::fs::read(&theirs).unwrap(), data);
+    let leftovers: Vec<_> =
+        std::fs::read_dir(work.path()).unwrap().filter_map(Result::ok).map(|e| e.file_name()).collect();
+    assert_eq!(leftovers.len(), 3, "temporary files left behind: {leftovers:?}");
+}
