@@ -9,6 +9,8 @@
 #   fanout    1 sender, 100 receivers, 32 B through broadcast_server vs a Node ws broadcast server
 #   proxy     echo through ws proxy_server vs direct vs nginx (1 worker) as a WebSocket proxy
 #   httpd     ws httpd vs nginx (1 worker): 1 KiB file with wrk -t1 -c32, and a 1 GiB download
+#   curl      ws curl vs curl against nginx: a 1 GiB download (throughput, peak RSS) and
+#             1,000 sequential requests for a 1 KiB file (start-up + plugin load)
 #   transfer  1 GiB send -> transfer -> receive: throughput and each process's peak RSS, with
 #             `cat file > /dev/null` and a plain TCP copy (socat) as the physical reference
 # --smoke runs each benchmark briefly so CI can check the script still works.
@@ -23,7 +25,7 @@ for a in "$@"; do
         *) NAMES+=("$a") ;;
     esac
 done
-[ "${#NAMES[@]}" -gt 0 ] || NAMES=(startup echo idle fanout proxy httpd transfer)
+[ "${#NAMES[@]}" -gt 0 ] || NAMES=(startup echo idle fanout proxy httpd curl transfer)
 
 scripts/peers.sh >/dev/null
 cargo build --release --workspace --quiet
@@ -400,6 +402,83 @@ NGINX
     rm -rf "$work"
 }
 
+bench_curl() {
+    local work
+    work=$(mktemp -d)
+    mkdir -p "$work/www" "$work/tmp"
+    head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 >"$work/www/1k.txt"
+    local big=$((1024 * 1024 * 1024)) n=1000
+    [ "$SMOKE" = 1 ] && big=$((16 * 1024 * 1024)) && n=20
+    head -c "$big" /dev/urandom >"$work/www/big.bin"
+    chmod 755 "$work" "$work/www" && chmod 644 "$work/www/"*
+    local port
+    port=$(free_port)
+    cat >"$work/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $work/tmp/nginx.pid;
+error_log $work/tmp/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on; tcp_nopush on;
+  client_body_temp_path $work/tmp/body; proxy_temp_path $work/tmp/proxy;
+  fastcgi_temp_path $work/tmp/fcgi; uwsgi_temp_path $work/tmp/uwsgi; scgi_temp_path $work/tmp/scgi;
+  server { listen 127.0.0.1:$port; root $work/www; }
+}
+NGINX
+    /usr/sbin/nginx -c "$work/nginx.conf" >/dev/null 2>&1 &
+    local nginx_pid=$!
+    for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
+    local url="http://127.0.0.1:$port"
+    declare -A dl rss many
+    for _ in $(seq "$ROUNDS"); do
+        for c in ws curl; do
+            local cmd=(curl -s -o "$work/out.bin")
+            [ "$c" = ws ] && cmd=("$WS" curl -s -o "$work/out.bin")
+            dl[$c]+="$(wall /usr/bin/time -f "%M" -o "$work/rss" "${cmd[@]}" "$url/big.bin") "
+            cmp -s "$work/out.bin" "$work/www/big.bin" || { echo "bench.sh: $c downloaded different bytes" >&2; exit 1; }
+            rss[$c]+="$(tail -1 "$work/rss") "
+            rm -f "$work/out.bin"
+            local small=(curl -s -o /dev/null)
+            [ "$c" = ws ] && small=("$WS" curl -s -o /dev/null)
+            local s e
+            s=$(date +%s%N)
+            for _ in $(seq "$n"); do "${small[@]}" "$url/1k.txt" || exit 1; done
+            e=$(date +%s%N)
+            many[$c]+="$(awk -v s="$s" -v e="$e" 'BEGIN { printf "%.3f", (e - s) / 1e9 }') "
+        done
+    done
+    kill "$nginx_pid" 2>/dev/null || true
+    wait "$nginx_pid" 2>/dev/null || true
+    local mib=$((big / 1024 / 1024))
+    {
+        echo "### curl"
+        echo
+        echo "Against nginx (1 worker): a $mib MiB download with \`-s -o FILE\`, and $n sequential runs fetching a 1 KiB file; median of $ROUNDS rounds (min–max)."
+        echo "Goals: download ≥ 0.9× curl's throughput with peak RSS ≤ 16 MiB; $n small requests ≤ 1.3× curl's time."
+        echo
+        echo "| client | download MB/s | vs curl | peak RSS MiB | $n requests, s | vs curl |"
+        echo "|---|---|---|---|---|---|"
+        local base_dl base_many
+        base_dl=$(printf '%s\n' ${dl[curl]} | median)
+        base_many=$(printf '%s\n' ${many[curl]} | median)
+        for c in ws curl; do
+            local d m
+            d=$(printf '%s\n' ${dl[$c]} | median)
+            m=$(printf '%s\n' ${many[$c]} | median)
+            printf '| %s | %.0f | %.2f× | %.1f | %s (%s) | %.2f× |\n' "$c" "$(awk -v b="$big" -v t="$d" 'BEGIN { print b / t / 1e6 }')" \
+                "$(awk -v a="$d" -v b="$base_dl" 'BEGIN { print b / a }')" \
+                "$(awk -v k="$(printf '%s\n' ${rss[$c]} | median)" 'BEGIN { print k / 1024 }')" \
+                "$m" "$(printf '%s\n' ${many[$c]} | minmax)" "$(awk -v a="$m" -v b="$base_many" 'BEGIN { print a / b }')"
+        done
+        echo
+        echo "Command: \`scripts/bench.sh curl\`"
+        echo
+    } >>"$RESULTS"
+    rm -rf "$work"
+}
+
 # wall seconds of a command
 wall() {
     local s e
@@ -468,11 +547,12 @@ for name in "${NAMES[@]}"; do
         transfer) bench_transfer ;;
         proxy) bench_proxy ;;
         httpd) bench_httpd ;;
+        curl) bench_curl ;;
         fanout) bench_fanout ;;
         startup) bench_startup ;;
         echo) bench_echo ;;
         idle) bench_idle ;;
-        *) echo "bench.sh: unknown benchmark '$name' (known: startup echo idle fanout proxy httpd transfer)" >&2; exit 2 ;;
+        *) echo "bench.sh: unknown benchmark '$name' (known: startup echo idle fanout proxy httpd curl transfer)" >&2; exit 2 ;;
     esac
 done
 
@@ -497,7 +577,7 @@ except FileNotFoundError:
 _, new = sections(open(results).read())
 head = ("# Benchmarks\n\nEach section says which run produced it. These machines are shared and noisy: "
         "compare ratios within one section, not absolute figures across sections.\n\n")
-order = ["startup", "echo", "idle", "fanout", "proxy", "httpd", "transfer"]
+order = ["startup", "echo", "idle", "fanout", "proxy", "httpd", "curl", "transfer"]
 merged = dict(old)
 for name, body in new.items():
     lines = body.split("\n", 2)
