@@ -176,3 +176,30 @@ fn https_verifies_with_cacert_and_downloads_to_files_named_like_curl() {
         std::fs::read_dir(work.path()).unwrap().filter_map(Result::ok).map(|e| e.file_name()).collect();
     assert_eq!(leftovers.len(), 3, "temporary files left behind: {leftovers:?}");
 }
+
+/// Regression: `-o /dev/null` once renamed a temporary file over /dev/null, turning the
+/// device into a regular file for the whole machine. Special files are written in place; a
+/// FIFO stands in for /dev/null here so a regression cannot break the machine again.
+#[test]
+fn output_to_a_fifo_or_device_writes_in_place_instead_of_replacing_it() {
+    let site = tempfile::tempdir().unwrap();
+    std::fs::write(site.path().join("f.txt"), "through the pipe\n").unwrap();
+    let s = Server::start("httpd", &["-q", "--root", site.path().to_str().unwrap()]);
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let reader_path = fifo.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::fs::read_to_string(reader_path));
+    });
+    let out = ws_curl(&["-s", "-o", fifo.to_str().unwrap(), &format!("{}/f.txt", s.url("http"))]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    let got = rx.recv_timeout(T).expect("nothing was written into the FIFO");
+    assert_eq!(got.unwrap(), "through the pipe\n");
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo(), "the FIFO was replaced by a file");
+    let out = ws_curl(&["-s", "-o", "-", &format!("{}/f.txt", s.url("http"))]);
+    assert_eq!(out.stdout, "through the pipe\n", "-o - is stdout");
+}

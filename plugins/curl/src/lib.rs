@@ -390,7 +390,15 @@ fn verbose_request(req: &Request<Full<Bytes>>) {
 /// Where the body goes.
 enum Sink {
     Stdout,
-    File { tmp: tempfile::NamedTempFile, path: PathBuf },
+    /// A regular file (or a new one): written to a temporary name beside it, renamed when
+    /// complete.
+    File {
+        tmp: tempfile::NamedTempFile,
+        path: PathBuf,
+    },
+    /// Anything else that exists (`/dev/null`, a FIFO, a terminal): written in place. Renaming
+    /// a temporary file over it would replace the device with a regular file.
+    Special(std::fs::File),
 }
 
 fn output_path(args: &Args, url: &Url) -> Result<Option<PathBuf>, Error> {
@@ -428,6 +436,14 @@ async fn deliver(
     let target = output_path(args, url)?;
     let mut sink = match &target {
         None => Sink::Stdout,
+        Some(path) if path.as_os_str() == "-" => Sink::Stdout,
+        Some(path) if std::fs::metadata(path).is_ok_and(|m| !m.file_type().is_file()) => {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| fail(code::WRITE, format!("cannot write {}: {e}", path.display())))?;
+            Sink::Special(f)
+        }
         Some(path) => {
             let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
             let tmp = tempfile::Builder::new()
@@ -451,6 +467,7 @@ async fn deliver(
     let mut out: Box<dyn Write> = match &mut sink {
         Sink::Stdout => Box::new(std::io::stdout().lock()),
         Sink::File { tmp, .. } => Box::new(std::io::BufWriter::with_capacity(256 * 1024, tmp.as_file_mut())),
+        Sink::Special(f) => Box::new(std::io::BufWriter::with_capacity(256 * 1024, f)),
     };
     if decode {
         out = match encoding.as_deref() {
@@ -480,11 +497,14 @@ async fn deliver(
     }
     out.flush().map_err(|e| write_error(&e))?;
     drop(out);
-    if let Sink::File { tmp, path } = sink {
-        tmp.persist(&path).map_err(|e| fail(code::WRITE, format!("cannot write {}: {}", path.display(), e.error)))?;
-        say!(args, "Writing to disk: {}", path.display());
-    } else if started && !args.silent {
-        say!(args, "");
+    match sink {
+        Sink::File { tmp, path } => {
+            tmp.persist(&path)
+                .map_err(|e| fail(code::WRITE, format!("cannot write {}: {}", path.display(), e.error)))?;
+            say!(args, "Writing to disk: {}", path.display());
+        }
+        Sink::Stdout if started && !args.silent => say!(args, ""),
+        _ => {}
     }
     if binary_to_terminal && downloaded > 0 {
         eprintln!(
