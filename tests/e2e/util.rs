@@ -356,14 +356,7 @@ pub fn build_fixture(fixture: &str, abi_bump: u32) -> PathBuf {
             .output()
             .expect("run cargo for the fixture")
     };
-    // Seen once on a clean clone: cargo's rustc probe failed on garbage input while other
-    // tests were spawning processes (cause not found). A second build attempt is a build
-    // step, not an assertion; the first failure is still printed.
-    let mut out = build();
-    if !out.status.success() {
-        eprintln!("building fixture {fixture} failed once, retrying:\n{}", String::from_utf8_lossy(&out.stderr));
-        out = build();
-    }
+    let out = build();
     assert!(out.status.success(), "building fixture {fixture} failed:\n{}", String::from_utf8_lossy(&out.stderr));
     let dir = work.join("target/debug");
     cache.insert((fixture.to_string(), abi_bump), dir.clone());
