@@ -214,3 +214,15 @@ fn pidfile_holds_the_server_pid() {
     let pid = std::fs::read_to_string(&pidfile).unwrap();
     assert_eq!(pid, server.pid().to_string());
 }
+
+#[test]
+fn pings_are_answered_unless_p_is_given() {
+    let server = Server::start("echo_server", &[]);
+    let out = probe(&server.url("ws"), &["--ping", "--send-size", "5"]);
+    assert!(out.stdout.contains("pong received") && out.stdout.contains("recv binary 5"), "{}", out.stdout);
+    let quiet = Server::start("echo_server", &["-p"]);
+    let out = probe(&quiet.url("ws"), &["--ping", "--send-size", "5"]);
+    assert!(out.stdout.contains("no pong"), "{}", out.stdout);
+    assert!(out.stdout.contains("recv binary 5") && out.stdout.contains("closed 1000"), "{}", out.stdout);
+    quiet.wait_for_line("Received ping (not answered: -p)", Duration::from_secs(5));
+}

@@ -1,6 +1,7 @@
 """A Python `websockets` client that reports how the server treats it.
 
-Usage: probe_client.py URL [--header NAME:VALUE] [--ca CAFILE] [--send-size N] [--subprotocol P]
+Usage: probe_client.py URL [--header NAME:VALUE] [--ca CAFILE] [--send-size N] [--subprotocol P] [--ping]
+`--ping` sends a ping first and prints `pong received` or `no pong` (after 1.5 s).
 Prints each received message as `recv <type> <len> <text-or-hex-prefix>` and finally
 `closed <code> <reason>`. `--send-size N` sends one binary message of N bytes first.
 """
@@ -26,6 +27,9 @@ def main():
     with connect(url, ssl=ctx, additional_headers=headers, max_size=None, compression=None,
                  subprotocols=protos, open_timeout=10, close_timeout=5) as ws:
         print(f"subprotocol {ws.subprotocol}", flush=True)
+        if "--ping" in sys.argv:
+            waiter = ws.ping(b"probe")
+            print("pong received" if waiter.wait(1.5) else "no pong", flush=True)
         if arg("--send-size"):
             ws.send(b"x" * int(arg("--send-size")))
         try:

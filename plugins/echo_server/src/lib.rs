@@ -11,9 +11,9 @@ use std::rc::Rc;
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use subtle::ConstantTimeEq;
+use ws_common::info;
 use ws_common::server::{Client, ServerArgs};
 use ws_common::ws::{self as wsx, Message, close_parts};
-use ws_common::{info, warning};
 use ws_plugin_api::{Error, Plugin, declare_plugin};
 
 /// Echo server
@@ -25,7 +25,7 @@ struct Args {
     /// Send a 'Welcome !' greeting to each new client
     #[arg(short = 'g')]
     greetings: bool,
-    /// Do not answer pings (not supported yet: pings are always answered)
+    /// Do not answer pings with pongs (frames are then echoed as they arrive, text unvalidated)
     #[arg(short = 'p')]
     disable_pong: bool,
     /// Disable per-message deflate (accepted for compatibility; deflate is not negotiated)
@@ -50,9 +50,14 @@ impl Plugin for EchoServer {
             info!("Disable per message deflate");
         }
         if args.disable_pong {
-            warning!("-p is not supported yet: pings are always answered with pongs");
+            info!("Disable responding to PING messages with PONG");
         }
-        let conf = Rc::new(Conf { auth: args.http_authorization_header.clone(), greetings: args.greetings });
+        let conf = Rc::new(Conf {
+            auth: args.http_authorization_header.clone(),
+            greetings: args.greetings,
+            no_pong: args.disable_pong,
+            max_message: args.server.limits.max_message_size,
+        });
         args.server.run(false, None, move |client| {
             let conf = conf.clone();
             async move { echo(&conf, client).await }
@@ -63,26 +68,39 @@ impl Plugin for EchoServer {
 struct Conf {
     auth: Option<String>,
     greetings: bool,
+    no_pong: bool,
+    max_message: usize,
 }
 
-/// Runs one connection; returns the close code and reason it ended with.
-async fn echo(conf: &Conf, client: Client) -> (u16, String) {
-    let Client { mut ws, handshake: hs, .. } = client;
-    let ws = &mut ws;
+/// The authorization check and the greeting; `Err` is how the connection ended.
+async fn welcome(conf: &Conf, ws: &mut wsx::WsStream, hs: &wsx::Handshake) -> Result<(), (u16, String)> {
     if let Some(expected) = &conf.auth {
         let given = hs.header("Authorization").unwrap_or("");
         let ok: bool = given.as_bytes().ct_eq(expected.as_bytes()).into();
         if !ok {
             ws_common::session::close_and_drain(ws, 4001, "Permission denied").await;
-            return (4001, "Permission denied".into());
+            return Err((4001, "Permission denied".into()));
         }
         if ws.send(Message::Text("Authorization suceeded!".into())).await.is_err() {
-            return (1006, "Abnormal closure".into());
+            return Err((1006, "Abnormal closure".into()));
         }
     }
     if conf.greetings && ws.send(Message::Text("Welcome !".into())).await.is_err() {
-        return (1006, "Abnormal closure".into());
+        return Err((1006, "Abnormal closure".into()));
     }
+    Ok(())
+}
+
+/// Runs one connection; returns the close code and reason it ended with.
+async fn echo(conf: &Conf, client: Client) -> (u16, String) {
+    let Client { mut ws, handshake: hs, .. } = client;
+    if let Err(end) = welcome(conf, &mut ws, &hs).await {
+        return end;
+    }
+    if conf.no_pong {
+        return echo_frames(conf, ws).await;
+    }
+    let ws = &mut ws;
     let mut closed: Option<(u16, String)> = None;
     loop {
         // Echo everything already received before flushing, so pipelined clients get
@@ -118,6 +136,51 @@ async fn echo(conf: &Conf, client: Client) -> (u16, String) {
         }
     }
     closed.unwrap_or((1006, "Abnormal closure".into()))
+}
+
+/// `-p`: echo at the frame level, because tungstenite answers every ping by itself. Data
+/// frames go back as they come (fragmentation kept), pings are ignored, a close is answered.
+async fn echo_frames(conf: &Conf, ws: wsx::WsStream) -> (u16, String) {
+    use futures_lite::io::{AsyncWriteExt, BufReader};
+    use ws_common::frames::{self, FrameReader, op};
+    let (r, mut w) = futures_lite::io::split(ws.into_inner());
+    let mut reader = FrameReader::new(BufReader::new(r), conf.max_message, true);
+    let mut message_len = 0usize;
+    loop {
+        let frame = match reader.next().await {
+            Ok(Some(f)) => f,
+            Ok(None) => return (1006, "Abnormal closure".into()),
+            Err(e) => {
+                let code = e.close_code();
+                if code != 1006 {
+                    let close = frames::encode(true, op::CLOSE, &frames::close_payload(code, &e.to_string()), None);
+                    let _ = w.write_all(&close).await;
+                    let _ = w.flush().await;
+                }
+                return (code, e.to_string());
+            }
+        };
+        match frame.opcode {
+            op::PING => info!("Received ping (not answered: -p)"),
+            op::PONG => {}
+            op::CLOSE => {
+                let _ = w.write_all(&frames::encode(true, op::CLOSE, &frame.payload, None)).await;
+                let _ = w.flush().await;
+                return frames::parse_close(&frame.payload);
+            }
+            opcode => {
+                message_len += frame.payload.len();
+                if frame.fin {
+                    info!("Received {message_len} bytes");
+                    message_len = 0;
+                }
+                let echoed = frames::encode(frame.fin, opcode, &frame.payload, None);
+                if w.write_all(&echoed).await.is_err() || w.flush().await.is_err() {
+                    return (1006, "Abnormal closure".into());
+                }
+            }
+        }
+    }
 }
 
 declare_plugin!(EchoServer);
