@@ -255,6 +255,39 @@ bench_fanout() {
 
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
+# nginx_conf WORK PORT SERVER-DIRECTIVES: one worker, temp paths under WORK/tmp, serving
+# 127.0.0.1:PORT with the given directives (WebSocket upgrade map included)
+nginx_conf() {
+    local work=$1 port=$2 directives=$3
+    mkdir -p "$work/tmp"
+    cat >"$work/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $work/tmp/nginx.pid;
+error_log $work/tmp/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  include /etc/nginx/mime.types;
+  sendfile on; tcp_nopush on; keepalive_requests 1000000;
+  client_body_temp_path $work/tmp/body; proxy_temp_path $work/tmp/proxy;
+  fastcgi_temp_path $work/tmp/fcgi; uwsgi_temp_path $work/tmp/uwsgi; scgi_temp_path $work/tmp/scgi;
+  map \$http_upgrade \$connection_upgrade { default upgrade; "" close; }
+  server { listen 127.0.0.1:$port; $directives }
+}
+NGINX
+}
+# start_nginx WORK PORT: runs WORK/nginx.conf and waits for PORT; sets NGINX_PID
+start_nginx() {
+    /usr/sbin/nginx -c "$1/nginx.conf" >/dev/null 2>&1 &
+    NGINX_PID=$!
+    for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$2") 2>/dev/null && break; sleep 0.05; done
+}
+stop_nginx() {
+    kill "$NGINX_PID" 2>/dev/null || true
+    wait "$NGINX_PID" 2>/dev/null || true
+}
+
 bench_proxy() {
     local work
     work=$(mktemp -d)
@@ -269,33 +302,17 @@ bench_proxy() {
     done
     local nginx_port
     nginx_port=$(free_port)
-    cat >"$work/nginx.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $work/tmp/nginx.pid;
-error_log $work/tmp/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/tmp/body; proxy_temp_path $work/tmp/proxy;
-  fastcgi_temp_path $work/tmp/fcgi; uwsgi_temp_path $work/tmp/uwsgi; scgi_temp_path $work/tmp/scgi;
-  map \$http_upgrade \$connection_upgrade { default upgrade; "" close; }
-  server { listen 127.0.0.1:$nginx_port; location / { proxy_pass http://127.0.0.1:$echo_port; proxy_http_version 1.1;
-    proxy_set_header Upgrade \$http_upgrade; proxy_set_header Connection \$connection_upgrade; proxy_read_timeout 3600s; } }
-}
-NGINX
+    nginx_conf "$work" "$nginx_port" "location / { proxy_pass http://127.0.0.1:$echo_port; proxy_http_version 1.1;
+    proxy_set_header Upgrade \$http_upgrade; proxy_set_header Connection \$connection_upgrade; proxy_read_timeout 3600s; }"
     declare -A rate
     for _ in $(seq "$ROUNDS"); do
         rate[direct]+="$("$WS" bench "ws://127.0.0.1:$echo_port" --json -d "$DUR" --warmup 1 | json_field rate) "
         start_server "$WS" proxy_server -q --port 0 --remote_host "ws://127.0.0.1:$echo_port"
         rate[ws]+="$("$WS" bench "ws://127.0.0.1:$SERVER_PORT" --json -d "$DUR" --warmup 1 | json_field rate) "
         stop_server
-        /usr/sbin/nginx -c "$work/nginx.conf" >/dev/null 2>&1 &
-        local nginx_pid=$!
-        for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$nginx_port") 2>/dev/null && break; sleep 0.05; done
+        start_nginx "$work" "$nginx_port"
         rate[nginx]+="$("$WS" bench "ws://127.0.0.1:$nginx_port" --json -d "$DUR" --warmup 1 | json_field rate) "
-        kill "$nginx_pid" 2>/dev/null || true
-        wait "$nginx_pid" 2>/dev/null || true
+        stop_nginx
     done
     kill "$echo_pid" 2>/dev/null || true
     local direct nginx
@@ -334,21 +351,7 @@ bench_httpd() {
     chmod 755 "$work" "$work/www" && chmod 644 "$work/www/"*
     local nginx_port
     nginx_port=$(free_port)
-    cat >"$work/nginx.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $work/tmp/nginx.pid;
-error_log $work/tmp/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  include /etc/nginx/mime.types;
-  sendfile on; tcp_nopush on; keepalive_requests 1000000;
-  client_body_temp_path $work/tmp/body; proxy_temp_path $work/tmp/proxy;
-  fastcgi_temp_path $work/tmp/fcgi; uwsgi_temp_path $work/tmp/uwsgi; scgi_temp_path $work/tmp/scgi;
-  server { listen 127.0.0.1:$nginx_port; root $work/www; }
-}
-NGINX
+    nginx_conf "$work" "$nginx_port" "root $work/www;"
     declare -A rps dl rss
     for _ in $(seq "$ROUNDS"); do
         for s in ws nginx; do
@@ -358,10 +361,9 @@ NGINX
                 port=$SERVER_PORT
                 pid=$SERVER_PID
             else
-                /usr/sbin/nginx -c "$work/nginx.conf" >/dev/null 2>&1 &
-                pid=$!
+                start_nginx "$work" "$nginx_port"
+                pid=$NGINX_PID
                 port=$nginx_port
-                for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
             fi
             # only 2xx answers count: a server answering errors fast must not score
             local out
@@ -413,23 +415,8 @@ bench_curl() {
     chmod 755 "$work" "$work/www" && chmod 644 "$work/www/"*
     local port
     port=$(free_port)
-    cat >"$work/nginx.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $work/tmp/nginx.pid;
-error_log $work/tmp/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  sendfile on; tcp_nopush on;
-  client_body_temp_path $work/tmp/body; proxy_temp_path $work/tmp/proxy;
-  fastcgi_temp_path $work/tmp/fcgi; uwsgi_temp_path $work/tmp/uwsgi; scgi_temp_path $work/tmp/scgi;
-  server { listen 127.0.0.1:$port; root $work/www; }
-}
-NGINX
-    /usr/sbin/nginx -c "$work/nginx.conf" >/dev/null 2>&1 &
-    local nginx_pid=$!
-    for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
+    nginx_conf "$work" "$port" "root $work/www;"
+    start_nginx "$work" "$port"
     local url="http://127.0.0.1:$port"
     declare -A dl rss many
     for _ in $(seq "$ROUNDS"); do
@@ -449,8 +436,7 @@ NGINX
             many[$c]+="$(awk -v s="$s" -v e="$e" 'BEGIN { printf "%.3f", (e - s) / 1e9 }') "
         done
     done
-    kill "$nginx_pid" 2>/dev/null || true
-    wait "$nginx_pid" 2>/dev/null || true
+    stop_nginx
     local mib=$((big / 1024 / 1024))
     {
         echo "### curl"

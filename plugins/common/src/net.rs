@@ -55,6 +55,20 @@ impl ListenArgs {
     }
 }
 
+/// The next connection. Errors such as EMFILE are logged and followed by a 50 ms pause, so a
+/// server out of file descriptors says so instead of spinning.
+pub async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(c) => return c,
+            Err(e) => {
+                crate::error!("accept failed: {e}");
+                smol::Timer::after(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
 /// `host:port`, bracketing IPv6 literals.
 pub fn format_host_port(host: &str, port: u16) -> String {
     if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }

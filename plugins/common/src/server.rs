@@ -105,15 +105,7 @@ where
     let handle = Rc::new(handle);
     let mut next_id: u64 = 0;
     loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                // EMFILE and friends: say so, back off a little instead of spinning.
-                error!("accept failed: {e}");
-                smol::Timer::after(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let (tcp, peer) = crate::net::accept(&listener).await;
         let id = next_id;
         next_id += 1;
         let (tls, active, handle, gate) = (tls.clone(), active.clone(), handle.clone(), gate.clone());

@@ -31,7 +31,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use ws_common::net::{ListenArgs, accept_tls};
 use ws_common::tls::TlsArgs;
-use ws_common::{error, info, warning};
+use ws_common::{info, warning};
 use ws_plugin_api::{Error, Plugin, declare_plugin};
 
 type Body = UnsyncBoxBody<Bytes, std::io::Error>;
@@ -115,14 +115,7 @@ impl Plugin for Httpd {
             let listener = args.listen.listen().await?;
             let active = Rc::new(Cell::new(0usize));
             loop {
-                let (tcp, peer) = match listener.accept().await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        error!("accept failed: {e}");
-                        smol::Timer::after(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
+                let (tcp, peer) = ws_common::net::accept(&listener).await;
                 let (ctx, active, tls) = (ctx.clone(), active.clone(), tls.clone());
                 let header_timeout = Duration::from_secs(args.header_timeout.max(1));
                 let max = args.max_connections;
