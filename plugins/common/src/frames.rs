@@ -169,15 +169,7 @@ pub fn encode(fin: bool, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> V
 
 /// A fresh random masking key (RFC 6455 asks for unpredictable ones).
 pub fn random_mask() -> [u8; 4] {
-    rand_u32().to_ne_bytes()
-}
-
-fn rand_u32() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    // RandomState is seeded from the OS once per process and varies per instance.
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
-    h.finish() as u32
+    (crate::random_u64() as u32).to_ne_bytes()
 }
 
 /// A close frame's payload: code and reason.
@@ -203,13 +195,7 @@ pub async fn client_handshake(
     extra: &[(String, String)],
 ) -> Result<Vec<(String, String)>, crate::ws::ConnectError> {
     use crate::ws::ConnectError;
-    let (host, port) = crate::url::host_and_port(url);
-    let default_port = if crate::url::is_tls(url) { 443 } else { 80 };
-    let host_header = if port == default_port {
-        if host.contains(':') { format!("[{host}]") } else { host.clone() }
-    } else {
-        crate::net::format_host_port(&host, port)
-    };
+    let host_header = crate::url::host_header(url);
     let key = async_tungstenite::tungstenite::handshake::client::generate_key();
     let mut path = url.path().to_string();
     if let Some(q) = url.query() {

@@ -31,4 +31,15 @@ pub mod url;
 pub mod ws;
 
 pub use error::CommonError;
+
+/// 64 unpredictable bits, for masking keys and transfer ids (not for keys or secrets):
+/// std's `RandomState` is seeded from the OS and differs per instance; the clock and pid
+/// are mixed in as well.
+pub fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.write_u32(std::process::id());
+    h.finish()
+}
 pub use ws_plugin_api::Error;

@@ -19,7 +19,7 @@ use smol::Timer;
 use smol::channel::Receiver;
 
 use crate::prompt::Input;
-use crate::ws::{ClientOptions, ConnectError, Message, WsStream, backoff, close_frame, close_parts, connect};
+use crate::ws::{ClientOptions, Message, WsStream, backoff, close_frame, close_parts, connect};
 use ws_plugin_api::Error;
 
 /// How a session behaves, from the subcommand's flags.
@@ -150,8 +150,10 @@ pub async fn run(opts: SessionOptions, input: Receiver<Input>, handler: &mut imp
                 if fatal {
                     return Err(Error::failure(format!("cannot connect to {}: {e}", opts.client.url)));
                 }
-                report_retry(&opts, &e, attempt);
-                if wait_or_eof(backoff(attempt, opts.max_wait), &input, handler, &mut pending, &mut eof).await {
+                let wait = backoff(attempt, opts.max_wait);
+                crate::error!("{}: connection error: {e}", opts.name);
+                crate::info!("{}: #retries: {} wait time(ms): {}", opts.name, attempt + 1, wait.as_millis());
+                if wait_or_eof(wait, &input, handler, &mut pending, &mut eof).await {
                     return Err(Error::failure(format!("cannot connect to {}: {e}", opts.client.url)));
                 }
                 attempt = attempt.saturating_add(1);
@@ -187,12 +189,6 @@ pub async fn run(opts: SessionOptions, input: Receiver<Input>, handler: &mut imp
             }
         }
     }
-}
-
-fn report_retry(opts: &SessionOptions, e: &ConnectError, attempt: u32) {
-    let wait = backoff(attempt, opts.max_wait);
-    crate::error!("{}: connection error: {e}", opts.name);
-    crate::info!("{}: #retries: {} wait time(ms): {}", opts.name, attempt + 1, wait.as_millis());
 }
 
 fn queue_line(handler: &mut impl Handler, pending: &mut VecDeque<Message>, line: &str) {

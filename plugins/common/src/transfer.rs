@@ -3,14 +3,9 @@
 /// A uuid4 as 32 lowercase hex digits without dashes (version and variant bits set), as the
 /// reference's `id` field.
 pub fn new_id() -> String {
-    use std::hash::{BuildHasher, Hasher};
     let mut bytes = [0u8; 16];
-    for (i, chunk) in bytes.chunks_mut(8).enumerate() {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_usize(i);
-        h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
-        h.write_u32(std::process::id());
-        chunk.copy_from_slice(&h.finish().to_le_bytes());
+    for chunk in bytes.chunks_mut(8) {
+        chunk.copy_from_slice(&crate::random_u64().to_le_bytes());
     }
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;

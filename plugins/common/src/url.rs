@@ -28,6 +28,18 @@ pub fn host_and_port(url: &Url) -> (String, u16) {
     (host, port)
 }
 
+/// The `Host` header value for `url`: the host (IPv6 bracketed), with the port only when it
+/// is not the scheme's default.
+pub fn host_header(url: &Url) -> String {
+    let (host, port) = host_and_port(url);
+    let default_port = if is_tls(url) { 443 } else { 80 };
+    match (host.contains(':'), port == default_port) {
+        (true, true) => format!("[{host}]"),
+        (false, true) => host,
+        _ => crate::net::format_host_port(&host, port),
+    }
+}
+
 /// Whether the URL asks for TLS.
 pub fn is_tls(url: &Url) -> bool {
     matches!(url.scheme(), "wss" | "https")
@@ -44,6 +56,16 @@ mod tests {
         let e = parse_ws_url("http://x").unwrap_err().to_string();
         assert!(e.contains("unsupported scheme 'http'"), "{e}");
         assert!(parse_ws_url("not a url").is_err());
+    }
+
+    #[test]
+    fn host_header_omits_default_ports_and_brackets_ipv6() {
+        let h = |u: &str| host_header(&Url::parse(u).unwrap());
+        assert_eq!(h("ws://a.example/"), "a.example");
+        assert_eq!(h("https://a.example:443/"), "a.example");
+        assert_eq!(h("http://a.example:8080/"), "a.example:8080");
+        assert_eq!(h("ws://[::1]/"), "[::1]");
+        assert_eq!(h("wss://[::1]:9443/"), "[::1]:9443");
     }
 
     #[test]

@@ -332,13 +332,7 @@ fn build_request(
         path.push('?');
         path.push_str(q);
     }
-    let (host, port) = ws_common::url::host_and_port(url);
-    let default_port = if url.scheme() == "https" { 443 } else { 80 };
-    let host_header = if port == default_port {
-        if host.contains(':') { format!("[{host}]") } else { host.clone() }
-    } else {
-        ws_common::net::format_host_port(&host, port)
-    };
+    let host_header = ws_common::url::host_header(url);
     let bytes = if *method == Method::HEAD {
         Bytes::new()
     } else {
