@@ -88,6 +88,10 @@ echo_cmd() {
     esac
 }
 
+# med / mm / ratio: the median and the min–max of the values given, and a / b
+med() { printf '%s\n' "$@" | median; }
+mm() { printf '%s\n' "$@" | minmax; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { print a / b }'; }
 median() { sort -n | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 minmax() { sort -n | awk 'NR == 1 { min = $1 } { max = $1 } END { print min "–" max }'; }
 
@@ -109,9 +113,9 @@ bench_startup() {
         echo
         echo "| command | ms | goal |"
         echo "|---|---|---|"
-        echo "| \`/bin/true\` | $(printf '%s\n' "${truebin[@]}" | median) ($(printf '%s\n' "${truebin[@]}" | minmax)) | |"
-        echo "| \`ws --help\` ($nplugins plugins) | $(printf '%s\n' "${help[@]}" | median) ($(printf '%s\n' "${help[@]}" | minmax)) | ≤ 15 |"
-        echo "| \`ws echo_server --help\` | $(printf '%s\n' "${plug[@]}" | median) ($(printf '%s\n' "${plug[@]}" | minmax)) | |"
+        echo "| \`/bin/true\` | $(med "${truebin[@]}") ($(mm "${truebin[@]}")) | |"
+        echo "| \`ws --help\` ($nplugins plugins) | $(med "${help[@]}") ($(mm "${help[@]}")) | ≤ 15 |"
+        echo "| \`ws echo_server --help\` | $(med "${plug[@]}") ($(mm "${plug[@]}")) | |"
         echo
         echo "Command: \`scripts/bench.sh startup\`"
         echo
@@ -135,7 +139,7 @@ bench_echo_case() {
         done
     done
     local base
-    base=$(printf '%s\n' ${rate[node]} | median)
+    base=$(med ${rate[node]})
     {
         echo "#### $label (\`ws bench URL $*\`)"
         echo
@@ -143,10 +147,10 @@ bench_echo_case() {
         echo "|---|---|---|---|---|"
         for s in "${ECHO_SERVERS[@]}"; do
             local m
-            m=$(printf '%s\n' ${rate[$s]} | median)
-            printf '| %s | %.0f (%s) | %.2f× | %s | %.1f |\n' "$s" "$m" "$(printf '%s\n' ${rate[$s]} | minmax)" \
-                "$(awk -v a="$m" -v b="$base" 'BEGIN { print a / b }')" "$(printf '%s\n' ${p50[$s]} | median)" \
-                "$(awk -v k="$(printf '%s\n' ${rss[$s]} | median)" 'BEGIN { print k / 1024 }')"
+            m=$(med ${rate[$s]})
+            printf '| %s | %.0f (%s) | %.2f× | %s | %.1f |\n' "$s" "$m" "$(mm ${rate[$s]})" \
+                "$(ratio "$m" "$base")" "$(med ${p50[$s]})" \
+                "$(awk -v k="$(med ${rss[$s]})" 'BEGIN { print k / 1024 }')"
         done
         echo
     } >>"$RESULTS"
@@ -231,7 +235,7 @@ bench_fanout() {
         done
     done
     local base
-    base=$(printf '%s\n' ${rate[node]} | median)
+    base=$(med ${rate[node]})
     {
         echo "### fanout"
         echo
@@ -242,10 +246,10 @@ bench_fanout() {
         echo "|---|---|---|---|"
         for s in ws node; do
             local m
-            m=$(printf '%s\n' ${rate[$s]} | median)
-            printf '| %s | %.0f (%s) | %.2f× | %.1f |\n' "$s" "$m" "$(printf '%s\n' ${rate[$s]} | minmax)" \
-                "$(awk -v a="$m" -v b="$base" 'BEGIN { print a / b }')" \
-                "$(awk -v k="$(printf '%s\n' ${rss[$s]} | median)" 'BEGIN { print k / 1024 }')"
+            m=$(med ${rate[$s]})
+            printf '| %s | %.0f (%s) | %.2f× | %.1f |\n' "$s" "$m" "$(mm ${rate[$s]})" \
+                "$(ratio "$m" "$base")" \
+                "$(awk -v k="$(med ${rss[$s]})" 'BEGIN { print k / 1024 }')"
         done
         echo
         echo "Command: \`scripts/bench.sh fanout\`"
@@ -316,8 +320,8 @@ bench_proxy() {
     done
     kill "$echo_pid" 2>/dev/null || true
     local direct nginx
-    direct=$(printf '%s\n' ${rate[direct]} | median)
-    nginx=$(printf '%s\n' ${rate[nginx]} | median)
+    direct=$(med ${rate[direct]})
+    nginx=$(med ${rate[nginx]})
     {
         echo "### proxy"
         echo
@@ -328,9 +332,9 @@ bench_proxy() {
         echo "|---|---|---|---|"
         for s in direct ws nginx; do
             local m
-            m=$(printf '%s\n' ${rate[$s]} | median)
-            printf '| %s | %.0f (%s) | %.2f× | %.2f× |\n' "$s" "$m" "$(printf '%s\n' ${rate[$s]} | minmax)" \
-                "$(awk -v a="$m" -v b="$direct" 'BEGIN { print a / b }')" "$(awk -v a="$m" -v b="$nginx" 'BEGIN { print a / b }')"
+            m=$(med ${rate[$s]})
+            printf '| %s | %.0f (%s) | %.2f× | %.2f× |\n' "$s" "$m" "$(mm ${rate[$s]})" \
+                "$(ratio "$m" "$direct")" "$(ratio "$m" "$nginx")"
         done
         echo
         echo "Command: \`scripts/bench.sh proxy\`"
@@ -374,12 +378,12 @@ bench_httpd() {
             local worker=$pid
             [ "$s" = nginx ] && worker=$(pgrep -P "$pid" | head -1)
             rss[$s]+="$(peak_rss_kib "${worker:-$pid}") "
-            if [ "$s" = ws ]; then stop_server; else kill "$pid"; wait "$pid" 2>/dev/null || true; fi
+            if [ "$s" = ws ]; then stop_server; else stop_nginx; fi
         done
     done
     local base_rps base_dl
-    base_rps=$(printf '%s\n' ${rps[nginx]} | median)
-    base_dl=$(printf '%s\n' ${dl[nginx]} | median)
+    base_rps=$(med ${rps[nginx]})
+    base_dl=$(med ${dl[nginx]})
     {
         echo "### httpd"
         echo
@@ -390,12 +394,12 @@ bench_httpd() {
         echo "|---|---|---|---|---|---|"
         for s in ws nginx; do
             local r d
-            r=$(printf '%s\n' ${rps[$s]} | median)
-            d=$(printf '%s\n' ${dl[$s]} | median)
-            printf '| %s | %.0f (%s) | %.2f× | %.0f | %.2f× | %.1f |\n' "$s" "$r" "$(printf '%s\n' ${rps[$s]} | minmax)" \
-                "$(awk -v a="$r" -v b="$base_rps" 'BEGIN { print a / b }')" "$(awk -v a="$d" 'BEGIN { print a / 1e6 }')" \
-                "$(awk -v a="$d" -v b="$base_dl" 'BEGIN { print a / b }')" \
-                "$(awk -v k="$(printf '%s\n' ${rss[$s]} | median)" 'BEGIN { print k / 1024 }')"
+            r=$(med ${rps[$s]})
+            d=$(med ${dl[$s]})
+            printf '| %s | %.0f (%s) | %.2f× | %.0f | %.2f× | %.1f |\n' "$s" "$r" "$(mm ${rps[$s]})" \
+                "$(ratio "$r" "$base_rps")" "$(awk -v a="$d" 'BEGIN { print a / 1e6 }')" \
+                "$(ratio "$d" "$base_dl")" \
+                "$(awk -v k="$(med ${rss[$s]})" 'BEGIN { print k / 1024 }')"
         done
         echo
         echo "Command: \`scripts/bench.sh httpd\`"
@@ -447,16 +451,16 @@ bench_curl() {
         echo "| client | download MB/s | vs curl | peak RSS MiB | $n requests, s | vs curl |"
         echo "|---|---|---|---|---|---|"
         local base_dl base_many
-        base_dl=$(printf '%s\n' ${dl[curl]} | median)
-        base_many=$(printf '%s\n' ${many[curl]} | median)
+        base_dl=$(med ${dl[curl]})
+        base_many=$(med ${many[curl]})
         for c in ws curl; do
             local d m
-            d=$(printf '%s\n' ${dl[$c]} | median)
-            m=$(printf '%s\n' ${many[$c]} | median)
+            d=$(med ${dl[$c]})
+            m=$(med ${many[$c]})
             printf '| %s | %.0f | %.2f× | %.1f | %s (%s) | %.2f× |\n' "$c" "$(awk -v b="$big" -v t="$d" 'BEGIN { print b / t / 1e6 }')" \
                 "$(awk -v a="$d" -v b="$base_dl" 'BEGIN { print b / a }')" \
-                "$(awk -v k="$(printf '%s\n' ${rss[$c]} | median)" 'BEGIN { print k / 1024 }')" \
-                "$m" "$(printf '%s\n' ${many[$c]} | minmax)" "$(awk -v a="$m" -v b="$base_many" 'BEGIN { print a / b }')"
+                "$(awk -v k="$(med ${rss[$c]})" 'BEGIN { print k / 1024 }')" \
+                "$m" "$(mm ${many[$c]})" "$(ratio "$m" "$base_many")"
         done
         echo
         echo "Command: \`scripts/bench.sh curl\`"
@@ -518,9 +522,9 @@ bench_transfer() {
         echo
         echo "| path | MB/s | seconds | peak RSS MiB |"
         echo "|---|---|---|---|"
-        echo "| \`cat file > /dev/null\` | $(rate "${cat_s[@]}") | $(printf '%s\n' "${cat_s[@]}" | minmax) | |"
-        echo "| plain TCP copy to disk (socat → socat) | $(rate "${tcp_s[@]}") | $(printf '%s\n' "${tcp_s[@]}" | minmax) | |"
-        echo "| \`ws send\` → \`ws transfer\` → \`ws receive\` (until the ack) | $(rate "${ws_s[@]}") | $(printf '%s\n' "${ws_s[@]}" | minmax) | send $(rss "${send_rss[@]}"), transfer $(rss "${relay_rss[@]}"), receive $(rss "${recv_rss[@]}") |"
+        echo "| \`cat file > /dev/null\` | $(rate "${cat_s[@]}") | $(mm "${cat_s[@]}") | |"
+        echo "| plain TCP copy to disk (socat → socat) | $(rate "${tcp_s[@]}") | $(mm "${tcp_s[@]}") | |"
+        echo "| \`ws send\` → \`ws transfer\` → \`ws receive\` (until the ack) | $(rate "${ws_s[@]}") | $(mm "${ws_s[@]}") | send $(rss "${send_rss[@]}"), transfer $(rss "${relay_rss[@]}"), receive $(rss "${recv_rss[@]}") |"
         echo
         echo "Command: \`scripts/bench.sh transfer\`"
         echo
