@@ -7,6 +7,7 @@
 #             16 MiB messages; server peak RSS; a Node client as a second witness
 #   idle      10,000 idle connections to echo_server vs Node ws: RSS per connection
 #   fanout    1 sender, 100 receivers, 32 B through broadcast_server vs a Node ws broadcast server
+#   redis     the same fan-out across two broadcast_servers sharing a room through Redis
 #   proxy     echo through ws proxy_server vs direct vs nginx (1 worker) as a WebSocket proxy
 #   httpd     ws httpd vs nginx (1 worker): 1 KiB file with wrk -t1 -c32, and a 1 GiB download
 #   curl      ws curl vs curl against nginx: a 1 GiB download (throughput, peak RSS) and
@@ -25,7 +26,7 @@ for a in "$@"; do
         *) NAMES+=("$a") ;;
     esac
 done
-[ "${#NAMES[@]}" -gt 0 ] || NAMES=(startup echo idle fanout proxy httpd curl transfer)
+[ "${#NAMES[@]}" -gt 0 ] || NAMES=(startup echo idle fanout redis proxy httpd curl transfer)
 
 scripts/peers.sh >/dev/null
 cargo build --release --workspace --quiet
@@ -253,6 +254,58 @@ bench_fanout() {
         done
         echo
         echo "Command: \`scripts/bench.sh fanout\`"
+        echo
+    } >>"$RESULTS"
+}
+
+bench_redis() {
+    local receivers=100 port work
+    port=$(free_port)
+    work=$(mktemp -d)
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no >"$work/redis.log" 2>&1 &
+    local redis_pid=$!
+    for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+    declare -A rate
+    local run="$WS bench --mode fanout -c $receivers -w 64 -s 32 --json -d $DUR --warmup 1"
+    for _ in $(seq "$ROUNDS"); do
+        SERVER_LOG=$work/alone.log start_server "$WS" broadcast_server -q --port 0
+        rate[alone]+="$($run "ws://127.0.0.1:$SERVER_PORT" | json_field rate) "
+        stop_server
+        SERVER_LOG=$work/a.log start_server "$WS" broadcast_server -q --port 0 --redis "redis://127.0.0.1:$port"
+        local a_pid=$SERVER_PID a=$SERVER_PORT
+        SERVER_LOG=$work/b.log start_server "$WS" broadcast_server -q --port 0 --redis "redis://127.0.0.1:$port"
+        local b=$SERVER_PORT
+        rate[split]+="$($run "ws://127.0.0.1:$a" --receivers-url "ws://127.0.0.1:$a" --receivers-url "ws://127.0.0.1:$b" | json_field rate) "
+        rate[remote]+="$($run "ws://127.0.0.1:$a" --receivers-url "ws://127.0.0.1:$b" | json_field rate) "
+        stop_server
+        SERVER_PID=$a_pid stop_server
+    done
+    kill "$redis_pid"; wait "$redis_pid" 2>/dev/null || true
+    rm -rf "$work"
+    local base
+    base=$(med ${rate[alone]})
+    {
+        echo "### redis"
+        echo
+        echo "Fan-out across servers through Redis pub/sub (redis-server $(redis-server --version | grep -o 'v=[0-9.]*' | cut -c3-)) vs one server alone."
+        echo "One sender, $receivers receivers, 32 B text, the sender at most 64 messages ahead of the slowest receiver;"
+        echo "\`ws bench URL --mode fanout -c $receivers -w 64 -s 32 [--receivers-url …]\`, ${DUR} s after 1 s warm-up, median of $ROUNDS rounds (min–max)."
+        echo "Every message crosses Redis once per server (not once per receiver), so the hop costs latency, not fan-out work."
+        echo
+        echo "| layout | messages delivered/s | vs one server |"
+        echo "|---|---|---|"
+        local k m
+        for k in alone split remote; do
+            m=$(med ${rate[$k]})
+            case $k in
+                alone) label="one server, no Redis" ;;
+                split) label="sender on A; receivers half on A, half on B (A → Redis → B)" ;;
+                remote) label="sender on A; all receivers on B (every message crosses Redis)" ;;
+            esac
+            printf '| %s | %.0f (%s) | %.2f× |\n' "$label" "$m" "$(mm ${rate[$k]})" "$(ratio "$m" "$base")"
+        done
+        echo
+        echo "Command: \`scripts/bench.sh redis\`"
         echo
     } >>"$RESULTS"
 }
@@ -539,10 +592,11 @@ for name in "${NAMES[@]}"; do
         httpd) bench_httpd ;;
         curl) bench_curl ;;
         fanout) bench_fanout ;;
+        redis) bench_redis ;;
         startup) bench_startup ;;
         echo) bench_echo ;;
         idle) bench_idle ;;
-        *) echo "bench.sh: unknown benchmark '$name' (known: startup echo idle fanout proxy httpd curl transfer)" >&2; exit 2 ;;
+        *) echo "bench.sh: unknown benchmark '$name' (known: startup echo idle fanout redis proxy httpd curl transfer)" >&2; exit 2 ;;
     esac
 done
 
@@ -567,7 +621,7 @@ except FileNotFoundError:
 _, new = sections(open(results).read())
 head = ("# Benchmarks\n\nEach section says which run produced it. These machines are shared and noisy: "
         "compare ratios within one section, not absolute figures across sections.\n\n")
-order = ["startup", "echo", "idle", "fanout", "proxy", "httpd", "curl", "transfer"]
+order = ["startup", "echo", "idle", "fanout", "redis", "proxy", "httpd", "curl", "transfer"]
 merged = dict(old)
 for name, body in new.items():
     lines = body.split("\n", 2)

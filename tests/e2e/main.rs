@@ -3,6 +3,7 @@
 
 mod proxy;
 mod raw;
+mod redis;
 mod rooms;
 mod transfer;
 mod util;

@@ -65,6 +65,10 @@ struct Args {
     /// Print one JSON object instead of text
     #[arg(long)]
     json: bool,
+    /// Fanout: receivers connect round-robin to these servers instead of URL, where the
+    /// sender stays (servers sharing their rooms, e.g. through Redis)
+    #[arg(long = "receivers-url", value_name = "URL")]
+    receivers_url: Vec<String>,
     #[command(flatten)]
     tls: TlsArgs,
 }
@@ -396,9 +400,17 @@ async fn run_echo(ex: &ws_common::runtime::Spawner, args: &Args, client: ClientO
 }
 
 async fn run_fanout(ex: &ws_common::runtime::Spawner, args: &Args, client: ClientOptions) -> Result<(), Error> {
+    let mut targets = Vec::new();
+    for u in &args.receivers_url {
+        targets.push(ClientOptions { url: ws_common::url::parse_ws_url(u)?, ..client.clone() });
+    }
+    if targets.is_empty() {
+        targets.push(client.clone());
+    }
     let mut receivers = Vec::new();
-    for _ in 0..args.connections {
-        let (ws, _) = connect(&client).await.map_err(|e| Error::failure(format!("receiver: {e}")))?;
+    for i in 0..args.connections {
+        let target = &targets[i % targets.len()];
+        let (ws, _) = connect(target).await.map_err(|e| Error::failure(format!("receiver: {e}")))?;
         receivers.push(ws);
     }
     let (sender, _) = connect(&client).await.map_err(|e| Error::failure(format!("sender: {e}")))?;

@@ -22,6 +22,8 @@ pub enum CommonError {
     Pidfile { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Usage(String),
+    #[error("{0}")]
+    Redis(String),
 }
 
 impl CommonError {

@@ -121,10 +121,45 @@ impl FrameRoom {
     }
 }
 
-/// What a member's session reports, for logging.
+impl FrameRoom {
+    /// Relays a whole message that did not come from a member (from another server through
+    /// Redis) to every member, in fragments of at most 1 MiB, with the same backpressure.
+    pub async fn inject(&self, binary: bool, payload: &[u8]) -> usize {
+        const CHUNK: usize = 1 << 20;
+        let _lane = self.lane.lock().await;
+        let receivers: Vec<Rc<Member>> = self.members.borrow().iter().filter(|m| !m.is_kicked()).cloned().collect();
+        let mut chunks = payload.chunks(CHUNK).peekable();
+        let mut opcode = if binary { op::BINARY } else { op::TEXT };
+        if payload.is_empty() {
+            let frame = frames::encode(true, opcode, &[], None);
+            for m in &receivers {
+                self.deliver(m, frame.clone()).await;
+            }
+        }
+        while let Some(chunk) = chunks.next() {
+            let frame = frames::encode(chunks.peek().is_none(), opcode, chunk, None);
+            for m in &receivers {
+                self.deliver(m, frame.clone()).await;
+            }
+            opcode = op::CONTINUATION;
+        }
+        receivers.iter().filter(|m| !m.is_kicked()).count()
+    }
+}
+
+/// What a member's session reports, for logging (and for publishing elsewhere).
 pub trait FrameObserver {
     /// A whole relayed message: its size and how many receivers it went to.
     fn on_message(&self, id: u64, bytes: u64, receivers: usize);
+
+    /// Messages up to this size are also handed whole to [`on_payload`](Self::on_payload);
+    /// 0 (the default) keeps the relay frame by frame, in constant memory.
+    fn payload_limit(&self) -> usize {
+        0
+    }
+
+    /// A whole message of at most [`payload_limit`](Self::payload_limit) bytes.
+    fn on_payload(&self, _id: u64, _binary: bool, _payload: &[u8]) {}
 }
 
 /// Runs one member of the room until it leaves; returns the close code and reason.
@@ -175,6 +210,9 @@ pub async fn run_member(room: &Rc<FrameRoom>, id: u64, stream: Stream, observer:
     let reader_task = async {
         let mut guard = None;
         let mut msg_bytes: u64 = 0;
+        let limit = observer.payload_limit();
+        let mut whole: Option<Vec<u8>> = None;
+        let mut binary = false;
         loop {
             let frame = match reader.next().await {
                 Ok(Some(f)) => f,
@@ -200,8 +238,18 @@ pub async fn run_member(room: &Rc<FrameRoom>, id: u64, stream: Stream, observer:
                             room.members.borrow().iter().filter(|m| m.id != id && !m.is_kicked()).cloned().collect();
                         *current.borrow_mut() = Some(receivers);
                         msg_bytes = 0;
+                        binary = opcode == op::BINARY;
+                        whole = (limit > 0).then(Vec::new);
                     }
                     msg_bytes += frame.payload.len() as u64;
+                    if let Some(w) = &mut whole {
+                        if w.len() + frame.payload.len() <= limit {
+                            w.extend_from_slice(&frame.payload);
+                        } else {
+                            crate::warning!("client id {id}: message over {limit} bytes is not passed on whole");
+                            whole = None;
+                        }
+                    }
                     let encoded = frames::encode(frame.fin, opcode, &frame.payload, None);
                     let receivers = current.borrow().clone().unwrap_or_default();
                     for m in &receivers {
@@ -212,6 +260,9 @@ pub async fn run_member(room: &Rc<FrameRoom>, id: u64, stream: Stream, observer:
                         *current.borrow_mut() = None;
                         guard = None;
                         observer.on_message(id, msg_bytes, n);
+                        if let Some(w) = whole.take() {
+                            observer.on_payload(id, binary, &w);
+                        }
                     }
                 }
             }

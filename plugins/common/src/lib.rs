@@ -10,9 +10,11 @@
 //! - [`runtime`]: the single-threaded smol executor a plugin runs in;
 //! - [`net`]: listeners, the `Listening on HOST:PORT` ready line, pidfiles, plain/TLS streams;
 //! - [`tls`]: the TLS option group and rustls configurations built from it;
+//! - [`bus`]: rooms shared between servers through Redis pub/sub;
 //! - [`url`](mod@url) and [`headers`]: parsing of what users type.
 
 pub mod args;
+pub mod bus;
 pub mod error;
 pub mod frame_relay;
 pub mod frames;

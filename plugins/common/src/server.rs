@@ -57,10 +57,35 @@ impl ServerArgs {
         F: Fn(Client) -> Fut + 'static,
         Fut: Future<Output = (u16, String)> + 'static,
     {
+        self.run_with(verbose, gate, async || Ok((handle, std::future::pending::<()>())))
+    }
+
+    /// Like [`run`](Self::run), for servers with something to set up on the runtime before
+    /// they listen (a failure there ends the run before the ready line): `prepare` returns the
+    /// connection handler and a `background` future that runs beside the server (say, the
+    /// link to Redis).
+    pub fn run_with<P, F, Fut, B>(
+        &self,
+        verbose: bool,
+        gate: Option<Gate>,
+        prepare: P,
+    ) -> Result<(), ws_plugin_api::Error>
+    where
+        P: AsyncFnOnce() -> Result<(F, B), crate::CommonError>,
+        F: Fn(Client) -> Fut + 'static,
+        Fut: Future<Output = (u16, String)> + 'static,
+        B: Future<Output = ()>,
+    {
         crate::log::set_verbosity(verbose, self.quiet);
         let tls = self.tls.server_config(&[])?;
         crate::runtime::block_on(|ex| async move {
-            serve(&ex, &self.listen, tls, &self.limits, gate, handle).await?;
+            let (handle, background) = prepare().await?;
+            serve(&ex, &self.listen, tls, &self.limits, gate, handle)
+                .or(async {
+                    background.await;
+                    Ok(())
+                })
+                .await?;
             Ok(())
         })
     }

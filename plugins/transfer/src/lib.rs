@@ -1,10 +1,16 @@
 //! `ws transfer`: the relay between `ws send` and `ws receive`, a broadcast server that
 //! forwards frames as they arrive (`ws_common::frame_relay`), so any file size passes through
 //! in constant memory, with backpressure from the slowest receiver.
+//!
+//! Rooms come from the URL path as in `broadcast_server` (`/room/NAME`), and with `--redis`
+//! several relays share them: whole messages up to `--redis-queue-bytes` are published to
+//! the room's channel, and messages from other relays are injected into the local room.
 
 use std::ffi::{CStr, OsString};
+use std::rc::Rc;
 
 use clap::Parser;
+use ws_common::bus::{Bus, RedisArgs, Rooms};
 use ws_common::frame_relay::{FrameObserver, FrameRelayArgs, FrameRoom};
 use ws_common::info;
 use ws_common::server::ServerArgs;
@@ -21,13 +27,29 @@ struct Args {
     server: ServerArgs,
     #[command(flatten)]
     relay: FrameRelayArgs,
+    #[command(flatten)]
+    redis: RedisArgs,
 }
 
-struct LogTransfers;
+struct LogTransfers {
+    bus: Option<Rc<Bus>>,
+    channel: Rc<str>,
+    limit: usize,
+}
 
 impl FrameObserver for LogTransfers {
     fn on_message(&self, id: u64, bytes: u64, receivers: usize) {
         info!("ws_transfer: client id {id}: received {bytes} bytes, relayed to {receivers} clients");
+    }
+
+    fn payload_limit(&self) -> usize {
+        if self.bus.is_some() { self.limit } else { 0 }
+    }
+
+    fn on_payload(&self, _id: u64, binary: bool, payload: &[u8]) {
+        if let Some(bus) = &self.bus {
+            bus.publish(&self.channel, payload, binary);
+        }
     }
 }
 
@@ -40,13 +62,41 @@ impl Plugin for Transfer {
 
     fn run(&self, args: Vec<OsString>) -> Result<(), Error> {
         let args: Args = ws_common::args::parse(args)?;
-        let room = FrameRoom::new(args.relay);
-        args.server.run(false, None, move |client| {
-            let room = room.clone();
-            async move {
-                let stream = client.ws.into_inner();
-                ws_common::frame_relay::run_member(&room, client.id, stream, &LogTransfers).await
-            }
+        args.server.run_with(false, None, async || {
+            let bus = Bus::connect(&args.redis).await?;
+            let relay = args.relay;
+            let rooms = Rooms::new(&args.redis.channel, bus.clone(), move || FrameRoom::new(relay));
+            let from_bus = rooms.clone();
+            let background = async move {
+                match bus {
+                    Some(bus) => {
+                        bus.run(async |channel, m| {
+                            if let Some(room) = from_bus.get(channel) {
+                                let n = room.inject(m.binary, &m.payload).await;
+                                info!(
+                                    "ws_transfer: {} bytes from another server relayed to {n} clients",
+                                    m.payload.len()
+                                );
+                            }
+                        })
+                        .await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            let limit = args.redis.queue_bytes;
+            let handle = move |client: ws_common::server::Client| {
+                let rooms = rooms.clone();
+                async move {
+                    let (channel, room) = rooms.enter(&client.handshake.uri).await;
+                    let log = LogTransfers { bus: rooms.bus().cloned(), channel: channel.clone(), limit };
+                    let stream = client.ws.into_inner();
+                    let ended = ws_common::frame_relay::run_member(&room, client.id, stream, &log).await;
+                    rooms.exit(&channel);
+                    ended
+                }
+            };
+            Ok((handle, background))
         })
     }
 }

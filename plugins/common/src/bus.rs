@@ -1,0 +1,469 @@
+//! Scale-out through Redis pub/sub: several `broadcast_server` (or `transfer`) processes
+//! behind a load balancer share their rooms, so a message sent to one reaches the clients of
+//! all. Redis is the distributed engine; this module only bridges it to a local room.
+//!
+//! - **Channels.** A room is a Redis channel: the default room is `--channel`
+//!   (`ws:broadcast`), and a client whose URL path is `/room/NAME` is in room `ws:room:NAME`
+//!   ([`channel_for_path`]). A server subscribes to a room's channel while it has at least
+//!   one local client in it, and a client's session starts only once that subscription is
+//!   confirmed, so nothing published after its handshake is missed.
+//! - **Wire format.** What a server publishes is `WS1`, then `t` (text) or `b` (binary), then
+//!   its 8-byte server id (big-endian), then the payload. A server skips messages carrying
+//!   its own id: its local clients already got them directly. Anything else published on a
+//!   room's channel (say `redis-cli publish ws:broadcast hello`) is delivered as text when it
+//!   is UTF-8 and as binary otherwise.
+//! - **Failures.** Redis unreachable at start is an error (the caller exits 1 before
+//!   listening). Lost while running: logged once, local clients keep being served, the bus
+//!   reconnects with backoff (100·2ⁿ ms, at most 5 s) and resubscribes, and logs when it is
+//!   restored with the number of messages dropped meanwhile: what local clients send during
+//!   an outage is not buffered, and the outbox is bounded in bytes while Redis is slow.
+//! - **Order.** One connection publishes, in order, in pipelined batches; one subscribes.
+//!   Messages from one sender reach every remote client in the order sent.
+//!
+//! The `redis` crate runs its connection drivers on smol's global executor; everything here
+//! runs on the plugin's local executor, and the two meet only through the crate's channels.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::Args;
+use event_listener::Event;
+use futures_lite::{FutureExt, StreamExt};
+use redis::aio::{MultiplexedConnection, PubSub};
+
+use crate::{CommonError, error, info, warning};
+
+/// The Redis option group of the servers that scale out.
+#[derive(Debug, Clone, Args)]
+pub struct RedisArgs {
+    /// Share rooms with other servers through Redis pub/sub: redis://HOST:PORT[/DB] or rediss://…
+    #[arg(long = "redis", value_name = "URL")]
+    pub url: Option<String>,
+    /// Redis channel of the default room (clients on /room/NAME use ws:room:NAME)
+    #[arg(long = "channel", default_value = "ws:broadcast", value_name = "NAME")]
+    pub channel: String,
+    /// rediss://: trust this CA (PEM) instead of the system's
+    #[arg(long = "redis-ca-file", value_name = "FILE")]
+    pub redis_ca_file: Option<PathBuf>,
+    /// rediss://: client certificate (PEM) for Redis servers that require one
+    #[arg(long = "redis-cert-file", value_name = "FILE", requires = "redis_key_file")]
+    pub redis_cert_file: Option<PathBuf>,
+    /// rediss://: private key (PEM) of --redis-cert-file
+    #[arg(long = "redis-key-file", value_name = "FILE", requires = "redis_cert_file")]
+    pub redis_key_file: Option<PathBuf>,
+    /// Most bytes waiting to be published; what local clients send beyond it is dropped
+    #[arg(long = "redis-queue-bytes", default_value_t = 64 << 20, value_name = "BYTES")]
+    pub queue_bytes: usize,
+}
+
+/// The Redis channel of the room a client joins by requesting `path`.
+pub fn channel_for_path(default: &str, path: &str) -> String {
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    match path.strip_prefix("/room/") {
+        Some(name) if !name.is_empty() => format!("ws:room:{}", name.trim_end_matches('/')),
+        _ => default.to_string(),
+    }
+}
+
+/// A message crossing the bus.
+#[derive(Debug, Clone)]
+pub struct BusMessage {
+    pub binary: bool,
+    pub payload: Bytes,
+}
+
+const MAGIC: &[u8; 3] = b"WS1";
+const HEADER: usize = 3 + 1 + 8;
+
+fn encode(server: u64, msg: &[u8], binary: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER + msg.len());
+    out.extend_from_slice(MAGIC);
+    out.push(if binary { b'b' } else { b't' });
+    out.extend_from_slice(&server.to_be_bytes());
+    out.extend_from_slice(msg);
+    out
+}
+
+/// Decodes what arrived on a channel; `None` for this server's own messages.
+fn decode(me: u64, raw: &[u8]) -> Option<BusMessage> {
+    if raw.len() >= HEADER && raw[..3] == MAGIC[..] && matches!(raw[3], b't' | b'b') {
+        let server = u64::from_be_bytes(raw[4..HEADER].try_into().ok()?);
+        if server == me {
+            return None;
+        }
+        let payload = &raw[HEADER..];
+        let binary = raw[3] == b'b' || std::str::from_utf8(payload).is_err();
+        return Some(BusMessage { binary, payload: Bytes::copy_from_slice(payload) });
+    }
+    Some(BusMessage { binary: std::str::from_utf8(raw).is_err(), payload: Bytes::copy_from_slice(raw) })
+}
+
+struct Conns {
+    pubsub: PubSub,
+    publisher: MultiplexedConnection,
+}
+
+/// One server's link to Redis.
+pub struct Bus {
+    id: u64,
+    url: String,
+    client: redis::Client,
+    outbox: RefCell<VecDeque<(Rc<str>, Vec<u8>)>>,
+    outbox_bytes: Cell<usize>,
+    max_bytes: usize,
+    up: Cell<bool>,
+    dropped: Cell<u64>,
+    /// Channels local clients are in, with how many of them.
+    wanted: RefCell<BTreeMap<Rc<str>, usize>>,
+    subscribed: RefCell<BTreeSet<Rc<str>>>,
+    /// Wakes the publisher: the outbox has messages.
+    outbox_ready: Event,
+    /// Wakes the subscriber: the wanted channels changed.
+    wanted_changed: Event,
+    /// Wakes joiners: the subscriptions or the link changed.
+    changed: Event,
+    first: RefCell<Option<Conns>>,
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bus").field("url", &self.url).field("up", &self.up.get()).finish()
+    }
+}
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+impl Bus {
+    /// Connects to Redis, or says why not: called before the server listens.
+    pub async fn connect(args: &RedisArgs) -> Result<Option<Rc<Bus>>, CommonError> {
+        let Some(url) = &args.url else { return Ok(None) };
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = open_client(url, args)?;
+        let bus = Rc::new(Bus {
+            id: crate::random_u64(),
+            url: url.clone(),
+            client,
+            outbox: RefCell::new(VecDeque::new()),
+            outbox_bytes: Cell::new(0),
+            max_bytes: args.queue_bytes.max(1),
+            up: Cell::new(false),
+            dropped: Cell::new(0),
+            wanted: RefCell::new(BTreeMap::new()),
+            subscribed: RefCell::new(BTreeSet::new()),
+            outbox_ready: Event::new(),
+            wanted_changed: Event::new(),
+            changed: Event::new(),
+            first: RefCell::new(None),
+        });
+        let conns =
+            bus.open().await.map_err(|e| CommonError::Redis(format!("cannot connect to Redis at {url}: {e}")))?;
+        *bus.first.borrow_mut() = Some(conns);
+        bus.up.set(true);
+        info!("redis: connected to {url} (server id {:016x})", bus.id);
+        Ok(Some(bus))
+    }
+
+    async fn open(&self) -> Result<Conns, String> {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(TIMEOUT))
+            .set_response_timeout(Some(Duration::from_secs(30)));
+        let run = async {
+            let publisher = self.client.get_multiplexed_async_connection_with_config(&config).await?;
+            let pubsub = self.client.get_async_pubsub().await?;
+            Ok::<_, redis::RedisError>(Conns { pubsub, publisher })
+        };
+        run.or(async {
+            smol::Timer::after(TIMEOUT).await;
+            Err(redis::RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out")))
+        })
+        .await
+        .map_err(|e| e.to_string())
+    }
+
+    /// Whether the link to Redis is up.
+    pub fn is_up(&self) -> bool {
+        self.up.get()
+    }
+
+    /// Publishes a local client's message to `channel`; while Redis is down or slow the
+    /// message is dropped (and counted), never buffered without bound.
+    pub fn publish(&self, channel: &Rc<str>, payload: &[u8], binary: bool) {
+        if !self.up.get() {
+            self.dropped.set(self.dropped.get() + 1);
+            return;
+        }
+        let size = payload.len() + HEADER;
+        if self.outbox_bytes.get() + size > self.max_bytes && !self.outbox.borrow().is_empty() {
+            if self.dropped.get() == 0 {
+                warning!("redis: publishing is behind by {} bytes; dropping messages", self.outbox_bytes.get());
+            }
+            self.dropped.set(self.dropped.get() + 1);
+            return;
+        }
+        self.outbox_bytes.set(self.outbox_bytes.get() + size);
+        self.outbox.borrow_mut().push_back((channel.clone(), encode(self.id, payload, binary)));
+        self.outbox_ready.notify(1);
+    }
+
+    /// A local client entered `channel`: subscribes if it is the first, and waits until the
+    /// subscription is confirmed (or Redis is down, or 5 s passed).
+    pub async fn join(&self, channel: &Rc<str>) {
+        *self.wanted.borrow_mut().entry(channel.clone()).or_insert(0) += 1;
+        self.wanted_changed.notify(1);
+        let wait = async {
+            loop {
+                let l = self.changed.listen();
+                if !self.up.get() || self.subscribed.borrow().contains(channel) {
+                    return;
+                }
+                l.await;
+            }
+        };
+        wait.or(async {
+            smol::Timer::after(TIMEOUT).await;
+        })
+        .await;
+    }
+
+    /// A local client left `channel`; the last one out unsubscribes.
+    pub fn leave(&self, channel: &Rc<str>) {
+        let mut wanted = self.wanted.borrow_mut();
+        if let Some(n) = wanted.get_mut(channel) {
+            *n -= 1;
+            if *n == 0 {
+                wanted.remove(channel);
+                self.wanted_changed.notify(1);
+            }
+        }
+    }
+
+    /// Runs the link forever: publishes the outbox, keeps the subscriptions in line with
+    /// the local rooms, hands every message from another server to `deliver`, and
+    /// reconnects when Redis goes away.
+    pub async fn run(&self, deliver: impl AsyncFn(&str, BusMessage)) {
+        let mut conns = self.first.borrow_mut().take();
+        let mut attempt = 0u32;
+        let mut down_since: Option<Instant> = None;
+        loop {
+            let c = match conns.take() {
+                Some(c) => c,
+                None => match self.open().await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let wait = crate::ws::backoff(attempt, MAX_BACKOFF);
+                        info!("redis: reconnecting to {} failed ({e}); next attempt in {wait:?}", self.url);
+                        attempt += 1;
+                        smol::Timer::after(wait).await;
+                        continue;
+                    }
+                },
+            };
+            if let Some(since) = down_since.take() {
+                info!(
+                    "redis: connection restored after {:.1?}; {} messages from local clients were dropped during the outage",
+                    since.elapsed(),
+                    self.dropped.replace(0)
+                );
+            }
+            attempt = 0;
+            self.up.set(true);
+            self.changed.notify(usize::MAX);
+            let why = self.session(c, &deliver).await;
+            self.up.set(false);
+            self.subscribed.borrow_mut().clear();
+            let lost = self.outbox.borrow_mut().drain(..).count() as u64;
+            self.outbox_bytes.set(0);
+            self.dropped.set(lost);
+            self.changed.notify(usize::MAX);
+            error!("redis: connection to {} lost ({why}); serving local clients only, reconnecting", self.url);
+            down_since = Some(Instant::now());
+        }
+    }
+
+    /// One connected period; returns why it ended.
+    async fn session(&self, c: Conns, deliver: &impl AsyncFn(&str, BusMessage)) -> String {
+        let (mut sink, mut stream) = c.pubsub.split();
+        let mut publisher = c.publisher;
+        let subscriptions = async {
+            loop {
+                let l = self.wanted_changed.listen();
+                let (add, remove): (Vec<Rc<str>>, Vec<Rc<str>>) = {
+                    let wanted = self.wanted.borrow();
+                    let subscribed = self.subscribed.borrow();
+                    (
+                        wanted.keys().filter(|c| !subscribed.contains(*c)).cloned().collect(),
+                        subscribed.iter().filter(|c| !wanted.contains_key(*c)).cloned().collect(),
+                    )
+                };
+                for ch in add.iter().cloned() {
+                    sink.subscribe(&*ch).await.map_err(|e| format!("SUBSCRIBE {ch}: {e}"))?;
+                    info!("redis: subscribed to {ch}");
+                    self.subscribed.borrow_mut().insert(ch);
+                    self.changed.notify(usize::MAX);
+                }
+                for ch in remove.iter().cloned() {
+                    sink.unsubscribe(&*ch).await.map_err(|e| format!("UNSUBSCRIBE {ch}: {e}"))?;
+                    info!("redis: unsubscribed from {ch}");
+                    self.subscribed.borrow_mut().remove(&ch);
+                }
+                if add.is_empty() && remove.is_empty() {
+                    l.await;
+                }
+            }
+        };
+        let publishing = async {
+            loop {
+                let l = self.outbox_ready.listen();
+                let batch: Vec<(Rc<str>, Vec<u8>)> = self.outbox.borrow_mut().drain(..).collect();
+                if batch.is_empty() {
+                    l.await;
+                    continue;
+                }
+                let mut pipe = redis::pipe();
+                for (ch, payload) in &batch {
+                    pipe.publish(&**ch, payload).ignore();
+                }
+                let sent = pipe.exec_async(&mut publisher).await;
+                self.outbox_bytes.set(self.outbox_bytes.get().saturating_sub(batch.iter().map(|b| b.1.len()).sum()));
+                sent.map_err(|e| format!("PUBLISH: {e}"))?;
+            }
+        };
+        let receiving = async {
+            while let Some(msg) = stream.next().await {
+                if let Some(m) = decode(self.id, msg.get_payload_bytes()) {
+                    deliver(msg.get_channel_name(), m).await;
+                }
+            }
+            Err::<(), _>("the server closed the connection".to_string())
+        };
+        match subscriptions.or(publishing).or(receiving).await {
+            Err(why) => why,
+            Ok(()) => "ended".into(),
+        }
+    }
+}
+
+fn open_client(url: &str, args: &RedisArgs) -> Result<redis::Client, CommonError> {
+    let bad = |reason: String| CommonError::BadUrl { url: url.to_string(), reason };
+    let parsed = ::url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
+    match parsed.scheme() {
+        "redis" | "rediss" | "redis+unix" | "unix" => {}
+        other => return Err(bad(format!("scheme '{other}' is not redis:// or rediss://"))),
+    }
+    let read =
+        |what, p: &PathBuf| std::fs::read(p).map_err(|source| CommonError::ReadFile { what, path: p.clone(), source });
+    let custom_tls = args.redis_ca_file.is_some() || args.redis_cert_file.is_some();
+    if parsed.scheme() == "rediss" && custom_tls {
+        let root_cert = args.redis_ca_file.as_ref().map(|p| read("CA file", p)).transpose()?;
+        let client_tls = match (&args.redis_cert_file, &args.redis_key_file) {
+            (Some(c), Some(k)) => {
+                Some(redis::ClientTlsConfig { client_cert: read("certificate", c)?, client_key: read("key", k)? })
+            }
+            _ => None,
+        };
+        return redis::Client::build_with_tls(url, redis::TlsCertificates { client_tls, root_cert })
+            .map_err(|e| bad(e.to_string()));
+    }
+    if custom_tls {
+        return Err(CommonError::Usage("--redis-ca-file and --redis-cert-file need a rediss:// URL".into()));
+    }
+    redis::Client::open(url).map_err(|e| bad(e.to_string()))
+}
+
+/// A room and how many clients are in it.
+type Entered<R> = (Rc<R>, usize);
+
+/// The rooms of one server: created when their first client arrives, dropped (and
+/// unsubscribed) when their last one leaves. `R` is the relay's room type.
+pub struct Rooms<R> {
+    /// Each room with the number of clients that entered it and have not exited.
+    map: RefCell<HashMap<Rc<str>, Entered<R>>>,
+    default: String,
+    bus: Option<Rc<Bus>>,
+    make: Box<dyn Fn() -> Rc<R>>,
+}
+
+impl<R> std::fmt::Debug for Rooms<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rooms").field("rooms", &self.map.borrow().len()).field("bus", &self.bus).finish()
+    }
+}
+
+impl<R> Rooms<R> {
+    pub fn new(default: &str, bus: Option<Rc<Bus>>, make: impl Fn() -> Rc<R> + 'static) -> Rc<Rooms<R>> {
+        Rc::new(Rooms { map: RefCell::new(HashMap::new()), default: default.to_string(), bus, make: Box::new(make) })
+    }
+
+    /// The link to Redis, if the server scales out.
+    pub fn bus(&self) -> Option<&Rc<Bus>> {
+        self.bus.as_ref()
+    }
+
+    /// The room a client asking for `path` is in, with its channel; with Redis, returns once
+    /// the server is subscribed to it.
+    pub async fn enter(&self, path: &str) -> (Rc<str>, Rc<R>) {
+        let channel: Rc<str> = channel_for_path(&self.default, path).into();
+        let room = {
+            let mut map = self.map.borrow_mut();
+            let entry = map.entry(channel.clone()).or_insert_with(|| ((self.make)(), 0));
+            entry.1 += 1;
+            entry.0.clone()
+        };
+        if let Some(bus) = &self.bus {
+            bus.join(&channel).await;
+        }
+        (channel, room)
+    }
+
+    /// A client that [`enter`](Self::enter)ed `channel`'s room left it.
+    pub fn exit(&self, channel: &Rc<str>) {
+        if let Some(bus) = &self.bus {
+            bus.leave(channel);
+        }
+        let mut map = self.map.borrow_mut();
+        if let Some(entry) = map.get_mut(channel) {
+            entry.1 -= 1;
+            if entry.1 == 0 {
+                map.remove(channel);
+            }
+        }
+    }
+
+    /// The local room of `channel`, if it has clients.
+    pub fn get(&self, channel: &str) -> Option<Rc<R>> {
+        self.map.borrow().get(channel).map(|e| e.0.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rooms_come_from_the_path() {
+        assert_eq!(channel_for_path("ws:broadcast", "/"), "ws:broadcast");
+        assert_eq!(channel_for_path("ws:broadcast", "/room/"), "ws:broadcast");
+        assert_eq!(channel_for_path("ws:broadcast", "/room/a?x=1"), "ws:room:a");
+        assert_eq!(channel_for_path("ws:broadcast", "/room/a/"), "ws:room:a");
+        assert_eq!(channel_for_path("c", "/other"), "c");
+    }
+
+    #[test]
+    fn own_messages_are_skipped_and_types_kept() {
+        let raw = encode(7, b"hi", false);
+        assert!(decode(7, &raw).is_none());
+        let m = decode(8, &raw).unwrap();
+        assert!(!m.binary);
+        assert_eq!(&m.payload[..], b"hi");
+        let m = decode(8, &encode(7, &[0xff, 0], true)).unwrap();
+        assert!(m.binary);
+        // Foreign publishers: UTF-8 is text, the rest binary.
+        assert!(!decode(8, b"hello").unwrap().binary);
+        assert!(decode(8, &[0xc3]).unwrap().binary);
+    }
+}
