@@ -43,7 +43,7 @@ fn node_ws_client_gets_text_binary_and_1mib_echoed() {
 #[test]
 fn logs_each_connection_like_the_reference() {
     let server = Server::start("echo_server", &[]);
-    probe(&format!("{}/some/path?x=1", server.url("ws")), &["--send-size", "7"]);
+    probe(&format!("{}/some/path?x=1", server.url("ws")), &["--send-size", "7", "--expect", "1"]);
     for needle in
         ["New connection", "remote ip: 127.0.0.1", "id: 0", "Uri: /some/path?x=1", "Headers:", "Received 7 bytes"]
     {
@@ -134,22 +134,35 @@ fn a_message_over_the_limit_is_closed_with_1009() {
     let server = Server::start("echo_server", &["--max-message-size", "1000"]);
     let out = probe(&server.url("ws"), &["--send-size", "1001"]);
     assert!(out.stdout.contains("closed 1009"), "{}", out.stdout);
-    let out = probe(&server.url("ws"), &["--send-size", "1000"]);
+    let out = probe(&server.url("ws"), &["--send-size", "1000", "--expect", "1"]);
     assert!(out.stdout.contains("recv binary 1000"), "{}", out.stdout);
 }
 
 #[test]
 fn invalid_utf8_text_is_closed_with_1007_and_reserved_bits_with_1002() {
-    let server = Server::start("echo_server", &["-q"]);
-    let mut bad = RawWs::connect(server.addr);
-    bad.send_frame(0x81, &[0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xcf, 0x83, 0xff, 0xff]);
-    assert_eq!(bad.read_close_code(), Some(1007));
-    let mut rsv = RawWs::connect(server.addr);
-    rsv.send_frame(0x80 | 0x40 | 0x1, b"hi");
-    assert_eq!(rsv.read_close_code(), Some(1002));
-    // The bad clients did not disturb the server.
-    let out = probe(&server.url("ws"), &["--send-size", "10"]);
-    assert!(out.stdout.contains("recv binary 10"), "{}", out.stdout);
+    // -p echoes at the frame level, with its own checks: both paths must hold.
+    for flags in [&["-q"][..], &["-q", "-p"][..]] {
+        let server = Server::start("echo_server", flags);
+        let mut bad = RawWs::connect(server.addr);
+        bad.send_frame(0x81, &[0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xcf, 0x83, 0xff, 0xff]);
+        assert_eq!(bad.read_close_code(), Some(1007), "{flags:?}");
+        // A character split across fragments is fine; one left unfinished is not.
+        let mut split = RawWs::connect(server.addr);
+        split.send_frame(0x01, &[b'a', 0xe2, 0x82]);
+        split.send_frame(0x80, &[0xac]);
+        split.send_frame(0x01, &[0xe2, 0x82]);
+        split.send_frame(0x80, b"");
+        assert_eq!(split.read_close_code(), Some(1007), "{flags:?}");
+        let mut rsv = RawWs::connect(server.addr);
+        rsv.send_frame(0x80 | 0x40 | 0x1, b"hi");
+        assert_eq!(rsv.read_close_code(), Some(1002), "{flags:?}");
+        let mut orphan = RawWs::connect(server.addr);
+        orphan.send_frame(0x80, b"continuation of nothing");
+        assert_eq!(orphan.read_close_code(), Some(1002), "{flags:?}");
+        // The bad clients did not disturb the server.
+        let out = probe(&server.url("ws"), &["--send-size", "10", "--expect", "1"]);
+        assert!(out.stdout.contains("recv binary 10"), "{flags:?}: {}", out.stdout);
+    }
 }
 
 #[test]
@@ -202,7 +215,7 @@ fn ipv6_flag_listens_on_the_ipv6_loopback() {
     }
     let server = Server::start("echo_server", &["-6", "-q"]);
     assert!(server.addr.is_ipv6(), "{}", server.addr);
-    let out = probe(&format!("ws://{}", server.addr), &["--send-size", "3"]);
+    let out = probe(&format!("ws://{}", server.addr), &["--send-size", "3", "--expect", "1"]);
     assert!(out.stdout.contains("recv binary 3"), "{}", out.stdout);
 }
 
@@ -218,10 +231,10 @@ fn pidfile_holds_the_server_pid() {
 #[test]
 fn pings_are_answered_unless_p_is_given() {
     let server = Server::start("echo_server", &[]);
-    let out = probe(&server.url("ws"), &["--ping", "--send-size", "5"]);
+    let out = probe(&server.url("ws"), &["--ping", "--send-size", "5", "--expect", "1"]);
     assert!(out.stdout.contains("pong received") && out.stdout.contains("recv binary 5"), "{}", out.stdout);
     let quiet = Server::start("echo_server", &["-p"]);
-    let out = probe(&quiet.url("ws"), &["--ping", "--send-size", "5"]);
+    let out = probe(&quiet.url("ws"), &["--ping", "--send-size", "5", "--expect", "1"]);
     assert!(out.stdout.contains("no pong"), "{}", out.stdout);
     assert!(out.stdout.contains("recv binary 5") && out.stdout.contains("closed 1000"), "{}", out.stdout);
     quiet.wait_for_line("Received ping (not answered: -p)", Duration::from_secs(5));

@@ -73,23 +73,54 @@ struct Args {
     tls: TlsArgs,
 }
 
-/// Deterministic payload for message `seq`: ASCII (valid as text), the sequence number in
-/// hex first so that reordering or loss shows.
-fn payload(seq: u64, size: usize) -> Vec<u8> {
-    let head = format!("{seq:016x}");
-    let mut p = Vec::with_capacity(size);
-    p.extend(head.bytes().take(size));
-    p.extend((p.len()..size).map(|i| b'a' + ((i as u64 + seq) % 26) as u8));
-    p
+/// The deterministic payloads: message `seq` is ASCII (valid as text), starts with `seq` in
+/// hex so that reordering or loss shows, and its byte `i` after that is
+/// `b'a' + (i + seq) % 26`. Built from one precomputed pattern so that making and checking a
+/// 16 MiB message costs a copy and a compare, not a loop per byte (the load client must not
+/// be the limit).
+struct Payloads {
+    size: usize,
+    /// `b'a' + j % 26` for `j` in `0..size + 26`.
+    pattern: Vec<u8>,
 }
 
-fn message(seq: u64, size: usize, binary: bool) -> Message {
-    let p = payload(seq, size);
-    if binary { Message::Binary(p.into()) } else { Message::Text(String::from_utf8(p).expect("ASCII payload").into()) }
+impl Payloads {
+    fn new(size: usize) -> Self {
+        Payloads { size, pattern: (0..size + 26).map(|j| b'a' + (j % 26) as u8).collect() }
+    }
+
+    fn head(&self, seq: u64) -> ([u8; 16], usize) {
+        let mut head = [0u8; 16];
+        head.copy_from_slice(format!("{seq:016x}").as_bytes());
+        (head, self.size.min(16))
+    }
+
+    fn bytes(&self, seq: u64) -> Vec<u8> {
+        let off = (seq % 26) as usize;
+        let mut p = self.pattern[off..off + self.size].to_vec();
+        let (head, h) = self.head(seq);
+        p[..h].copy_from_slice(&head[..h]);
+        p
+    }
+
+    fn matches(&self, seq: u64, data: &[u8]) -> bool {
+        let off = (seq % 26) as usize;
+        let (head, h) = self.head(seq);
+        data.len() == self.size && data[..h] == head[..h] && data[h..] == self.pattern[off + h..off + self.size]
+    }
+
+    fn message(&self, seq: u64, binary: bool) -> Message {
+        let p = self.bytes(seq);
+        if binary {
+            Message::Binary(p.into())
+        } else {
+            Message::Text(String::from_utf8(p).expect("ASCII payload").into())
+        }
+    }
 }
 
 /// Checks a received message against what `seq` must have been.
-fn check(msg: &Message, seq: u64, size: usize, binary: bool) -> Result<(), String> {
+fn check(msg: &Message, seq: u64, payloads: &Payloads, binary: bool) -> Result<(), String> {
     let (data, is_binary) = match msg {
         Message::Text(t) => (t.as_bytes(), false),
         Message::Binary(b) => (&b[..], true),
@@ -98,8 +129,12 @@ fn check(msg: &Message, seq: u64, size: usize, binary: bool) -> Result<(), Strin
     if is_binary != binary {
         return Err(format!("message {seq} came back as {} instead of {}", tname(is_binary), tname(binary)));
     }
-    if data != payload(seq, size).as_slice() {
-        return Err(format!("payload mismatch at message {seq} ({} bytes received, {size} expected)", data.len()));
+    if !payloads.matches(seq, data) {
+        return Err(format!(
+            "payload mismatch at message {seq} ({} bytes received, {} expected)",
+            data.len(),
+            payloads.size
+        ));
     }
     Ok(())
 }
@@ -141,6 +176,7 @@ impl Stats {
 struct Plan {
     client: ClientOptions,
     size: usize,
+    payloads: Payloads,
     binary: bool,
     window: usize,
     warm_until: Instant,
@@ -195,7 +231,7 @@ async fn echo_connection(plan: &Plan, stats: &Stats) -> Result<(), String> {
                 break;
             }
             inflight.borrow_mut().push_back((seq, Instant::now()));
-            sink.feed(message(seq, plan.size, plan.binary)).await.map_err(|e| e.to_string())?;
+            sink.feed(plan.payloads.message(seq, plan.binary)).await.map_err(|e| e.to_string())?;
             seq += 1;
         }
         sink.flush().await.map_err(|e| e.to_string())?;
@@ -250,7 +286,7 @@ async fn read_echoes(
         let Some((expect, sent_at)) = front else {
             return Err("received a message that was never sent".into());
         };
-        check(&msg, expect, plan.size, plan.binary)?;
+        check(&msg, expect, &plan.payloads, plan.binary)?;
         let now = Instant::now();
         if now >= plan.warm_until {
             stats.record(plan.size, Some(now - sent_at));
@@ -289,7 +325,7 @@ async fn fanout_receiver(plan: &Plan, stats: &Stats, f: &Fanout, idx: usize, mut
         if matches!(msg, Message::Ping(_) | Message::Pong(_)) {
             continue;
         }
-        check(&msg, expect, plan.size, plan.binary)?;
+        check(&msg, expect, &plan.payloads, plan.binary)?;
         expect += 1;
         f.received.borrow_mut()[idx] = expect;
         f.progress.notify(1);
@@ -312,7 +348,7 @@ async fn fanout_sender(plan: &Plan, f: &Fanout, mut ws: WsStream) -> Result<(), 
             ws.flush().await.map_err(|e| e.to_string())?;
             listener.await;
         }
-        ws.feed(message(seq, plan.size, plan.binary)).await.map_err(|e| e.to_string())?;
+        ws.feed(plan.payloads.message(seq, plan.binary)).await.map_err(|e| e.to_string())?;
         seq += 1;
         f.sent.set(seq);
     }
@@ -366,6 +402,7 @@ fn plan(args: &Args, client: ClientOptions, start: Instant, conns: usize) -> Pla
     Plan {
         client,
         size: args.size,
+        payloads: Payloads::new(args.size),
         binary: args.binary,
         window: args.in_flight,
         warm_until: if args.messages.is_some() { start } else { start + warm },
@@ -558,6 +595,10 @@ declare_plugin!(Bench);
 mod tests {
     use super::*;
 
+    fn payload(seq: u64, size: usize) -> Vec<u8> {
+        Payloads::new(size).bytes(seq)
+    }
+
     #[test]
     fn payload_is_ascii_sized_and_numbered() {
         let p = payload(255, 32);
@@ -566,13 +607,21 @@ mod tests {
         assert!(p.starts_with(b"00000000000000ff"));
         assert_eq!(payload(1, 4), b"0000");
         assert_ne!(payload(1, 32), payload(2, 32));
+        // Byte i after the number is b'a' + (i + seq) % 26.
+        assert_eq!(payload(3, 20)[16..], *b"tuvw");
+        assert_eq!(payload(29, 20)[16..], *b"tuvw");
     }
 
     #[test]
     fn check_catches_wrong_content_type_and_order() {
-        let m = message(3, 40, true);
-        assert!(check(&m, 3, 40, true).is_ok());
-        assert!(check(&m, 4, 40, true).unwrap_err().contains("mismatch"));
-        assert!(check(&m, 3, 40, false).unwrap_err().contains("binary instead of text"));
+        let p = Payloads::new(40);
+        let m = p.message(3, true);
+        assert!(check(&m, 3, &p, true).is_ok());
+        assert!(check(&m, 4, &p, true).unwrap_err().contains("mismatch"));
+        assert!(check(&m, 3, &p, false).unwrap_err().contains("binary instead of text"));
+        let mut bad = p.bytes(3);
+        bad[30] ^= 1;
+        assert!(check(&Message::Binary(bad.into()), 3, &p, true).is_err());
+        assert!(check(&Message::Binary(p.bytes(3)[..39].to_vec().into()), 3, &p, true).is_err());
     }
 }

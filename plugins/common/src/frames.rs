@@ -47,6 +47,8 @@ pub enum FrameError {
     Protocol(&'static str),
     #[error("frame of {0} bytes is over the limit of {1}")]
     TooBig(u64, usize),
+    #[error("invalid UTF-8 in a text message")]
+    BadUtf8,
 }
 
 impl FrameError {
@@ -56,7 +58,36 @@ impl FrameError {
             FrameError::Io(_) => 1006,
             FrameError::Protocol(_) => 1002,
             FrameError::TooBig(..) => 1009,
+            FrameError::BadUtf8 => 1007,
         }
+    }
+}
+
+/// Checks a text message for UTF-8 frame by frame, as its fragments pass through, so it
+/// fails fast (RFC 6455 §8.1) without holding the message.
+#[derive(Debug, Default)]
+pub struct Utf8Check {
+    /// The start of a character split by a frame boundary (at most 3 bytes).
+    carry: Vec<u8>,
+}
+
+impl Utf8Check {
+    /// Checks the next fragment; `fin` ends the message.
+    pub fn push(&mut self, bytes: &[u8], fin: bool) -> Result<(), FrameError> {
+        let joined;
+        let data = if self.carry.is_empty() {
+            bytes
+        } else {
+            joined = [std::mem::take(&mut self.carry).as_slice(), bytes].concat();
+            &joined
+        };
+        match std::str::from_utf8(data) {
+            Ok(_) => {}
+            // Incomplete at the end of a fragment that is not the last: keep the tail.
+            Err(e) if e.error_len().is_none() && !fin => self.carry = data[e.valid_up_to()..].to_vec(),
+            Err(_) => return Err(FrameError::BadUtf8),
+        }
+        Ok(())
     }
 }
 
@@ -244,6 +275,20 @@ pub async fn client_handshake(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utf8_is_checked_across_fragments() {
+        let euro = "€".as_bytes(); // 3 bytes
+        let mut c = Utf8Check::default();
+        assert!(c.push(&euro[..1], false).is_ok());
+        assert!(c.push(&euro[1..2], false).is_ok());
+        assert!(c.push(&euro[2..], true).is_ok());
+        let mut c = Utf8Check::default();
+        assert!(c.push(&euro[..2], false).is_ok());
+        assert!(c.push(b"", true).is_err(), "a message may not end mid-character");
+        assert!(Utf8Check::default().push(&[0xff], false).is_err(), "invalid bytes fail at once");
+        assert!(Utf8Check::default().push(&[0xed, 0xa0, 0x80], true).is_err(), "no surrogates");
+    }
 
     #[test]
     fn encode_then_read_round_trips_masked_and_unmasked() {
