@@ -12,7 +12,7 @@ mkdir -p "$PEERS"
 PY_PACKAGES=(websockets==17.4 kosoku==0.1.0 httpbin==0.10.4 gunicorn==23.0.0)
 NODE_PACKAGES=(ws@8)
 APT_PACKAGES=(curl openssl nginx wrk socat redis-server)
-# installed by name when their command is missing: time provides /usr/bin/time
+# installed by name when their command is missing: time provides /usr/bin/time, nghttp2-client h2load
 
 py_stamp="$PEERS/venv/.stamp-$(printf '%s ' "${PY_PACKAGES[@]}" | md5sum | cut -c1-8)"
 if [ ! -f "$py_stamp" ]; then
@@ -36,6 +36,7 @@ for p in "${APT_PACKAGES[@]}"; do
     command -v "$p" >/dev/null || [ -x "/usr/sbin/$p" ] || missing+=("$p")
 done
 [ -x /usr/bin/time ] || missing+=(time)
+command -v h2load >/dev/null || missing+=(nghttp2-client)
 if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "peers: apt-get install ${missing[*]}"

@@ -35,6 +35,59 @@ impl Drop for Httpbin {
     }
 }
 
+/// nginx (one process: no master, so that killing it leaves no orphan worker) serving `root` over TLS with HTTP/2 and HTTP/1.1, with
+/// the test CA's server certificate; killed when dropped.
+struct Nginx {
+    child: std::process::Child,
+    port: u16,
+    _work: tempfile::TempDir,
+}
+
+impl Nginx {
+    fn start_tls(root: &std::path::Path) -> Nginx {
+        let work = tempfile::tempdir().unwrap();
+        let w = work.path().display();
+        let port = crate::connect::free_port();
+        let c = certs();
+        let conf = format!(
+            "user root; master_process off; daemon off; pid {w}/nginx.pid; error_log {w}/error.log;
+events {{ worker_connections 64; }}
+http {{
+  access_log off; include /etc/nginx/mime.types;
+  client_body_temp_path {w}/body; proxy_temp_path {w}/proxy; fastcgi_temp_path {w}/fcgi;
+  uwsgi_temp_path {w}/uwsgi; scgi_temp_path {w}/scgi;
+  server {{ listen 127.0.0.1:{port} ssl http2; ssl_certificate {}; ssl_certificate_key {}; root {}; }}
+}}
+",
+            c.path("server.crt"),
+            c.path("server.key"),
+            root.display()
+        );
+        std::fs::write(work.path().join("nginx.conf"), conf).unwrap();
+        let child = Command::new("/usr/sbin/nginx")
+            .arg("-c")
+            .arg(work.path().join("nginx.conf"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nginx is missing: scripts/peers.sh installs it");
+        let deadline = Instant::now() + T;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "nginx did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Nginx { child, port, _work: work }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn ws_curl(args: &[&str]) -> Output {
     let mut cmd = ws();
     cmd.arg("curl").args(args);
@@ -175,6 +228,42 @@ fn https_verifies_with_cacert_and_downloads_to_files_named_like_curl() {
     let leftovers: Vec<_> =
         std::fs::read_dir(work.path()).unwrap().filter_map(Result::ok).map(|e| e.file_name()).collect();
     assert_eq!(leftovers.len(), 3, "temporary files left behind: {leftovers:?}");
+}
+
+#[test]
+fn https_against_nginx_speaks_http2_by_alpn_and_http1_on_request() {
+    let site = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..700_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+    std::fs::write(site.path().join("blob.bin"), &data).unwrap();
+    std::fs::write(site.path().join("page.html"), "<p>nginx</p>\n").unwrap();
+    let nginx = Nginx::start_tls(site.path());
+    let c = certs();
+    let base = format!("https://localhost:{}", nginx.port);
+    let out = ws_curl(&["-s", &format!("{base}/page.html")]);
+    assert_eq!(out.code(), 60, "the test CA is unknown without --cacert: {out:?}");
+    let work = tempfile::tempdir().unwrap();
+    for proto in ["--http2", "--http1.1"] {
+        let file = work.path().join(format!("blob{proto}.bin"));
+        let out = ws_curl(&[
+            "-v",
+            "-s",
+            proto,
+            "--cacert",
+            &c.path("ca.crt"),
+            "-o",
+            file.to_str().unwrap(),
+            &format!("{base}/blob.bin"),
+        ]);
+        assert_eq!(out.code(), 0, "{out:?}");
+        assert!(std::fs::read(&file).unwrap() == data, "{proto}: body differs");
+        let want = if proto == "--http2" { "< HTTP/2 200" } else { "< HTTP/1.1 200" };
+        assert!(out.stderr.lines().any(|l| l.starts_with(want)), "{proto}: {}", out.stderr);
+    }
+    // The same summary as over HTTP/1.1, and the same body as the real curl gets.
+    let ours = ws_curl(&["--cacert", &c.path("ca.crt"), &format!("{base}/page.html")]);
+    assert!(ours.stdout.contains("Status: 200") && ours.stdout.contains("<p>nginx</p>"), "{ours:?}");
+    let theirs = real_curl(&["--http2", "--cacert", &c.path("ca.crt"), &format!("{base}/page.html")]);
+    assert_eq!(theirs.stdout, "<p>nginx</p>\n");
 }
 
 /// Regression: `-o /dev/null` once renamed a temporary file over /dev/null, turning the

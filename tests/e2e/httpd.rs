@@ -132,6 +132,49 @@ fn https_with_a_test_ca() {
 }
 
 #[test]
+fn http2_over_tls_by_alpn_and_h2c_with_curl_and_h2load() {
+    let dir = site();
+    let c = certs();
+    let tls = httpd(dir.path(), &["--tls", "--cert-file", &c.path("server.crt"), "--key-file", &c.path("server.key")]);
+    let plain = httpd(dir.path(), &[]);
+    let want = std::fs::read(dir.path().join("docs/data.bin")).unwrap();
+    for (url, how) in [
+        (format!("{}/docs/data.bin", tls.url("https")), "--http2"),
+        (format!("{}/docs/data.bin", plain.url("http")), "--http2-prior-knowledge"),
+    ] {
+        let out_file = dir.path().join("got.bin");
+        let out = curl(&[how, "--cacert", &c.path("ca.crt"), "-D", "-", "-o", out_file.to_str().unwrap(), &url]);
+        assert!(out.stdout.starts_with("HTTP/2 200"), "{how}: not HTTP/2: {out:?}");
+        assert_eq!(header(&out.stdout, "content-length"), Some("300000"), "{out:?}");
+        assert!(std::fs::read(&out_file).unwrap() == want, "{how}: body differs");
+        // Ranges and revalidation are the same service.
+        let out = curl(&[how, "--cacert", &c.path("ca.crt"), "-D", "-", "-o", "/dev/null", "-r", "10-19", &url]);
+        assert!(out.stdout.starts_with("HTTP/2 206"), "{out:?}");
+        assert_eq!(header(&out.stdout, "content-range"), Some("bytes 10-19/300000"), "{out:?}");
+    }
+    // HTTP/1.1 still works on the TLS port when the client offers only that.
+    let out = curl(&[
+        "--http1.1",
+        "--cacert",
+        &c.path("ca.crt"),
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        &format!("{}/", tls.url("https")),
+    ]);
+    assert!(out.stdout.starts_with("HTTP/1.1 200"), "{out:?}");
+    // h2load: many streams on few connections, all answered.
+    for url in [format!("{}/index.html", tls.url("https")), format!("{}/index.html", plain.url("http"))] {
+        let mut cmd = Command::new("h2load");
+        cmd.args(["-n", "400", "-c", "4", "-m", "10", &url]);
+        let out = run(cmd, b"", T);
+        assert!(out.stdout.contains("Application protocol: h2"), "{out:?}");
+        assert!(out.stdout.contains("400 succeeded, 0 failed") && out.stdout.contains("400 2xx"), "{out:?}");
+    }
+}
+
+#[test]
 fn every_traversal_variant_is_refused() {
     let dir = site();
     // A secret next to the root, and a symlink inside the root that points at it.

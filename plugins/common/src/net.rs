@@ -99,6 +99,15 @@ pub enum Stream {
 }
 
 impl Stream {
+    /// The application protocol the TLS handshake settled on (ALPN), if any.
+    pub fn alpn(&self) -> Option<&[u8]> {
+        match self {
+            Stream::Plain(_) => None,
+            Stream::ServerTls(s) => s.get_ref().1.alpn_protocol(),
+            Stream::ClientTls(s) => s.get_ref().1.alpn_protocol(),
+        }
+    }
+
     /// The underlying TCP stream.
     pub fn tcp(&self) -> &TcpStream {
         match self {
@@ -154,6 +163,27 @@ impl AsyncWrite for Stream {
 }
 
 /// Accepts TLS on `tcp` when `tls` is set.
+/// Whether a plain connection opens with HTTP/2's connection preface ("prior knowledge"
+/// h2c, as `h2load` and `curl --http2-prior-knowledge` speak), looking without consuming.
+pub async fn starts_with_h2_preface(tcp: &TcpStream) -> bool {
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let mut buf = [0u8; 24];
+    loop {
+        let n = match tcp.peek(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => n,
+        };
+        if buf[..n] != PREFACE[..n] {
+            return false;
+        }
+        if n == PREFACE.len() {
+            return true;
+        }
+        // Part of the preface so far: wait for the rest (rare; peek does not wait for more).
+        smol::Timer::after(std::time::Duration::from_millis(1)).await;
+    }
+}
+
 pub async fn accept_tls(tcp: TcpStream, tls: Option<&std::sync::Arc<rustls::ServerConfig>>) -> io::Result<Stream> {
     match tls {
         None => Ok(Stream::Plain(tcp)),

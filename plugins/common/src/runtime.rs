@@ -21,3 +21,23 @@ where
     let fut = main(ex.clone());
     smol::block_on(ex.run(fut))
 }
+
+/// hyper's executor for the tasks of an HTTP/2 connection, on the plugin's executor (they
+/// need not be `Send`).
+#[derive(Clone)]
+pub struct LocalExec(pub Spawner);
+
+impl std::fmt::Debug for LocalExec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LocalExec")
+    }
+}
+
+impl<F> hyper::rt::Executor<F> for LocalExec
+where
+    F: Future + 'static,
+{
+    fn execute(&self, fut: F) {
+        self.0.spawn(fut).detach();
+    }
+}

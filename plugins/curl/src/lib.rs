@@ -102,6 +102,15 @@ struct Args {
     /// PEM CA bundle to verify the server with (same as --ca-file)
     #[arg(long = "cacert", value_name = "FILE")]
     cacert: Option<PathBuf>,
+    /// Use HTTP/1.1 only (by default https:// offers HTTP/2 too, by ALPN, as curl does)
+    #[arg(long = "http1.1", conflicts_with_all = ["http2", "http2_prior_knowledge"])]
+    http1_1: bool,
+    /// Offer HTTP/2 by ALPN over https:// (the default; accepted for curl compatibility)
+    #[arg(long = "http2")]
+    http2: bool,
+    /// Speak HTTP/2 from the first byte, without asking (h2c over http://, h2 over https://)
+    #[arg(long = "http2-prior-knowledge")]
+    http2_prior_knowledge: bool,
     #[command(flatten)]
     tls: TlsArgs,
 }
@@ -268,21 +277,37 @@ async fn fetch(
     let mut redirects = 0;
     loop {
         let connect_timeout = Duration::from_secs_f64(args.connect_timeout.max(0.001));
-        let stream = ws_common::ws::open_stream(&url, &args.tls, &[b"http/1.1"])
+        let alpn: &[&[u8]] = if args.http1_1 { &[b"http/1.1"] } else { &[b"h2", b"http/1.1"] };
+        let stream = ws_common::ws::open_stream(&url, &args.tls, alpn)
             .or(async {
                 smol::Timer::after(connect_timeout).await;
                 Err(ConnectError::Timeout(connect_timeout))
             })
             .await
             .map_err(|e| connect_error(e, args.connect_timeout))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(smol_hyper::rt::FuturesIo::new(stream))
-            .await
-            .map_err(|e| fail(code::CONNECT, e))?;
-        ex.spawn(async move {
-            let _ = conn.await;
-        })
-        .detach();
-        let req = build_request(args, &url, &method, &headers, body.as_ref())?;
+        let h2 = stream.alpn() == Some(b"h2") || (args.http2_prior_knowledge && !args.http1_1);
+        let io = smol_hyper::rt::FuturesIo::new(stream);
+        let mut sender = if h2 {
+            let (sender, conn) = hyper::client::conn::http2::handshake(ws_common::runtime::LocalExec(ex.clone()), io)
+                .await
+                .map_err(|e| fail(code::CONNECT, e))?;
+            ex.spawn(async move {
+                let _ = conn.await;
+            })
+            .detach();
+            Sender::H2(sender)
+        } else {
+            let (sender, conn) = hyper::client::conn::http1::handshake(io).await.map_err(|e| fail(code::CONNECT, e))?;
+            ex.spawn(async move {
+                let _ = conn.await;
+            })
+            .detach();
+            Sender::H1(sender)
+        };
+        if args.verbose && h2 {
+            eprintln!("* using HTTP/2");
+        }
+        let req = build_request(args, &url, &method, &headers, body.as_ref(), h2)?;
         let upload = request_size(&req, body.as_ref());
         if args.verbose {
             verbose_request(&req);
@@ -290,7 +315,7 @@ async fn fetch(
         let resp = sender.send_request(req).await.map_err(|e| fail(code::PEER_FAILED, format!("no response: {e}")))?;
         let status = resp.status();
         if args.verbose {
-            eprintln!("< {:?} {}", resp.version(), status);
+            eprintln!("< {} {}", version_name(resp.version()), status);
             for (k, v) in resp.headers() {
                 eprintln!("< {}: {}", k, String::from_utf8_lossy(v.as_bytes()));
             }
@@ -320,19 +345,43 @@ async fn fetch(
     }
 }
 
+/// One connection's request sender, by protocol.
+enum Sender {
+    H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
+    H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+}
+
+impl Sender {
+    async fn send_request(
+        &mut self,
+        req: Request<Full<Bytes>>,
+    ) -> hyper::Result<hyper::Response<hyper::body::Incoming>> {
+        match self {
+            Sender::H1(s) => s.send_request(req).await,
+            Sender::H2(s) => s.send_request(req).await,
+        }
+    }
+}
+
 fn build_request(
     args: &Args,
     url: &Url,
     method: &Method,
     headers: &[(String, String)],
     body: Option<&Body>,
+    h2: bool,
 ) -> Result<Request<Full<Bytes>>, Error> {
     let mut path = url.path().to_string();
     if let Some(q) = url.query() {
         path.push('?');
         path.push_str(q);
     }
+    // HTTP/2 carries the scheme and authority in the request itself (:scheme, :authority),
+    // not in a Host header.
     let host_header = ws_common::url::host_header(url);
+    if h2 {
+        path = format!("{}://{host_header}{path}", url.scheme());
+    }
     let bytes = if *method == Method::HEAD {
         Bytes::new()
     } else {
@@ -340,13 +389,17 @@ fn build_request(
     };
     let mut req =
         Request::builder().method(method.clone()).uri(path).body(Full::new(bytes)).map_err(|e| fail(code::URL, e))?;
-    let h = req.headers_mut();
     let set = |h: &mut hyper::HeaderMap, k: HeaderName, v: &str| {
         if let Ok(v) = HeaderValue::from_str(v) {
             h.insert(k, v);
         }
     };
-    set(h, header::HOST, &host_header);
+    if h2 {
+        *req.version_mut() = hyper::Version::HTTP_2;
+    } else {
+        set(req.headers_mut(), header::HOST, &host_header);
+    }
+    let h = req.headers_mut();
     set(h, header::USER_AGENT, concat!("ws-curl/", env!("CARGO_PKG_VERSION")));
     set(h, header::ACCEPT, "*/*");
     if args.compressed {
@@ -373,8 +426,20 @@ fn request_size(req: &Request<Full<Bytes>>, body: Option<&Body>) -> usize {
     req.method().as_str().len() + req.uri().to_string().len() + 12 + head + 2 + body.map_or(0, |b| b.bytes.len())
 }
 
+/// As curl prints them: `HTTP/1.1`, `HTTP/2`.
+fn version_name(v: hyper::Version) -> &'static str {
+    match v {
+        hyper::Version::HTTP_09 => "HTTP/0.9",
+        hyper::Version::HTTP_10 => "HTTP/1.0",
+        hyper::Version::HTTP_2 => "HTTP/2",
+        hyper::Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
+    }
+}
+
 fn verbose_request(req: &Request<Full<Bytes>>) {
-    eprintln!("> {} {} HTTP/1.1", req.method(), req.uri());
+    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    eprintln!("> {} {target} {}", req.method(), version_name(req.version()));
     for (k, v) in req.headers() {
         eprintln!("> {}: {}", k, String::from_utf8_lossy(v.as_bytes()));
     }

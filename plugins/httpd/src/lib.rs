@@ -109,14 +109,14 @@ impl Plugin for Httpd {
                 listing: !args.no_listing,
             }
         };
-        let tls = args.tls.server_config(&[b"http/1.1"])?;
+        let tls = args.tls.server_config(&[b"h2", b"http/1.1"])?;
         let ctx = Rc::new(Ctx { mode });
         ws_common::runtime::block_on(|ex| async move {
             let listener = args.listen.listen().await?;
             let active = Rc::new(Cell::new(0usize));
             loop {
                 let (tcp, peer) = ws_common::net::accept(&listener).await;
-                let (ctx, active, tls) = (ctx.clone(), active.clone(), tls.clone());
+                let (ctx, active, tls, ex2) = (ctx.clone(), active.clone(), tls.clone(), ex.clone());
                 let header_timeout = Duration::from_secs(args.header_timeout.max(1));
                 let max = args.max_connections;
                 ex.spawn(async move {
@@ -131,7 +131,7 @@ impl Plugin for Httpd {
                         return;
                     }
                     active.set(active.get() + 1);
-                    serve_connection(ctx, tcp, peer, tls, header_timeout).await;
+                    serve_connection(ctx, tcp, peer, tls, header_timeout, &ex2).await;
                     active.set(active.get() - 1);
                 })
                 .detach();
@@ -148,23 +148,44 @@ async fn serve_connection(
     peer: std::net::SocketAddr,
     tls: Option<std::sync::Arc<ws_common::tls::ServerConfig>>,
     header_timeout: Duration,
+    ex: &ws_common::runtime::Spawner,
 ) {
     let _ = tcp.set_nodelay(true);
-    let handshake = futures_lite::FutureExt::or(async { accept_tls(tcp, tls.as_ref()).await.ok() }, async {
-        smol::Timer::after(header_timeout).await;
-        None
-    });
-    let Some(stream) = handshake.await else { return };
+    let handshake = futures_lite::FutureExt::or(
+        async {
+            let h2c = tls.is_none() && ws_common::net::starts_with_h2_preface(&tcp).await;
+            let stream = accept_tls(tcp, tls.as_ref()).await.ok()?;
+            let h2 = h2c || stream.alpn() == Some(b"h2");
+            Some((stream, h2))
+        },
+        async {
+            smol::Timer::after(header_timeout).await;
+            None
+        },
+    );
+    let Some((stream, h2)) = handshake.await else { return };
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let ctx = ctx.clone();
         async move { Ok::<_, Infallible>(handle(&ctx, req, peer).await) }
     });
-    let conn = hyper::server::conn::http1::Builder::new()
-        .timer(smol_hyper::rt::SmolTimer::new())
-        .header_read_timeout(header_timeout)
-        .keep_alive(true)
-        .serve_connection(smol_hyper::rt::FuturesIo::new(stream), service);
-    if let Err(e) = conn.await
+    let io = smol_hyper::rt::FuturesIo::new(stream);
+    let served = if h2 {
+        // HTTP/2 (ALPN h2 over TLS, or prior-knowledge h2c): the same service per stream.
+        hyper::server::conn::http2::Builder::new(ws_common::runtime::LocalExec(ex.clone()))
+            .timer(smol_hyper::rt::SmolTimer::new())
+            .keep_alive_interval(Some(Duration::from_secs(60)))
+            .max_concurrent_streams(100)
+            .serve_connection(io, service)
+            .await
+    } else {
+        hyper::server::conn::http1::Builder::new()
+            .timer(smol_hyper::rt::SmolTimer::new())
+            .header_read_timeout(header_timeout)
+            .keep_alive(true)
+            .serve_connection(io, service)
+            .await
+    };
+    if let Err(e) = served
         && !e.is_incomplete_message()
     {
         ws_common::debug!("connection from {peer}: {e}");
