@@ -187,6 +187,57 @@ fn failures_exit_with_curls_codes() {
     expect_failure(&["-s", &format!("http://127.0.0.1:{}/", crate::connect::free_port())], 7);
     expect_failure(&["-s", "ftp://example.invalid/x"], 3);
     expect_failure(&["-s", "http://[bad"], 3);
+    // An unresolvable name: 6, as the real curl says for the same URL.
+    let url = "http://no-such-host.invalid/";
+    expect_failure(&["-s", url], 6);
+    assert_eq!(real_curl(&[url]).code(), 6, "the real curl disagrees on {url}");
+}
+
+#[test]
+fn client_certificates_are_presented_when_the_server_requires_them() {
+    let site = tempfile::tempdir().unwrap();
+    std::fs::write(site.path().join("secret.txt"), "for certified clients\n").unwrap();
+    let c = certs();
+    let (ca, crt, key) = (c.path("ca.crt"), c.path("client.crt"), c.path("client.key"));
+    let root = site.path().to_str().unwrap();
+    let tls =
+        ["-q", "--root", root, "--tls", "--cert-file", &c.path("server.crt"), "--key-file", &c.path("server.key")];
+    let s = Server::start("httpd", &[&tls[..], &["--ca-file", &ca]].concat());
+    let url = format!("{}/secret.txt", s.url("https"));
+    let out = ws_curl(&["-s", "--cacert", &ca, &url]);
+    assert_ne!(out.code(), 0, "served without a client certificate: {out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    let out = ws_curl(&["-s", "--cacert", &ca, "--cert-file", &crt, "--key-file", &key, &url]);
+    assert_eq!((out.code(), out.stdout.as_str()), (0, "for certified clients\n"), "{out:?}");
+    let theirs = real_curl(&["--cacert", &ca, "--cert", &crt, "--key", &key, &url]);
+    assert_eq!(theirs.stdout, out.stdout, "the real curl gets something else: {theirs:?}");
+}
+
+#[test]
+fn verbose_downloads_report_progress_and_versions() {
+    let site = tempfile::tempdir().unwrap();
+    std::fs::write(site.path().join("big.bin"), vec![7u8; 2_000_000]).unwrap();
+    let s = Server::start("httpd", &["-q", "--root", site.path().to_str().unwrap()]);
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("big.bin");
+    let out = ws_curl(&["-v", "-o", file.to_str().unwrap(), &format!("{}/big.bin", s.url("http"))]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(
+        out.stderr.contains("> GET /big.bin HTTP/1.1") && out.stderr.contains("< HTTP/1.1 200 OK"),
+        "{}",
+        out.stderr
+    );
+    // stderr is not a terminal here: no bar, but a line at most per 10 % (as the body's
+    // chunks arrive), rising, and a total.
+    let percents: Vec<u64> = out
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("* ")?.split_once("bytes received (")?.1.strip_suffix("%)")?.parse().ok())
+        .collect();
+    assert!((2..=10).contains(&percents.len()), "{percents:?}: {}", out.stderr);
+    assert!(percents.windows(2).all(|w| w[0] + 10 <= w[1] + 1), "{percents:?}");
+    assert!(out.stderr.contains("* 2000000 bytes received"), "{}", out.stderr);
+    assert_eq!(std::fs::read(&file).unwrap().len(), 2_000_000);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::util::{Server, peer_script, run, ws};
+use crate::util::{Server, certs, peer_script, run, ws};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -48,6 +48,27 @@ fn the_client_path_query_and_authorization_reach_the_upstream_and_4001_comes_bac
     probe.args([&p.url("ws"), "--header", "Authorization: wrong"]);
     let out = run(probe, b"", T);
     assert!(out.stdout.contains("closed 4001 Permission denied"), "{out:?}");
+}
+
+#[test]
+fn wss_on_both_sides_with_a_python_tls_upstream_and_an_untrusted_one_is_1011() {
+    let c = certs();
+    let (crt, key, ca) = (c.path("server.crt"), c.path("server.key"), c.path("ca.crt"));
+    let upstream = Server::start_cmd("py-tls-echo", peer_script("echo_server.py").args(["--tls", &crt, &key]));
+    let up_url = format!("wss://localhost:{}", upstream.addr.port());
+    let tls = ["--tls", "--cert-file", crt.as_str(), "--key-file", key.as_str()];
+    let p = proxy(&[&tls[..], &["--remote_host", &up_url, "--upstream-ca-file", &ca]].concat());
+    let client_url = format!("wss://localhost:{}/tls", p.addr.port());
+    let mut probe = peer_script("probe_client.py");
+    probe.args([&client_url, "--ca", &ca, "--send-size", "70000", "--expect", "1"]);
+    let out = run(probe, b"", T);
+    assert!(out.stdout.contains("recv binary 70000") && out.stdout.contains("closed 1000"), "{out:?}");
+    // Without the CA the upstream's certificate is not trusted: the client hears why.
+    let untrusting = proxy(&[&tls[..], &["--remote_host", &up_url]].concat());
+    let mut probe = peer_script("probe_client.py");
+    probe.args([&format!("wss://localhost:{}/", untrusting.addr.port()), "--ca", &ca]);
+    let out = run(probe, b"", T);
+    assert!(out.stdout.contains("closed 1011") && out.stdout.contains("certificate"), "{out:?}");
 }
 
 #[test]

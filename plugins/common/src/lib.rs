@@ -22,6 +22,7 @@ pub mod headers;
 pub mod log;
 pub mod net;
 pub mod pdu;
+pub mod progress;
 pub mod prompt;
 pub mod relay;
 pub mod runtime;

@@ -485,6 +485,8 @@ async fn deliver(
     let status = resp.status();
     let encoding =
         resp.headers().get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(str::to_ascii_lowercase);
+    let content_length: Option<u64> =
+        resp.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     let content_type = resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let mut lines: Vec<String> = resp
         .headers()
@@ -541,11 +543,22 @@ async fn deliver(
         }
         say!(args, "Upload size: {upload}");
     }
+    // A bar on a terminal when the body goes to a file; with -v, a line per 10 % otherwise.
+    let progress = (!head).then(|| {
+        let log: Option<ws_common::progress::LogFn> = args.verbose.then(|| {
+            Box::new(|done: u64, total: u64| eprintln!("* {done} of {total} bytes received ({}%)", done * 100 / total))
+                as ws_common::progress::LogFn
+        });
+        ws_common::progress::Progress::new(content_length, !args.silent && !to_stdout, log)
+    });
     let mut started = false;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| fail(code::PEER_FAILED, format!("failure receiving the body: {e}")))?;
         let Ok(data) = frame.into_data() else { continue };
         downloaded += data.len() as u64;
+        if let Some(p) = &progress {
+            p.set(downloaded);
+        }
         if print_body {
             if !started && to_stdout && !args.silent {
                 let _ = out.write_all(b"payload: ");
@@ -553,6 +566,12 @@ async fn deliver(
             started = true;
             out.write_all(&data).map_err(|e| write_error(&e))?;
         }
+    }
+    if let Some(p) = &progress {
+        p.finish();
+    }
+    if args.verbose {
+        eprintln!("* {downloaded} bytes received");
     }
     out.flush().map_err(|e| write_error(&e))?;
     drop(out);

@@ -13,7 +13,7 @@
 
 use std::ffi::{CStr, OsString};
 use std::fs::File;
-use std::io::{IsTerminal, Read};
+use std::io::Read;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -82,7 +82,11 @@ async fn send(args: Args, client: ClientOptions, mut file: File, size: u64, name
     ws_common::ws::log_headers(&response);
     let id = ws_common::transfer::new_id();
     info!("ws_send: Sending {name} ({size} bytes), id {id}");
-    let progress = Progress::new(size);
+    let progress = ws_common::progress::Progress::new(
+        Some(size),
+        true,
+        Some(Box::new(|done, total| info!("ws_send: {done} of {total} bytes sent ({}%)", done * 100 / total))),
+    );
     let started = Instant::now();
     let mut hash = Djb2::default();
     let mut buf = vec![0u8; CHUNK];
@@ -172,44 +176,6 @@ fn read_full(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(n)
-}
-
-/// A progress bar on a terminal; a log line per 10% otherwise.
-struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-    total: u64,
-    next_log: std::cell::Cell<u64>,
-}
-
-impl Progress {
-    fn new(total: u64) -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let b = indicatif::ProgressBar::new(total);
-            b.set_style(
-                indicatif::ProgressStyle::with_template("{bytes}/{total_bytes} [{wide_bar}] {bytes_per_sec} ETA {eta}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            b
-        });
-        Progress { bar, total, next_log: std::cell::Cell::new(total / 10) }
-    }
-
-    fn set(&self, done: u64) {
-        match &self.bar {
-            Some(b) => b.set_position(done),
-            None if self.total > 0 && done >= self.next_log.get() && done < self.total => {
-                info!("ws_send: {done} of {} bytes sent ({}%)", self.total, done * 100 / self.total);
-                self.next_log.set(done + self.total / 10);
-            }
-            None => {}
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        }
-    }
 }
 
 declare_plugin!(Send);
