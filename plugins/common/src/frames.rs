@@ -107,53 +107,87 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
     /// The next frame; `Ok(None)` at a clean end of stream between frames.
     pub async fn next(&mut self) -> Result<Option<Frame>, FrameError> {
-        let mut h = [0u8; 2];
+        let mut h = [0u8; MAX_HEADER];
         match self.inner.read(&mut h[..1]).await? {
             0 => return Ok(None),
-            _ => self.inner.read_exact(&mut h[1..]).await?,
+            _ => self.inner.read_exact(&mut h[1..2]).await?,
         }
-        let fin = h[0] & 0x80 != 0;
-        if h[0] & 0x70 != 0 {
+        let need = header_len(h[1]);
+        self.inner.read_exact(&mut h[2..need]).await?;
+        let head = Header::parse(&h[..need], self.expect_masked, self.max_frame)?.expect("whole header");
+        let mut payload = vec![0u8; head.len as usize];
+        self.inner.read_exact(&mut payload).await?;
+        if let Some(mask) = head.mask {
+            apply_mask(&mut payload, mask);
+        }
+        Ok(Some(Frame { fin: head.fin, opcode: head.opcode, payload }))
+    }
+}
+
+/// The longest frame header: 2 bytes, an 8-byte length, a 4-byte mask.
+pub const MAX_HEADER: usize = 14;
+
+/// The length of a header, from its second byte.
+pub fn header_len(b1: u8) -> usize {
+    2 + match b1 & 0x7f {
+        126 => 2,
+        127 => 8,
+        _ => 0,
+    } + if b1 & 0x80 != 0 { 4 } else { 0 }
+}
+
+/// A frame header, checked against RFC 6455's rules.
+#[derive(Debug, Clone, Copy)]
+pub struct Header {
+    pub fin: bool,
+    pub opcode: u8,
+    pub mask: Option<[u8; 4]>,
+    pub len: u64,
+    /// Bytes the header takes.
+    pub size: usize,
+}
+
+impl Header {
+    /// Parses the header at the start of `buf`: `Ok(None)` if `buf` holds only part of it.
+    /// Frames must be masked when `expect_masked` (we are the server) and must not be
+    /// otherwise; no frame may exceed `max_frame` bytes.
+    pub fn parse(buf: &[u8], expect_masked: bool, max_frame: usize) -> Result<Option<Header>, FrameError> {
+        if buf.len() < 2 {
+            return Ok(None);
+        }
+        let size = header_len(buf[1]);
+        if buf.len() < size {
+            return Ok(None);
+        }
+        let fin = buf[0] & 0x80 != 0;
+        if buf[0] & 0x70 != 0 {
             return Err(FrameError::Protocol("reserved bits set"));
         }
-        let opcode = h[0] & 0x0f;
+        let opcode = buf[0] & 0x0f;
         if !matches!(opcode, 0x0..=0x2 | 0x8..=0xA) {
             return Err(FrameError::Protocol("unknown opcode"));
         }
-        let masked = h[1] & 0x80 != 0;
-        if masked != self.expect_masked {
+        let masked = buf[1] & 0x80 != 0;
+        if masked != expect_masked {
             return Err(FrameError::Protocol(if masked {
                 "masked frame from server"
             } else {
                 "unmasked frame from client"
             }));
         }
-        let mut len = u64::from(h[1] & 0x7f);
-        if len == 126 {
-            let mut b = [0u8; 2];
-            self.inner.read_exact(&mut b).await?;
-            len = u64::from(u16::from_be_bytes(b));
-        } else if len == 127 {
-            let mut b = [0u8; 8];
-            self.inner.read_exact(&mut b).await?;
-            len = u64::from_be_bytes(b);
-        }
+        let (len, at) = match buf[1] & 0x7f {
+            126 => (u64::from(u16::from_be_bytes([buf[2], buf[3]])), 4),
+            127 => (u64::from_be_bytes(buf[2..10].try_into().expect("8 bytes")), 10),
+            n => (u64::from(n), 2),
+        };
         if opcode & 0x8 != 0 && (len > 125 || !fin) {
             return Err(FrameError::Protocol("bad control frame"));
         }
-        if len > self.max_frame as u64 {
-            return Err(FrameError::TooBig(len, self.max_frame));
+        if len > max_frame as u64 {
+            return Err(FrameError::TooBig(len, max_frame));
         }
-        let mut mask = [0u8; 4];
-        if masked {
-            self.inner.read_exact(&mut mask).await?;
-        }
-        let mut payload = vec![0u8; len as usize];
-        self.inner.read_exact(&mut payload).await?;
-        if masked {
-            apply_mask(&mut payload, mask);
-        }
-        Ok(Some(Frame { fin, opcode, payload }))
+        let mask = masked.then(|| [buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
+        Ok(Some(Header { fin, opcode, mask, len, size }))
     }
 }
 

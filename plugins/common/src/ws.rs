@@ -263,6 +263,22 @@ pub async fn connect(opts: &ClientOptions) -> Result<(WsStream, Response), Conne
     .await
 }
 
+/// Like [`connect`], but hands back the raw stream right after the handshake (read byte by
+/// byte, so no frame that follows the response is swallowed), for relays that work on
+/// frames as bytes. Returns the response headers.
+pub async fn connect_raw(opts: &ClientOptions) -> Result<(Stream, Vec<(String, String)>), ConnectError> {
+    with_timeout(opts.timeout, async {
+        let mut stream = open_stream(&opts.url, &opts.tls, &[]).await?;
+        let mut extra = opts.headers.clone();
+        if let Some(p) = &opts.subprotocol {
+            extra.push(("Sec-WebSocket-Protocol".into(), p.clone()));
+        }
+        let headers = crate::frames::client_handshake(&mut stream, &opts.url, &extra).await?;
+        Ok((stream, headers))
+    })
+    .await
+}
+
 /// What a server saw of a client's opening handshake.
 #[derive(Debug, Clone, Default)]
 pub struct Handshake {

@@ -3,13 +3,17 @@
 //! The client's `Host` header picks the upstream from the config file (matched with its
 //! port, then without), else `--remote_host`; an unknown host with no fallback gets HTTP 404
 //! before the upgrade. The upstream is opened with the client's path and query appended and
-//! its subprotocol forwarded; then messages flow both ways with their type, and close codes
-//! and reasons are passed on in both directions. Pings are answered per hop.
+//! its subprotocol forwarded; then frames flow both ways with their type and fragmentation, and
+//! close codes and reasons are passed on in both directions. Pings are answered per hop.
+//!
+//! After the handshakes, frames pass through as bytes (`splice`), checked but not decoded.
 //!
 //! Fixes over the reference: both config forms the guide implies work (`host=url` lines and
 //! JSON `{"remote_urls": {...}}`; the reference's parser split at the last `:` and broke
 //! both), and an unreachable, refusing or slow upstream gets the client a prompt close 1011
 //! with the reason instead of hanging it forever.
+
+mod splice;
 
 use std::collections::HashMap;
 use std::ffi::{CStr, OsString};
@@ -17,13 +21,17 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
+use std::pin::pin;
+use std::task::Poll;
+
 use clap::Parser;
 use futures_lite::FutureExt;
-use futures_util::{SinkExt, StreamExt};
+use smol::lock::Mutex;
+use splice::{Ended, Pump};
 use ws_common::server::{Client, Gate, ServerArgs};
 use ws_common::tls::TlsArgs;
 use ws_common::url::Url;
-use ws_common::ws::{ClientOptions, Message, Refusal, close_frame, close_frame_for, close_parts};
+use ws_common::ws::{ClientOptions, Refusal};
 use ws_common::{debug, error, info};
 use ws_plugin_api::{Error, Plugin, declare_plugin};
 
@@ -204,8 +212,8 @@ impl Plugin for ProxyServer {
 async fn proxy(client: Client, opts: ClientOptions) -> (u16, String) {
     let Client { ws: mut downstream, handshake, id, .. } = client;
     info!("client id {id}: {} {} -> {}", handshake.header("Host").unwrap_or("-"), handshake.uri, opts.url);
-    let upstream = match ws_common::ws::connect(&opts).await {
-        Ok((ws, _)) => ws,
+    let upstream = match ws_common::ws::connect_raw(&opts).await {
+        Ok((stream, _)) => stream,
         Err(e) => {
             let reason = format!("upstream {} unavailable: {e}", opts.url);
             error!("client id {id}: {reason}");
@@ -213,117 +221,82 @@ async fn proxy(client: Client, opts: ClientOptions) -> (u16, String) {
             return (1011, reason);
         }
     };
-    let (mut down_tx, mut down_rx) = downstream.split();
-    let (mut up_tx, mut up_rx) = upstream.split();
-    // Each direction forwards messages and reports how it ended.
-    let c2u = async {
-        match pump(&mut down_rx, &mut up_tx).await {
-            Pump::Closed(c) => End::ClientClosed(c),
-            Pump::ReadFailed(frame, why) => End::ClientFailed(frame, why),
-            Pump::ReadGone => End::ClientGone,
-            Pump::WriteGone => End::UpstreamGone,
+    let (mut client_rx, client_tx) = splice::halves(downstream.into_inner());
+    let (mut up_rx, up_tx) = splice::halves(upstream);
+    let (client_tx, up_tx) = (Mutex::new(client_tx), Mutex::new(up_tx));
+    let max = opts.max_message;
+    let mut c2u = pin!(async {
+        let mut p = Pump::new(true, max);
+        p.run(&mut client_rx, &up_tx, &client_tx).await
+    });
+    let mut u2c = pin!(async {
+        let mut p = Pump::new(false, max);
+        p.run(&mut up_rx, &client_tx, &up_tx).await
+    });
+    let first = std::future::poll_fn(|cx| {
+        if let Poll::Ready(e) = c2u.as_mut().poll(cx) {
+            return Poll::Ready((true, e));
         }
-    };
-    let u2c = async {
-        match pump(&mut up_rx, &mut down_tx).await {
-            Pump::Closed(c) => End::UpstreamClosed(c),
-            Pump::ReadFailed(_, why) => End::UpstreamFailed(why),
-            Pump::ReadGone => End::UpstreamGone,
-            Pump::WriteGone => End::ClientGone,
-        }
-    };
-    let end = c2u.or(u2c).await;
+        u2c.as_mut().poll(cx).map(|e| (false, e))
+    })
+    .await;
+    let second = Duration::from_secs(1);
     let bounded = |d| async move {
         smol::Timer::after(d).await;
-        Ok(())
     };
-    let second = Duration::from_secs(1);
-    match end {
-        End::ClientClosed((code, reason)) => {
-            // Pass the client's close on, then answer the client's close.
-            let _ = up_tx.close(Some(close_frame(code, &reason))).or(bounded(second)).await;
-            let _ = down_tx.flush().or(bounded(second)).await;
-            (code, reason)
+    let say = |to_client: bool, code: u16, reason: String| {
+        let (client_tx, up_tx) = (&client_tx, &up_tx);
+        async move {
+            let frame = splice::close_frame(to_client, code, &reason);
+            let _ = splice::write(if to_client { client_tx } else { up_tx }, &frame)
+                .or(async {
+                    bounded(second).await;
+                    false
+                })
+                .await;
         }
-        End::UpstreamClosed((code, reason)) => {
-            let _ = up_tx.flush().or(bounded(second)).await;
-            let _ = down_tx.close(Some(close_frame(code, &reason))).or(bounded(second)).await;
-            debug!("client id {id}: upstream closed with {code} {reason}");
-            (code, reason)
-        }
-        End::ClientFailed(frame, why) => {
-            let code = frame.as_ref().map_or(1006, |f| u16::from(f.code));
-            if let Some(f) = frame {
-                let _ = down_tx.close(Some(f)).or(bounded(second)).await;
+    };
+    match first {
+        // A close passed through: let the other side's answer pass back, for a while.
+        (true, Ended::Closed(code, reason)) => {
+            async {
+                u2c.as_mut().await;
             }
-            let _ = up_tx.close(Some(close_frame(1001, "client connection failed"))).or(bounded(second)).await;
-            (code, why)
+            .or(bounded(second))
+            .await;
+            (code, reason)
         }
-        End::ClientGone => {
-            let _ = up_tx.close(Some(close_frame(1001, "client went away"))).or(bounded(second)).await;
+        (false, Ended::Closed(code, reason)) => {
+            debug!("client id {id}: upstream closed with {code} {reason}");
+            async {
+                c2u.as_mut().await;
+            }
+            .or(bounded(second))
+            .await;
+            (code, reason)
+        }
+        (true, Ended::Gone) | (false, Ended::WriteGone) => {
+            say(false, 1001, "client went away".into()).await;
             (1006, "Abnormal closure".into())
         }
-        End::UpstreamFailed(why) => {
-            let reason = format!("upstream failed: {why}");
-            let _ = down_tx.close(Some(close_frame(1011, &reason))).or(bounded(second)).await;
-            (1011, reason)
+        (true, Ended::Failed(e)) => {
+            let code = e.close_code();
+            say(true, code, e.to_string()).await;
+            say(false, 1001, "client connection failed".into()).await;
+            (code, e.to_string())
         }
-        End::UpstreamGone => {
+        (false, Ended::Gone) | (true, Ended::WriteGone) => {
             let reason = "upstream connection lost".to_string();
-            let _ = down_tx.close(Some(close_frame(1011, &reason))).or(bounded(second)).await;
+            say(true, 1011, reason.clone()).await;
+            (1011, reason)
+        }
+        (false, Ended::Failed(e)) => {
+            let reason = format!("upstream failed: {e}");
+            say(false, e.close_code(), e.to_string()).await;
+            say(true, 1011, reason.clone()).await;
             (1011, reason)
         }
     }
-}
-
-/// How one direction of the relay ended.
-enum Pump {
-    Closed((u16, String)),
-    ReadFailed(Option<ws_common::ws::CloseFrame>, String),
-    ReadGone,
-    WriteGone,
-}
-
-type Half = ws_common::net::Stream;
-
-/// Forwards text and binary messages from `rx` to `tx` until a close, an error or the end.
-/// Messages are fed without flushing while more are ready and flushed as soon as none is:
-/// pipelined traffic goes out in few writes, a lone message without delay.
-async fn pump(
-    rx: &mut async_tungstenite::WebSocketReceiver<Half>,
-    tx: &mut async_tungstenite::WebSocketSender<Half>,
-) -> Pump {
-    loop {
-        let next = match futures_lite::future::poll_once(rx.next()).await {
-            Some(n) => n,
-            None => {
-                if tx.flush().await.is_err() {
-                    return Pump::WriteGone;
-                }
-                rx.next().await
-            }
-        };
-        match next {
-            Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
-                if tx.feed(m).await.is_err() {
-                    return Pump::WriteGone;
-                }
-            }
-            Some(Ok(Message::Close(f))) => return Pump::Closed(close_parts(f.as_ref())),
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Pump::ReadFailed(close_frame_for(&e), e.to_string()),
-            None => return Pump::ReadGone,
-        }
-    }
-}
-
-enum End {
-    ClientClosed((u16, String)),
-    ClientFailed(Option<ws_common::ws::CloseFrame>, String),
-    ClientGone,
-    UpstreamClosed((u16, String)),
-    UpstreamFailed(String),
-    UpstreamGone,
 }
 
 declare_plugin!(ProxyServer);
