@@ -109,8 +109,10 @@ fn get_and_head_match_curl_and_print_the_reference_summary() {
     assert_eq!(ours.stdout, real_curl(&[&url]).stdout);
     let full = ws_curl(&[&url]);
     assert!(full.stdout.contains("Content-Type: text/html; charset=utf-8\n"), "{}", full.stdout);
-    assert!(full.stdout.contains("payload: HTTPBIN is awesome"), "{}", full.stdout);
-    assert!(full.stdout.contains("Download size: 18\nStatus: 200\n"), "{}", full.stdout);
+    // The guide's order: headers, sizes, status, then the payload.
+    assert!(full.stdout.contains("Download size: 18\nStatus: 200\npayload: HTTPBIN is awesome\n"), "{}", full.stdout);
+    let upload = full.stdout.find("Upload size: ").unwrap_or(usize::MAX);
+    assert!(upload < full.stdout.find("Download size").unwrap(), "{}", full.stdout);
     assert!(!full.stdout.contains("Content-Encoding:"), "no phantom header: {}", full.stdout);
     let head = ws_curl(&["-I", &url]);
     assert!(head.stdout.contains("Status: 200") && !head.stdout.contains("payload"), "{}", head.stdout);

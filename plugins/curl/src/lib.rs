@@ -24,6 +24,9 @@ use ws_common::url::Url;
 use ws_common::ws::ConnectError;
 use ws_plugin_api::{Error, Plugin, declare_plugin};
 
+/// The most body held back so that the summary can come first (the guide's order).
+const HOLD: usize = 4 << 20;
+
 /// hyper's read buffer for HTTP/1 bodies.
 const READ_BUF: usize = 64 * 1024;
 
@@ -562,6 +565,10 @@ async fn deliver(
         ws_common::progress::Progress::new(content_length, !args.silent && !to_stdout, log)
     });
     let mut started = false;
+    // The guide's order is the summary (Download size, Status), then `payload: ` and the
+    // body; the size is known only at the end, so a body printed with the summary is held
+    // back up to HOLD bytes. A bigger one streams, and its summary follows it.
+    let mut held: Option<Vec<u8>> = (to_stdout && !args.silent && print_body).then(Vec::new);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| fail(code::PEER_FAILED, format!("failure receiving the body: {e}")))?;
         let Ok(data) = frame.into_data() else { continue };
@@ -569,12 +576,30 @@ async fn deliver(
         if let Some(p) = &progress {
             p.set(downloaded);
         }
+        if let Some(h) = &mut held {
+            if h.len() + data.len() <= HOLD {
+                h.extend_from_slice(&data);
+                continue;
+            }
+            let h = held.take().unwrap_or_default();
+            out.write_all(b"payload: ").and_then(|_| out.write_all(&h)).map_err(|e| write_error(&e))?;
+            started = true;
+        }
         if print_body {
             if !started && to_stdout && !args.silent {
                 let _ = out.write_all(b"payload: ");
             }
             started = true;
             out.write_all(&data).map_err(|e| write_error(&e))?;
+        }
+    }
+    let summary_first = held.is_some();
+    if let Some(h) = held.take() {
+        say!(args, "Download size: {downloaded}");
+        say!(args, "Status: {}", status.as_u16());
+        if !h.is_empty() {
+            out.write_all(b"payload: ").and_then(|_| out.write_all(&h)).map_err(|e| write_error(&e))?;
+            started = true;
         }
     }
     if let Some(p) = &progress {
@@ -599,8 +624,10 @@ async fn deliver(
             "Binary output can mess up your terminal. Use the -O flag to save the file to disk, or --output FILE."
         );
     }
-    say!(args, "Download size: {downloaded}");
-    say!(args, "Status: {}", status.as_u16());
+    if !summary_first {
+        say!(args, "Download size: {downloaded}");
+        say!(args, "Status: {}", status.as_u16());
+    }
     Ok(())
 }
 
