@@ -74,22 +74,11 @@ impl Plugin for BroadcastServer {
     fn run(&self, args: Vec<OsString>) -> Result<(), Error> {
         let args: Args = ws_common::args::parse(args)?;
         args.server.run_with(args.verbose, None, async || {
-            let bus = Bus::connect(&args.redis).await?;
             let queue = args.queue;
-            let rooms = Rooms::new(&args.redis.channel, bus.clone(), move || Room::new(queue));
+            let rooms = Rooms::connect(&args.redis, move || Room::new(queue)).await?;
             let from_bus = rooms.clone();
             let background = async move {
-                match bus {
-                    Some(bus) => {
-                        bus.run(async |channel, m| {
-                            if let Some(room) = from_bus.get(channel) {
-                                room.broadcast(FROM_BUS, &to_message(m));
-                            }
-                        })
-                        .await
-                    }
-                    None => std::future::pending().await,
-                }
+                from_bus.relay_from_bus(async |room: &Room, m| _ = room.broadcast(FROM_BUS, &to_message(m))).await;
             };
             let handle = move |client: ws_common::server::Client| {
                 let rooms = rooms.clone();

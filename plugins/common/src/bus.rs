@@ -399,6 +399,29 @@ impl<R> Rooms<R> {
         Rc::new(Rooms { map: RefCell::new(HashMap::new()), default: default.to_string(), bus, make: Box::new(make) })
     }
 
+    /// Connects to Redis when `args` ask for it (an error if it is down), then makes the
+    /// rooms of a server: called before the server listens.
+    pub async fn connect(args: &RedisArgs, make: impl Fn() -> Rc<R> + 'static) -> Result<Rc<Rooms<R>>, CommonError> {
+        Ok(Rooms::new(&args.channel, Bus::connect(args).await?, make))
+    }
+
+    /// The server's background work: runs the link to Redis, handing each message from
+    /// another server to `deliver` with the local room of its channel (none: dropped).
+    /// Without Redis, never ends and does nothing.
+    pub async fn relay_from_bus(&self, deliver: impl AsyncFn(&R, BusMessage)) {
+        match &self.bus {
+            Some(bus) => {
+                bus.run(async |channel, m| {
+                    if let Some(room) = self.get(channel) {
+                        deliver(&room, m).await;
+                    }
+                })
+                .await
+            }
+            None => std::future::pending().await,
+        }
+    }
+
     /// The link to Redis, if the server scales out.
     pub fn bus(&self) -> Option<&Rc<Bus>> {
         self.bus.as_ref()

@@ -293,14 +293,13 @@ async fn fetch(
             .map_err(|e| connect_error(e, args.connect_timeout))?;
         let h2 = stream.alpn() == Some(b"h2") || (args.http2_prior_knowledge && !args.http1_1);
         let io = smol_hyper::rt::FuturesIo::new(stream);
+        // The connection's own task drives its I/O while this one sends and reads.
+        let drive = |conn: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>| ex.spawn(conn).detach();
         let mut sender = if h2 {
             let (sender, conn) = hyper::client::conn::http2::handshake(ws_common::runtime::LocalExec(ex.clone()), io)
                 .await
                 .map_err(|e| fail(code::CONNECT, e))?;
-            ex.spawn(async move {
-                let _ = conn.await;
-            })
-            .detach();
+            drive(Box::pin(async move { _ = conn.await }));
             Sender::H2(sender)
         } else {
             // A fixed read buffer: smol-hyper zeroes the whole free part of hyper's buffer
@@ -311,10 +310,7 @@ async fn fetch(
                 .handshake(io)
                 .await
                 .map_err(|e| fail(code::CONNECT, e))?;
-            ex.spawn(async move {
-                let _ = conn.await;
-            })
-            .detach();
+            drive(Box::pin(async move { _ = conn.await }));
             Sender::H1(sender)
         };
         if args.verbose && h2 {

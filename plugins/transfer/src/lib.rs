@@ -63,26 +63,16 @@ impl Plugin for Transfer {
     fn run(&self, args: Vec<OsString>) -> Result<(), Error> {
         let args: Args = ws_common::args::parse(args)?;
         args.server.run_with(false, None, async || {
-            let bus = Bus::connect(&args.redis).await?;
             let relay = args.relay;
-            let rooms = Rooms::new(&args.redis.channel, bus.clone(), move || FrameRoom::new(relay));
+            let rooms = Rooms::connect(&args.redis, move || FrameRoom::new(relay)).await?;
             let from_bus = rooms.clone();
             let background = async move {
-                match bus {
-                    Some(bus) => {
-                        bus.run(async |channel, m| {
-                            if let Some(room) = from_bus.get(channel) {
-                                let n = room.inject(m.binary, &m.payload).await;
-                                info!(
-                                    "ws_transfer: {} bytes from another server relayed to {n} clients",
-                                    m.payload.len()
-                                );
-                            }
-                        })
-                        .await
-                    }
-                    None => std::future::pending().await,
-                }
+                from_bus
+                    .relay_from_bus(async |room: &FrameRoom, m| {
+                        let n = room.inject(m.binary, &m.payload).await;
+                        info!("ws_transfer: {} bytes from another server relayed to {n} clients", m.payload.len());
+                    })
+                    .await;
             };
             let limit = args.redis.queue_bytes;
             let handle = move |client: ws_common::server::Client| {
