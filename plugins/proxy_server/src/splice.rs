@@ -66,28 +66,43 @@ impl Pump {
     pub async fn run(&mut self, from: &mut ReadHalf, to: &Mutex<WriteHalf>, back: &Mutex<WriteHalf>) -> Ended {
         let mut buf = vec![0u8; 64 * 1024];
         let mut filled = 0usize;
-        let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
+        let mut out: Vec<u8> = Vec::new();
+        let mut skips: Vec<std::ops::Range<usize>> = Vec::new();
         let mut pongs: Vec<Vec<u8>> = Vec::new();
         loop {
             match from.read(&mut buf[filled..]).await {
                 Ok(0) | Err(_) => return Ended::Gone,
                 Ok(n) => filled += n,
             }
-            out.clear();
-            let scanned = self.scan(&buf[..filled], &mut out, &mut pongs);
-            let (pos, close) = match scanned {
-                Ok(done) => done,
-                Err(e) => {
-                    // Pass on what was whole before the bad frame, then report it.
-                    let _ = write(to, &out).await;
-                    return Ended::Failed(e);
-                }
+            skips.clear();
+            let scanned = self.scan(&buf[..filled], &mut skips, &mut pongs);
+            let (pos, close, failed) = match scanned {
+                Ok((pos, close)) => (pos, close, None),
+                // Pass on what was whole before the bad frame, then report it.
+                Err((pos, e)) => (pos, None, Some(e)),
             };
-            buf.copy_within(pos..filled, 0);
-            filled -= pos;
-            if !out.is_empty() && !write(to, &out).await {
+            // Usually nothing is skipped and the bytes go out straight from the buffer.
+            let forward: &[u8] = if skips.is_empty() {
+                &buf[..pos]
+            } else {
+                out.clear();
+                let mut at = 0;
+                for r in &skips {
+                    out.extend_from_slice(&buf[at..r.start]);
+                    at = r.end;
+                }
+                out.extend_from_slice(&buf[at..pos]);
+                &out
+            };
+            let sent = write(to, forward).await;
+            if let Some(e) = failed {
+                return Ended::Failed(e);
+            }
+            if !sent {
                 return Ended::WriteGone;
             }
+            buf.copy_within(pos..filled, 0);
+            filled -= pos;
             if !pongs.is_empty() {
                 let all: Vec<u8> = pongs.drain(..).flatten().collect();
                 let _ = write(back, &all).await;
@@ -98,26 +113,30 @@ impl Pump {
         }
     }
 
-    /// Walks the frames in `data`: bytes to forward go to `out`, pongs to send back to
-    /// `pongs`. Returns how many bytes were used (the rest is an incomplete header or
-    /// control frame) and the close that ended the direction, if one passed.
+    /// Walks the frames in `data`. Every byte before the returned position is forwarded
+    /// except the `skips` (pings and pongs, which end on this hop; pongs to send back go to
+    /// `pongs`). The rest is an incomplete header or control frame. Also returns the close
+    /// that ended the direction, if one passed; on a broken frame, the position before it.
     #[allow(clippy::type_complexity)]
     fn scan(
         &mut self,
         data: &[u8],
-        out: &mut Vec<u8>,
+        skips: &mut Vec<std::ops::Range<usize>>,
         pongs: &mut Vec<Vec<u8>>,
-    ) -> Result<(usize, Option<(u16, String)>), FrameError> {
+    ) -> Result<(usize, Option<(u16, String)>), (usize, FrameError)> {
         let mut pos = 0;
         while pos < data.len() {
             if self.remaining > 0 {
                 let take = (self.remaining.min((data.len() - pos) as u64)) as usize;
-                out.extend_from_slice(&data[pos..pos + take]);
                 pos += take;
                 self.remaining -= take as u64;
                 continue;
             }
-            let Some(head) = Header::parse(&data[pos..], self.from_client, self.max_frame)? else { break };
+            let head = match Header::parse(&data[pos..], self.from_client, self.max_frame) {
+                Ok(Some(h)) => h,
+                Ok(None) => break,
+                Err(e) => return Err((pos, e)),
+            };
             if head.opcode & 0x8 != 0 {
                 let total = head.size + head.len as usize;
                 if data.len() - pos < total {
@@ -127,31 +146,40 @@ impl Pump {
                 if let Some(m) = head.mask {
                     frames::apply_mask(&mut payload, m);
                 }
-                match head.opcode {
-                    op::PING => {
-                        let mask = (!self.from_client).then(frames::random_mask);
-                        pongs.push(frames::encode(true, op::PONG, &payload, mask));
-                    }
-                    op::CLOSE => {
-                        out.extend_from_slice(&data[pos..pos + total]);
-                        return Ok((pos + total, Some(frames::parse_close(&payload))));
-                    }
-                    _ => {}
+                if head.opcode == op::CLOSE {
+                    return Ok((pos + total, Some(frames::parse_close(&payload))));
                 }
+                if head.opcode == op::PING {
+                    let mask = (!self.from_client).then(frames::random_mask);
+                    pongs.push(frames::encode(true, op::PONG, &payload, mask));
+                }
+                skips.push(pos..pos + total);
                 pos += total;
                 continue;
             }
             let starting = head.opcode != op::CONTINUATION;
             if starting == self.in_message {
-                return Err(FrameError::Protocol("fragments out of sequence"));
+                return Err((pos, FrameError::Protocol("fragments out of sequence")));
             }
             self.in_message = !head.fin;
-            out.extend_from_slice(&data[pos..pos + head.size]);
             pos += head.size;
             self.remaining = head.len;
         }
         Ok((pos, None))
     }
+}
+
+/// What `scan` forwards of `data[..pos]`: everything but the skips.
+#[cfg(test)]
+fn forwarded(data: &[u8], pos: usize, skips: &[std::ops::Range<usize>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    for r in skips {
+        out.extend_from_slice(&data[at..r.start]);
+        at = r.end;
+    }
+    out.extend_from_slice(&data[at..pos]);
+    out
 }
 
 /// Writes and flushes `bytes`; false if the connection is gone.
@@ -184,39 +212,40 @@ mod tests {
         let ping = masked(true, op::PING, b"p");
         let close = masked(true, op::CLOSE, &frames::close_payload(4001, "bye"));
         let after = masked(true, op::TEXT, b"late");
-        let stream = [text.clone(), ping, close.clone(), after].concat();
-        let (mut out, mut pongs) = (Vec::new(), Vec::new());
-        let (used, closed) = p.scan(&stream, &mut out, &mut pongs).unwrap();
-        assert_eq!(out, [text, close.clone()].concat(), "data and the close as they came; no ping");
+        let stream = [text.clone(), ping, close.clone(), after.clone()].concat();
+        let (mut skips, mut pongs) = (Vec::new(), Vec::new());
+        let (used, closed) = p.scan(&stream, &mut skips, &mut pongs).unwrap();
+        assert_eq!(used, stream.len() - after.len());
+        assert_eq!(forwarded(&stream, used, &skips), [text, close].concat(), "data and the close; no ping");
         assert_eq!(pongs, vec![frames::encode(true, op::PONG, b"p", None)], "the client's pong is unmasked");
         assert_eq!(closed, Some((4001, "bye".to_string())));
-        assert_eq!(used, stream.len() - masked(true, op::TEXT, b"late").len());
     }
 
     #[test]
     fn frames_split_across_reads_resume_where_they_stopped() {
         let frame = frames::encode(true, op::BINARY, &[9u8; 70_000], None);
         let mut p = Pump::new(false, 1 << 20);
-        let mut out = Vec::new();
-        let mut pongs = Vec::new();
+        let (mut skips, mut pongs) = (Vec::new(), Vec::new());
         // Half a header first: nothing used.
-        assert_eq!(p.scan(&frame[..1], &mut out, &mut pongs).unwrap().0, 0);
-        let (used, _) = p.scan(&frame[..1000], &mut out, &mut pongs).unwrap();
+        assert_eq!(p.scan(&frame[..1], &mut skips, &mut pongs).unwrap().0, 0);
+        let (used, _) = p.scan(&frame[..1000], &mut skips, &mut pongs).unwrap();
         assert_eq!(used, 1000);
-        let (used2, _) = p.scan(&frame[1000..], &mut out, &mut pongs).unwrap();
+        let (used2, _) = p.scan(&frame[1000..], &mut skips, &mut pongs).unwrap();
         assert_eq!(used + used2, frame.len());
-        assert_eq!(out, frame);
+        assert!(skips.is_empty());
     }
 
     #[test]
-    fn broken_frames_are_refused() {
-        let mut out = Vec::new();
-        let mut pongs = Vec::new();
+    fn broken_frames_are_refused_after_what_was_whole() {
+        let (mut skips, mut pongs) = (Vec::new(), Vec::new());
+        let good = masked(true, op::TEXT, b"ok");
         let unmasked = frames::encode(true, op::TEXT, b"x", None);
-        assert!(Pump::new(true, 100).scan(&unmasked, &mut out, &mut pongs).is_err(), "client frames are masked");
+        let data = [good.clone(), unmasked].concat();
+        let err = Pump::new(true, 100).scan(&data, &mut skips, &mut pongs).unwrap_err();
+        assert_eq!(err.0, good.len(), "the good frame before the bad one still passes");
         let orphan = masked(true, op::CONTINUATION, b"x");
-        assert!(Pump::new(true, 100).scan(&orphan, &mut out, &mut pongs).is_err(), "continuation of nothing");
+        assert!(Pump::new(true, 100).scan(&orphan, &mut skips, &mut pongs).is_err(), "continuation of nothing");
         let big = masked(true, op::BINARY, &[0; 200]);
-        assert!(matches!(Pump::new(true, 100).scan(&big, &mut out, &mut pongs), Err(FrameError::TooBig(..))));
+        assert!(matches!(Pump::new(true, 100).scan(&big, &mut skips, &mut pongs), Err((0, FrameError::TooBig(..)))));
     }
 }
