@@ -175,6 +175,32 @@ fn http2_over_tls_by_alpn_and_h2c_with_curl_and_h2load() {
 }
 
 #[test]
+fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
+    let dir = site();
+    let s = httpd(dir.path(), &["--idle-timeout", "1"]);
+    let mut c = TcpStream::connect(s.addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // The HTTP/2 preface and an empty SETTINGS frame, then silence.
+    c.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0").unwrap();
+    let start = std::time::Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("the idle connection was not closed: {e}"),
+        }
+    }
+    let waited = start.elapsed();
+    assert!(got.len() >= 9 && got[3] == 0x04, "the server spoke HTTP/2 first (SETTINGS): {got:?}");
+    assert!(waited >= Duration::from_millis(900) && waited < Duration::from_secs(5), "closed after {waited:?}");
+    // Meanwhile the server serves others.
+    let out = curl(&["--http2-prior-knowledge", &format!("{}/", s.url("http"))]);
+    assert_eq!(out.stdout, "<h1>home</h1>\n", "{out:?}");
+}
+
+#[test]
 fn every_traversal_variant_is_refused() {
     let dir = site();
     // A secret next to the root, and a symlink inside the root that points at it.

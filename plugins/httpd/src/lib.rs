@@ -19,8 +19,10 @@ use std::convert::Infallible;
 use std::ffi::{CStr, OsString};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::rc::Rc;
-use std::time::{Duration, SystemTime};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use clap::Parser;
@@ -66,6 +68,10 @@ struct Args {
     /// Seconds a client has to send a request's headers (also the idle keep-alive limit)
     #[arg(long = "header-timeout", default_value_t = 10, value_name = "S")]
     header_timeout: u64,
+    /// HTTP/2: seconds a connection may move no bytes before it is closed (HTTP/1.1's idle
+    /// limit is --header-timeout)
+    #[arg(long = "idle-timeout", default_value_t = 60, value_name = "S")]
+    idle_timeout: u64,
     /// Most connections served at once; more are answered 503 and closed
     #[arg(long = "max-connections", default_value_t = 1024, value_name = "N")]
     max_connections: usize,
@@ -118,6 +124,7 @@ impl Plugin for Httpd {
                 let (tcp, peer) = ws_common::net::accept(&listener).await;
                 let (ctx, active, tls, ex2) = (ctx.clone(), active.clone(), tls.clone(), ex.clone());
                 let header_timeout = Duration::from_secs(args.header_timeout.max(1));
+                let idle_timeout = Duration::from_secs(args.idle_timeout.max(1));
                 let max = args.max_connections;
                 ex.spawn(async move {
                     if active.get() >= max {
@@ -131,7 +138,7 @@ impl Plugin for Httpd {
                         return;
                     }
                     active.set(active.get() + 1);
-                    serve_connection(ctx, tcp, peer, tls, header_timeout, &ex2).await;
+                    serve_connection(ctx, tcp, peer, tls, (header_timeout, idle_timeout), &ex2).await;
                     active.set(active.get() - 1);
                 })
                 .detach();
@@ -147,7 +154,7 @@ async fn serve_connection(
     tcp: smol::net::TcpStream,
     peer: std::net::SocketAddr,
     tls: Option<std::sync::Arc<ws_common::tls::ServerConfig>>,
-    header_timeout: Duration,
+    (header_timeout, idle_timeout): (Duration, Duration),
     ex: &ws_common::runtime::Spawner,
 ) {
     let _ = tcp.set_nodelay(true);
@@ -168,16 +175,29 @@ async fn serve_connection(
         let ctx = ctx.clone();
         async move { Ok::<_, Infallible>(handle(&ctx, req, peer).await) }
     });
-    let io = smol_hyper::rt::FuturesIo::new(stream);
     let served = if h2 {
         // HTTP/2 (ALPN h2 over TLS, or prior-knowledge h2c): the same service per stream.
-        hyper::server::conn::http2::Builder::new(ws_common::runtime::LocalExec(ex.clone()))
+        // hyper has no idle limit for HTTP/2: the connection is dropped once no byte moved
+        // for --idle-timeout (a transfer in progress moves bytes).
+        let last = Rc::new(Cell::new(Instant::now()));
+        let io = smol_hyper::rt::FuturesIo::new(Activity { inner: stream, last: last.clone() });
+        let conn = hyper::server::conn::http2::Builder::new(ws_common::runtime::LocalExec(ex.clone()))
             .timer(smol_hyper::rt::SmolTimer::new())
-            .keep_alive_interval(Some(Duration::from_secs(60)))
             .max_concurrent_streams(100)
-            .serve_connection(io, service)
-            .await
+            .serve_connection(io, service);
+        let idle = async {
+            loop {
+                let left = idle_timeout.saturating_sub(last.get().elapsed());
+                if left.is_zero() {
+                    ws_common::debug!("connection from {peer}: idle for {idle_timeout:?}, closed");
+                    return Ok(());
+                }
+                smol::Timer::after(left).await;
+            }
+        };
+        futures_lite::FutureExt::or(conn, idle).await
     } else {
+        let io = smol_hyper::rt::FuturesIo::new(stream);
         hyper::server::conn::http1::Builder::new()
             .timer(smol_hyper::rt::SmolTimer::new())
             .header_read_timeout(header_timeout)
@@ -189,6 +209,45 @@ async fn serve_connection(
         && !e.is_incomplete_message()
     {
         ws_common::debug!("connection from {peer}: {e}");
+    }
+}
+
+/// A stream that notes when it last moved a byte, for the HTTP/2 idle limit.
+struct Activity {
+    inner: ws_common::net::Stream,
+    last: Rc<Cell<Instant>>,
+}
+
+impl Activity {
+    fn moved(&self, r: Poll<std::io::Result<usize>>) -> Poll<std::io::Result<usize>> {
+        if let Poll::Ready(Ok(n)) = &r
+            && *n > 0
+        {
+            self.last.set(Instant::now());
+        }
+        r
+    }
+}
+
+impl futures_lite::AsyncRead for Activity {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        self.moved(r)
+    }
+}
+
+impl futures_lite::AsyncWrite for Activity {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.moved(r)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_close(cx)
     }
 }
 
