@@ -250,13 +250,44 @@ fn a_slowloris_crowd_does_not_stop_a_normal_client() {
     }
     let out = curl(&["-o", "-", "-w", "%{http_code}", &format!("{}/", s.url("http"))]);
     assert!(out.stdout.ends_with("200"), "{out:?}");
-    // The half-sent requests are dropped after the header timeout.
+    // The half-sent requests are dropped after the header timeout (3 s from connecting).
     let mut one = crowd.pop().unwrap();
     one.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut buf = Vec::new();
-    let _ = one.read_to_end(&mut buf);
+    one.read_to_end(&mut buf).expect("a half-sent request must be dropped, not kept");
     let text = String::from_utf8_lossy(&buf);
     assert!(buf.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+}
+
+#[test]
+fn trickled_headers_and_idle_keep_alive_are_cut_at_the_header_timeout() {
+    let dir = site();
+    let s = httpd(dir.path(), &["--header-timeout", "2"]);
+    // A byte every 300 ms keeps the socket busy but never finishes the head.
+    let mut slow = TcpStream::connect(s.addr).unwrap();
+    let start = std::time::Instant::now();
+    let mut closed = false;
+    for b in b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".iter() {
+        // The write after the server's close draws a reset; the one after that fails.
+        if slow.write_all(&[*b]).is_err() {
+            closed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let waited = start.elapsed();
+    assert!(closed, "a trickling client was served for {waited:?}");
+    assert!(waited >= Duration::from_millis(1800) && waited < Duration::from_secs(6), "cut after {waited:?}");
+    // A kept-alive connection that goes quiet after a response is closed too.
+    let mut idle = TcpStream::connect(s.addr).unwrap();
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let start = std::time::Instant::now();
+    let mut got = Vec::new();
+    idle.read_to_end(&mut got).expect("an idle keep-alive connection must be closed");
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"), "{got:?}");
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(1800) && waited < Duration::from_secs(6), "closed after {waited:?}");
 }
 
 #[test]
