@@ -475,15 +475,21 @@ bench_curl() {
     nginx_conf "$work" "$port" "root $work/www;"
     start_nginx "$work" "$port"
     local url="http://127.0.0.1:$port"
-    declare -A dl rss many
+    declare -A dl null rss many
     for _ in $(seq "$ROUNDS"); do
         for c in ws curl; do
             local cmd=(curl -s -o "$work/out.bin")
             [ "$c" = ws ] && cmd=("$WS" curl -s -o "$work/out.bin")
+            # Same start for both: no dirty pages of the previous download being written back.
+            sync
             dl[$c]+="$(wall /usr/bin/time -f "%M" -o "$work/rss" "${cmd[@]}" "$url/big.bin") "
             cmp -s "$work/out.bin" "$work/www/big.bin" || { echo "bench.sh: $c downloaded different bytes" >&2; exit 1; }
             rss[$c]+="$(tail -1 "$work/rss") "
             rm -f "$work/out.bin"
+            # The client's own speed, without the disk.
+            local tonull=(curl -s -o /dev/null)
+            [ "$c" = ws ] && tonull=("$WS" curl -s -o /dev/null)
+            null[$c]+="$(wall "${tonull[@]}" "$url/big.bin") "
             local small=(curl -s -o /dev/null)
             [ "$c" = ws ] && small=("$WS" curl -s -o /dev/null)
             local s e
@@ -498,20 +504,24 @@ bench_curl() {
     {
         echo "### curl"
         echo
-        echo "Against nginx (1 worker): a $mib MiB download with \`-s -o FILE\`, and $n sequential runs fetching a 1 KiB file; median of $ROUNDS rounds (min–max)."
+        echo "Against nginx (1 worker): a $mib MiB download with \`-s -o FILE\` (after \`sync\`; the disk's writeback makes this noisy) and with \`-s -o /dev/null\`, and $n sequential runs fetching a 1 KiB file; median of $ROUNDS rounds (min–max)."
         echo "Goals: download ≥ 0.9× curl's throughput with peak RSS ≤ 16 MiB; $n small requests ≤ 1.3× curl's time."
         echo
-        echo "| client | download MB/s | vs curl | peak RSS MiB | $n requests, s | vs curl |"
-        echo "|---|---|---|---|---|---|"
-        local base_dl base_many
+        echo "| client | download to file MB/s | vs curl | to /dev/null MB/s | vs curl | peak RSS MiB | $n requests, s | vs curl |"
+        echo "|---|---|---|---|---|---|---|---|"
+        local base_dl base_null base_many
         base_dl=$(med ${dl[curl]})
+        base_null=$(med ${null[curl]})
         base_many=$(med ${many[curl]})
         for c in ws curl; do
-            local d m
+            local d z m
             d=$(med ${dl[$c]})
+            z=$(med ${null[$c]})
             m=$(med ${many[$c]})
-            printf '| %s | %.0f | %.2f× | %.1f | %s (%s) | %.2f× |\n' "$c" "$(awk -v b="$big" -v t="$d" 'BEGIN { print b / t / 1e6 }')" \
+            printf '| %s | %.0f | %.2f× | %.0f | %.2f× | %.1f | %s (%s) | %.2f× |\n' "$c" "$(awk -v b="$big" -v t="$d" 'BEGIN { print b / t / 1e6 }')" \
                 "$(awk -v a="$d" -v b="$base_dl" 'BEGIN { print b / a }')" \
+                "$(awk -v b="$big" -v t="$z" 'BEGIN { print b / t / 1e6 }')" \
+                "$(awk -v a="$z" -v b="$base_null" 'BEGIN { print b / a }')" \
                 "$(awk -v k="$(med ${rss[$c]})" 'BEGIN { print k / 1024 }')" \
                 "$m" "$(mm ${many[$c]})" "$(ratio "$m" "$base_many")"
         done
