@@ -7,10 +7,12 @@
 //!
 //! - [`args`]: clap parsing that turns clap's errors into one line and exit code 2;
 //! - [`log`]: the `[YYYY-MM-DD HH:MM:SS.mmm] [level] msg` logger, errors to stderr;
-//! - [`runtime`]: the single-threaded smol executor a plugin runs in;
+//! - [`runtime`]: the single-threaded smol executor a plugin runs in (and hyper's executor on it);
 //! - [`net`]: listeners, the `Listening on HOST:PORT` ready line, pidfiles, plain/TLS streams;
 //! - [`tls`]: the TLS option group and rustls configurations built from it;
 //! - [`bus`]: rooms shared between servers through Redis pub/sub;
+//! - [`progress`]: transfer progress on stderr (a bar on a terminal, else a line per 10 %);
+//! - [`relay`], [`frame_relay`], [`frames`]: the rooms' message and frame relays, and frame I/O;
 //! - [`url`](mod@url) and [`headers`]: parsing of what users type.
 
 pub mod args;
