@@ -78,7 +78,7 @@ impl Plugin for BroadcastServer {
             let rooms = Rooms::connect(&args.redis, move || Room::new(queue)).await?;
             let from_bus = rooms.clone();
             let background = async move {
-                from_bus.relay_from_bus(async |room: &Room, m| _ = room.broadcast(FROM_BUS, &to_message(m))).await;
+                from_bus.relay_from_bus(async |room: Rc<Room>, m| _ = room.broadcast(FROM_BUS, &to_message(m))).await;
             };
             let handle = move |client: ws_common::server::Client| {
                 let rooms = rooms.clone();

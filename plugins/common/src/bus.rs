@@ -408,12 +408,12 @@ impl<R> Rooms<R> {
     /// The server's background work: runs the link to Redis, handing each message from
     /// another server to `deliver` with the local room of its channel (none: dropped).
     /// Without Redis, never ends and does nothing.
-    pub async fn relay_from_bus(&self, deliver: impl AsyncFn(&R, BusMessage)) {
+    pub async fn relay_from_bus(&self, deliver: impl AsyncFn(Rc<R>, BusMessage)) {
         match &self.bus {
             Some(bus) => {
                 bus.run(async |channel, m| {
                     if let Some(room) = self.get(channel) {
-                        deliver(&room, m).await;
+                        deliver(room, m).await;
                     }
                 })
                 .await
