@@ -319,6 +319,26 @@ fn https_against_nginx_speaks_http2_by_alpn_and_http1_on_request() {
     assert_eq!(theirs.stdout, "<p>nginx</p>\n");
 }
 
+#[test]
+fn a_download_to_a_file_draws_a_progress_bar_on_a_terminal() {
+    let site = tempfile::tempdir().unwrap();
+    std::fs::write(site.path().join("big.bin"), vec![3u8; 8_000_000]).unwrap();
+    let s = Server::start("httpd", &["-q", "--root", site.path().to_str().unwrap()]);
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("big.bin");
+    // util-linux `script` gives the command a pseudo-terminal and copies what it drew.
+    let inner = format!("{} curl -o {} {}/big.bin", crate::util::ws_bin().display(), file.display(), s.url("http"));
+    let mut cmd = Command::new("script");
+    cmd.args(["-qfc", &inner, "/dev/null"]).env("TERM", "xterm");
+    let out = run(cmd, b"", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(out.stdout.contains("/7.63 MiB [") && out.stdout.contains("ETA"), "no bar: {:?}", out.stdout);
+    assert_eq!(std::fs::read(&file).unwrap().len(), 8_000_000);
+    // Not on a pipe: the same download without a terminal draws nothing on stderr.
+    let out = ws_curl(&["-o", file.to_str().unwrap(), &format!("{}/big.bin", s.url("http"))]);
+    assert!(!out.stderr.contains("ETA"), "{out:?}");
+}
+
 /// Regression: `-o /dev/null` once renamed a temporary file over /dev/null, turning the
 /// device into a regular file for the whole machine. Special files are written in place; a
 /// FIFO stands in for /dev/null here so a regression cannot break the machine again.
