@@ -313,8 +313,11 @@ fn empty(status: StatusCode) -> Response<Body> {
 
 async fn handle(ctx: &Ctx, req: Request<Incoming>, peer: std::net::SocketAddr) -> Response<Body> {
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let ua = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+    // The access-log line's parts, only when it is written (not with -q).
+    let logged = ws_common::log::enabled(ws_common::log::Level::Info).then(|| {
+        let ua = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("-");
+        (req.uri().path().to_string(), ua.to_string())
+    });
     let mut resp = match &ctx.mode {
         Mode::Redirect(url) => {
             if method == Method::POST {
@@ -331,11 +334,13 @@ async fn handle(ctx: &Ctx, req: Request<Incoming>, peer: std::net::SocketAddr) -
         Mode::Static { root, listing } => serve_static(root, *listing, &req).await,
     };
     resp.headers_mut().insert(header::SERVER, HeaderValue::from_static(ws_common::ws::USER_AGENT));
-    let bytes = match resp.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()) {
-        Some(n) => n.to_string(),
-        None => hyper::body::Body::size_hint(resp.body()).exact().unwrap_or(0).to_string(),
-    };
-    info!("{peer} {method} {path} {} {bytes} \"{ua}\"", resp.status().as_u16());
+    if let Some((path, ua)) = logged {
+        let bytes = match resp.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()) {
+            Some(n) => n.to_string(),
+            None => hyper::body::Body::size_hint(resp.body()).exact().unwrap_or(0).to_string(),
+        };
+        info!("{peer} {method} {path} {} {bytes} \"{ua}\"", resp.status().as_u16());
+    }
     resp
 }
 
