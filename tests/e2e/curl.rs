@@ -189,6 +189,16 @@ fn failures_exit_with_curls_codes() {
     expect_failure(&["-s", &format!("http://127.0.0.1:{}/", crate::connect::free_port())], 7);
     expect_failure(&["-s", "ftp://example.invalid/x"], 3);
     expect_failure(&["-s", "http://[bad"], 3);
+    // TLS to a plain-HTTP server (one that answers the ClientHello with a 400; gunicorn
+    // just waits): the handshake fails, 35, as for the real curl.
+    let plain = Server::start("httpd", &["-q"]);
+    let tls_to_plain = format!("{}/", plain.url("https"));
+    expect_failure(&["-s", &tls_to_plain], 35);
+    assert_eq!(real_curl(&[&tls_to_plain]).code(), 35, "the real curl disagrees on {tls_to_plain}");
+    // Nowhere to write the body: 23, as for the real curl.
+    let nowhere = "/nonexistent-dir/out.bin";
+    expect_failure(&["-s", "-o", nowhere, &format!("{base}/get")], 23);
+    assert_eq!(real_curl(&["-o", nowhere, &format!("{base}/get")]).code(), 23);
     // An unresolvable name: 6, as the real curl says for the same URL.
     let url = "http://no-such-host.invalid/";
     expect_failure(&["-s", url], 6);
