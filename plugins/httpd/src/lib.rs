@@ -186,7 +186,7 @@ async fn serve_connection(
             }
         })
     };
-    let io = smol_hyper::rt::FuturesIo::new(Activity { inner: stream, watch: watch.clone() });
+    let io = smol_hyper::rt::FuturesIo::new(Activity::new(stream, watch.clone()));
     let served = if h2 {
         // HTTP/2 (ALPN h2 over TLS, or prior-knowledge h2c): the same service per stream.
         let conn = hyper::server::conn::http2::Builder::new(ws_common::runtime::LocalExec(ex.clone()))
@@ -264,9 +264,26 @@ impl Watch {
 }
 
 /// A stream that notes in its [`Watch`] when it last read and wrote a byte.
+///
+/// On plain TCP it also remembers when a read drained the socket (returned less than asked
+/// for) and then waits for readiness before reading again, instead of reading into EAGAIN
+/// first: a keep-alive client's next request never arrives before the response, so that
+/// read always failed — one syscall per request (nginx skips it the same way).
 struct Activity {
     inner: ws_common::net::Stream,
     watch: Rc<Watch>,
+    tcp: Option<std::sync::Arc<smol::Async<std::net::TcpStream>>>,
+    drained: bool,
+}
+
+impl Activity {
+    fn new(inner: ws_common::net::Stream, watch: Rc<Watch>) -> Self {
+        let tcp = match &inner {
+            ws_common::net::Stream::Plain(t) => Some(t.clone().into()),
+            _ => None,
+        };
+        Activity { inner, watch, tcp, drained: false }
+    }
 }
 
 fn moved(r: Poll<std::io::Result<usize>>, at: &Cell<Instant>) -> Poll<std::io::Result<usize>> {
@@ -280,7 +297,16 @@ fn moved(r: Poll<std::io::Result<usize>>, at: &Cell<Instant>) -> Poll<std::io::R
 
 impl futures_lite::AsyncRead for Activity {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<std::io::Result<usize>> {
+        if self.drained
+            && let Some(tcp) = &self.tcp
+        {
+            std::task::ready!(tcp.poll_readable(cx))?;
+            self.drained = false;
+        }
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(n)) = &r {
+            self.drained = *n > 0 && *n < buf.len();
+        }
         moved(r, &self.watch.last_read)
     }
 }
