@@ -291,6 +291,32 @@ fn trickled_headers_and_idle_keep_alive_are_cut_at_the_header_timeout() {
 }
 
 #[test]
+fn a_paused_download_outlives_the_header_timeout() {
+    let dir = site();
+    std::fs::write(dir.path().join("large.bin"), vec![5u8; 40 << 20]).unwrap();
+    let s = httpd(dir.path(), &["--header-timeout", "1"]);
+    let mut c = TcpStream::connect(s.addr).unwrap();
+    c.write_all(b"GET /large.bin HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut first = vec![0u8; 64 * 1024];
+    c.read_exact(&mut first).unwrap();
+    // The reader stops: the server's writes stall for three header timeouts.
+    std::thread::sleep(Duration::from_secs(3));
+    let mut rest = Vec::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let head_len = first.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let want = (40 << 20) + head_len;
+    while first.len() + rest.len() < want {
+        match c.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => rest.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("download broken after the pause: {e}"),
+        }
+    }
+    assert_eq!(first.len() + rest.len(), want, "the download was cut after the pause");
+}
+
+#[test]
 fn redirect_and_debug_modes() {
     let s = Server::start("httpd", &["-L", "--redirect_url", "https://example.com/"]);
     let out = curl(&["-D", "-", "-o", "/dev/null", &format!("{}/any/path", s.url("http"))]);

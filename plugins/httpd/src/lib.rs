@@ -21,6 +21,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -172,17 +174,24 @@ async fn serve_connection(
         },
     );
     let Some((stream, h2)) = handshake.await else { return };
-    let watch = Rc::new(Watch::new());
+    let watch = Arc::new(Watch::new());
     let service = {
         let watch = watch.clone();
         hyper::service::service_fn(move |req: Request<Incoming>| {
             let (ctx, watch) = (ctx.clone(), watch.clone());
-            watch.busy.set(watch.busy.get() + 1);
+            watch.busy.fetch_add(1, Ordering::Relaxed);
             async move {
+                // Busy until hyper drops the response body: a download in progress is not
+                // an idle connection, however long it takes.
+                let done = Busy(watch);
                 let resp = handle(&ctx, req, peer).await;
-                watch.busy.set(watch.busy.get() - 1);
-                watch.awaiting.set(Instant::now());
-                Ok::<_, Infallible>(resp)
+                Ok::<_, Infallible>(resp.map(|body| {
+                    body.map_frame(move |f| {
+                        let _ = &done;
+                        f
+                    })
+                    .boxed_unsync()
+                }))
             }
         })
     };
@@ -209,56 +218,89 @@ async fn serve_connection(
 /// timer per request, which cost ~10 % of 1 KiB requests/s here (measured A/B with wrk);
 /// one timer per connection, re-armed only when it fires, checks the same rules.
 struct Watch {
-    /// Requests whose response is being made.
-    busy: Cell<usize>,
-    /// Since when the connection has been waiting for a request head (start, or the last
-    /// response made).
-    awaiting: Cell<Instant>,
-    last_read: Cell<Instant>,
-    last_write: Cell<Instant>,
+    /// Requests being answered (until hyper drops the response body).
+    busy: AtomicUsize,
+    /// Since when the connection has been waiting for a request head (start, or the end of
+    /// the last response); the times are nanoseconds after `base`.
+    awaiting: AtomicU64,
+    last_read: AtomicU64,
+    last_write: AtomicU64,
+    base: Instant,
 }
+
+/// Ends a request's busy time in its [`Watch`] when dropped.
+/// (The response body must be `Send`, hence the atomics: all of it runs on one thread.)
+struct Busy(Arc<Watch>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::Relaxed);
+        self.0.note(&self.0.awaiting);
+    }
+}
+
+/// How long a request being answered may move no byte (as nginx's send_timeout).
+const STALL: Duration = Duration::from_secs(60);
 
 /// The rule a connection is held to.
 #[derive(Clone, Copy)]
 enum Limit {
-    /// HTTP/1.1: a whole request head within the limit of the last response (its last
-    /// byte written) or of the connection's start; this is also the idle keep-alive limit.
+    /// HTTP/1.1: a whole request head within the limit of the last response's end or of
+    /// the connection's start (so also the idle keep-alive limit); while a request is being
+    /// answered, some byte moved within [`STALL`].
     Head(Duration),
     /// HTTP/2 (hyper has no idle limit for it): some byte moved within the limit.
     Idle(Duration),
 }
 
+impl Limit {
+    fn period(self) -> Duration {
+        match self {
+            Limit::Head(d) | Limit::Idle(d) => d,
+        }
+    }
+}
+
 impl Watch {
     fn new() -> Self {
-        let now = Instant::now();
-        Watch { busy: Cell::new(0), awaiting: Cell::new(now), last_read: Cell::new(now), last_write: Cell::new(now) }
+        let zero = || AtomicU64::new(0);
+        Watch {
+            busy: AtomicUsize::new(0),
+            awaiting: zero(),
+            last_read: zero(),
+            last_write: zero(),
+            base: Instant::now(),
+        }
     }
 
-    /// When the connection breaks its limit if nothing happens; `None` while a response
-    /// is being made.
-    fn deadline(&self, limit: Limit) -> Option<Instant> {
+    /// Sets `at` to now.
+    fn note(&self, at: &AtomicU64) {
+        at.store(self.base.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    fn instant(&self, at: &AtomicU64) -> Instant {
+        self.base + Duration::from_nanos(at.load(Ordering::Relaxed))
+    }
+
+    /// When the connection breaks its limit if nothing happens.
+    fn deadline(&self, limit: Limit) -> Instant {
+        let moved = self.instant(&self.last_read).max(self.instant(&self.last_write));
         match limit {
-            Limit::Head(d) => (self.busy.get() == 0).then(|| self.awaiting.get().max(self.last_write.get()) + d),
-            Limit::Idle(d) => Some(self.last_read.get().max(self.last_write.get()) + d),
+            Limit::Head(_) if self.busy.load(Ordering::Relaxed) > 0 => moved + STALL.max(limit.period()),
+            Limit::Head(d) => self.instant(&self.awaiting) + d,
+            Limit::Idle(d) => moved + d,
         }
     }
 
     /// Returns once the connection broke its limit (and is to be dropped).
     async fn expire(&self, limit: Limit, peer: std::net::SocketAddr) -> Result<(), hyper::Error> {
-        let period = match limit {
-            Limit::Head(d) | Limit::Idle(d) => d,
-        };
         loop {
-            let now = Instant::now();
-            let next = match self.deadline(limit) {
-                Some(at) if at <= now => {
-                    ws_common::debug!("connection from {peer}: no request within {period:?}, closed");
-                    return Ok(());
-                }
-                Some(at) => at,
-                None => now + period,
-            };
-            smol::Timer::at(next).await;
+            let at = self.deadline(limit);
+            if at <= Instant::now() {
+                ws_common::debug!("connection from {peer}: over its time limit ({:?}), closed", limit.period());
+                return Ok(());
+            }
+            smol::Timer::at(at).await;
         }
     }
 }
@@ -271,13 +313,13 @@ impl Watch {
 /// read always failed — one syscall per request (nginx skips it the same way).
 struct Activity {
     inner: ws_common::net::Stream,
-    watch: Rc<Watch>,
+    watch: Arc<Watch>,
     tcp: Option<std::sync::Arc<smol::Async<std::net::TcpStream>>>,
     drained: bool,
 }
 
 impl Activity {
-    fn new(inner: ws_common::net::Stream, watch: Rc<Watch>) -> Self {
+    fn new(inner: ws_common::net::Stream, watch: Arc<Watch>) -> Self {
         let tcp = match &inner {
             ws_common::net::Stream::Plain(t) => Some(t.clone().into()),
             _ => None,
@@ -286,11 +328,11 @@ impl Activity {
     }
 }
 
-fn moved(r: Poll<std::io::Result<usize>>, at: &Cell<Instant>) -> Poll<std::io::Result<usize>> {
+fn moved(r: Poll<std::io::Result<usize>>, watch: &Watch, at: &AtomicU64) -> Poll<std::io::Result<usize>> {
     if let Poll::Ready(Ok(n)) = &r
         && *n > 0
     {
-        at.set(Instant::now());
+        watch.note(at);
     }
     r
 }
@@ -307,14 +349,14 @@ impl futures_lite::AsyncRead for Activity {
         if let Poll::Ready(Ok(n)) = &r {
             self.drained = *n > 0 && *n < buf.len();
         }
-        moved(r, &self.watch.last_read)
+        moved(r, &self.watch, &self.watch.last_read)
     }
 }
 
 impl futures_lite::AsyncWrite for Activity {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-        moved(r, &self.watch.last_write)
+        moved(r, &self.watch, &self.watch.last_write)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
