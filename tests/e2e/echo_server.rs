@@ -54,6 +54,22 @@ fn logs_each_connection_like_the_reference() {
     server.wait_for_line("Closed connection: client id 0 code 1000", Duration::from_secs(5));
 }
 
+/// About 1 wss connection in 1,000 used to hang after the TLS handshake (with TLS 1.3
+/// session tickets on); a thousand in a row catch that more often than not.
+#[test]
+fn a_thousand_wss_connections_in_a_row_all_complete() {
+    let c = certs();
+    let server = Server::start(
+        "echo_server",
+        &["-q", "--tls", "--cert-file", &c.path("server.crt"), "--key-file", &c.path("server.key")],
+    );
+    let mut py = peer_script("reconnect_loop.py");
+    py.args([&server.url("wss"), "1000", "--ca", &c.path("ca.crt")]);
+    let out = run(py, b"", Duration::from_secs(120));
+    assert_eq!(out.code(), 0, "{}\nserver: {:#?}", out.stdout, server.output());
+    assert!(out.stdout.contains("failed 0 of 1000"), "{}", out.stdout);
+}
+
 #[test]
 fn wss_with_a_test_ca_serves_python_and_node_clients() {
     let c = certs();

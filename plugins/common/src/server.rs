@@ -159,8 +159,11 @@ async fn handshake(
 ) -> Option<Client> {
     let _ = tcp.set_nodelay(true);
     let timeout = Duration::from_secs(limits.handshake_timeout.max(1));
+    // Which handshake a client that runs out of time was stuck in, for the log.
+    let stage = std::cell::Cell::new(if tls.is_some() { "the TLS handshake" } else { "the WebSocket handshake" });
     let run = async {
         let stream = accept_tls(tcp, tls.as_ref()).await.map_err(|e| format!("TLS handshake failed: {e}"))?;
+        stage.set("the WebSocket handshake");
         wsx::accept(stream, limits.max_message_size, move |hs| {
             if over_limit {
                 return Err(Refusal { status: 503, reason: "Too many connections".into() });
@@ -175,7 +178,7 @@ async fn handshake(
     }
     .or(async {
         smol::Timer::after(timeout).await;
-        Err(format!("no handshake within {timeout:?}"))
+        Err(format!("no handshake within {timeout:?} (stuck in {})", stage.get()))
     });
     let (ws, hs) = match run.await {
         Ok(ok) => ok,

@@ -123,6 +123,13 @@ impl TlsArgs {
         };
         let mut config = builder.with_single_cert(certs, key).map_err(tls_err)?;
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        // No TLS 1.3 session tickets. With them, about 1 connection in 1,000 from Python
+        // `websockets` clients hung after the TLS handshake, its WebSocket upgrade request
+        // never read (2 of 3,000 in a loop here, and the intermittent wss test failure in
+        // CI); without them, 0 of 4,500. The tickets are written just after the handshake,
+        // in futures-rustls; the root cause there is not found. The cost: a reconnecting
+        // client does a full handshake instead of resuming.
+        config.send_tls13_tickets = 0;
         Ok(Some(Arc::new(config)))
     }
 
