@@ -88,6 +88,29 @@ impl Drop for Nginx {
     }
 }
 
+/// `ws httpd` serving `big.bin` (`size` bytes), and a file to save it to.
+struct BigFile {
+    _site: tempfile::TempDir,
+    _work: tempfile::TempDir,
+    server: Server,
+    save_to: std::path::PathBuf,
+}
+
+impl BigFile {
+    fn serve(size: usize) -> BigFile {
+        let site = tempfile::tempdir().unwrap();
+        std::fs::write(site.path().join("big.bin"), vec![7u8; size]).unwrap();
+        let server = Server::start("httpd", &["-q", "--root", site.path().to_str().unwrap()]);
+        let work = tempfile::tempdir().unwrap();
+        let save_to = work.path().join("big.bin");
+        BigFile { _site: site, _work: work, server, save_to }
+    }
+
+    fn url(&self) -> String {
+        format!("{}/big.bin", self.server.url("http"))
+    }
+}
+
 fn ws_curl(args: &[&str]) -> Output {
     let mut cmd = ws();
     cmd.arg("curl").args(args);
@@ -227,12 +250,9 @@ fn client_certificates_are_presented_when_the_server_requires_them() {
 
 #[test]
 fn verbose_downloads_report_progress_and_versions() {
-    let site = tempfile::tempdir().unwrap();
-    std::fs::write(site.path().join("big.bin"), vec![7u8; 2_000_000]).unwrap();
-    let s = Server::start("httpd", &["-q", "--root", site.path().to_str().unwrap()]);
-    let work = tempfile::tempdir().unwrap();
-    let file = work.path().join("big.bin");
-    let out = ws_curl(&["-v", "-o", file.to_str().unwrap(), &format!("{}/big.bin", s.url("http"))]);
+    let big = BigFile::serve(2_000_000);
+    let file = &big.save_to;
+    let out = ws_curl(&["-v", "-o", file.to_str().unwrap(), &big.url()]);
     assert_eq!(out.code(), 0, "{out:?}");
     assert!(
         out.stderr.contains("> GET /big.bin HTTP/1.1") && out.stderr.contains("< HTTP/1.1 200 OK"),
@@ -249,7 +269,7 @@ fn verbose_downloads_report_progress_and_versions() {
     assert!((2..=10).contains(&percents.len()), "{percents:?}: {}", out.stderr);
     assert!(percents.windows(2).all(|w| w[0] + 10 <= w[1] + 1), "{percents:?}");
     assert!(out.stderr.contains("* 2000000 bytes received"), "{}", out.stderr);
-    assert_eq!(std::fs::read(&file).unwrap().len(), 2_000_000);
+    assert_eq!(std::fs::read(file).unwrap().len(), 2_000_000);
 }
 
 #[test]
@@ -331,21 +351,18 @@ fn https_against_nginx_speaks_http2_by_alpn_and_http1_on_request() {
 
 #[test]
 fn a_download_to_a_file_draws_a_progress_bar_on_a_terminal() {
-    let site = tempfile::tempdir().unwrap();
-    std::fs::write(site.path().join("big.bin"), vec![3u8; 8_000_000]).unwrap();
-    let s = Server::start("httpd", &["-q", "--root", site.path().to_str().unwrap()]);
-    let work = tempfile::tempdir().unwrap();
-    let file = work.path().join("big.bin");
+    let big = BigFile::serve(8_000_000);
+    let file = &big.save_to;
     // util-linux `script` gives the command a pseudo-terminal and copies what it drew.
-    let inner = format!("{} curl -o {} {}/big.bin", crate::util::ws_bin().display(), file.display(), s.url("http"));
+    let inner = format!("{} curl -o {} {}", crate::util::ws_bin().display(), file.display(), big.url());
     let mut cmd = Command::new("script");
     cmd.args(["-qfc", &inner, "/dev/null"]).env("TERM", "xterm");
     let out = run(cmd, b"", T);
     assert_eq!(out.code(), 0, "{out:?}");
     assert!(out.stdout.contains("/7.63 MiB [") && out.stdout.contains("ETA"), "no bar: {:?}", out.stdout);
-    assert_eq!(std::fs::read(&file).unwrap().len(), 8_000_000);
+    assert_eq!(std::fs::read(file).unwrap().len(), 8_000_000);
     // Not on a pipe: the same download without a terminal draws nothing on stderr.
-    let out = ws_curl(&["-o", file.to_str().unwrap(), &format!("{}/big.bin", s.url("http"))]);
+    let out = ws_curl(&["-o", file.to_str().unwrap(), &big.url()]);
     assert!(!out.stderr.contains("ETA"), "{out:?}");
 }
 
