@@ -72,6 +72,18 @@ fn wss_on_both_sides_with_a_python_tls_upstream_and_an_untrusted_one_is_1011() {
 }
 
 #[test]
+fn the_subprotocol_the_client_gets_is_the_one_the_upstream_was_offered() {
+    let upstream = Server::start("echo_server", &[]);
+    let p = proxy(&["--remote_host", &upstream.url("ws")]);
+    let mut probe = peer_script("probe_client.py");
+    probe.args([&p.url("ws"), "--subprotocol", "chat,json", "--send-size", "3", "--expect", "1"]);
+    let out = run(probe, b"", T);
+    assert!(out.stdout.contains("subprotocol chat") && out.stdout.contains("recv binary 3"), "{out:?}");
+    let offered = upstream.wait_for_line("Sec-Websocket-Protocol: ", T);
+    assert!(offered.ends_with("Sec-Websocket-Protocol: chat"), "the upstream was offered {offered:?}");
+}
+
+#[test]
 fn routes_by_host_from_both_config_forms() {
     let greeter = Server::start("echo_server", &["-g", "-q"]);
     let python = Server::start_cmd("py-echo", &mut peer_script("echo_server.py"));

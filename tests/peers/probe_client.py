@@ -25,7 +25,7 @@ def main():
         k, v = arg("--header").split(":", 1)
         headers[k] = v.strip()
     ctx = ssl.create_default_context(cafile=arg("--ca")) if arg("--ca") else None
-    protos = [arg("--subprotocol")] if arg("--subprotocol") else None
+    protos = arg("--subprotocol").split(",") if arg("--subprotocol") else None
     with connect(url, ssl=ctx, additional_headers=headers, max_size=None, compression=None,
                  subprotocols=protos, open_timeout=10, close_timeout=5) as ws:
         print(f"subprotocol {ws.subprotocol}", flush=True)

@@ -197,7 +197,15 @@ impl Plugin for ProxyServer {
                 let opts = ClientOptions {
                     url: upstream_url(base, &client.handshake.uri),
                     headers: forwarded_headers(&client.handshake),
-                    subprotocol: client.handshake.header("Sec-WebSocket-Protocol").map(str::to_string),
+                    // The client was answered with the first protocol it offered (before the
+                    // upstream was asked), so the upstream is offered only that one.
+                    subprotocol: client
+                        .handshake
+                        .header("Sec-WebSocket-Protocol")
+                        .and_then(|v| v.split(',').next())
+                        .map(str::trim)
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_string),
                     tls: upstream_tls,
                     timeout,
                     max_message,
