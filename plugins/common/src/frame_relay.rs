@@ -228,10 +228,11 @@ pub async fn run_member(room: &Rc<FrameRoom>, id: u64, stream: Stream, observer:
                     return Ended::Closed(code, reason);
                 }
                 opcode => {
-                    let starting = opcode != op::CONTINUATION;
-                    if starting == current.borrow().is_some() {
-                        return Ended::Failed(FrameError::Protocol("fragments out of sequence"));
-                    }
+                    let in_message = current.borrow().is_some();
+                    let starting = match frames::check_order(opcode, in_message) {
+                        Ok(starting) => starting,
+                        Err(e) => return Ended::Failed(e),
+                    };
                     if starting {
                         guard = Some(room.lane.lock().await);
                         let receivers: Vec<Rc<Member>> =

@@ -63,6 +63,17 @@ impl FrameError {
     }
 }
 
+/// Checks a data frame's place in the message order (RFC 6455 §5.4): a text or binary
+/// frame must start a message, a continuation must follow one. `in_message` says whether a
+/// fragmented message is in progress; returns whether this frame starts a message.
+pub fn check_order(opcode: u8, in_message: bool) -> Result<bool, FrameError> {
+    let starting = opcode != op::CONTINUATION;
+    if starting == in_message {
+        return Err(FrameError::Protocol("fragments out of sequence"));
+    }
+    Ok(starting)
+}
+
 /// Checks a text message for UTF-8 frame by frame, as its fragments pass through, so it
 /// fails fast (RFC 6455 §8.1) without holding the message.
 #[derive(Debug, Default)]

@@ -154,11 +154,7 @@ async fn echo_frames(conf: &Conf, ws: wsx::WsStream) -> (u16, String) {
         let frame = reader.next().await.and_then(|f| {
             let Some(f) = f else { return Ok(None) };
             if !f.is_control() {
-                let starting = f.opcode != op::CONTINUATION;
-                if starting == current.is_some() {
-                    return Err(frames::FrameError::Protocol("fragments out of sequence"));
-                }
-                if starting {
+                if frames::check_order(f.opcode, current.is_some())? {
                     current = Some((f.opcode == op::TEXT).then(frames::Utf8Check::default));
                 }
                 if let Some(Some(check)) = &mut current {

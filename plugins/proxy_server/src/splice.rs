@@ -157,10 +157,7 @@ impl Pump {
                 pos += total;
                 continue;
             }
-            let starting = head.opcode != op::CONTINUATION;
-            if starting == self.in_message {
-                return Err((pos, FrameError::Protocol("fragments out of sequence")));
-            }
+            frames::check_order(head.opcode, self.in_message).map_err(|e| (pos, e))?;
             self.in_message = !head.fin;
             pos += head.size;
             self.remaining = head.len;
