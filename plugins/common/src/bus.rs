@@ -112,16 +112,13 @@ pub struct Bus {
     id: u64,
     url: String,
     client: redis::Client,
-    outbox: RefCell<VecDeque<(Rc<str>, Vec<u8>)>>,
-    outbox_bytes: Cell<usize>,
-    max_bytes: usize,
+    /// Encoded messages waiting to be published, with their channel.
+    outbox: ByteQueue<(Rc<str>, Vec<u8>)>,
     up: Cell<bool>,
     dropped: Cell<u64>,
     /// Channels local clients are in, with how many of them.
     wanted: RefCell<BTreeMap<Rc<str>, usize>>,
     subscribed: RefCell<BTreeSet<Rc<str>>>,
-    /// Wakes the publisher: the outbox has messages.
-    outbox_ready: Event,
     /// Wakes the subscriber: the wanted channels changed.
     wanted_changed: Event,
     /// Wakes joiners: the subscriptions or the link changed.
@@ -148,14 +145,11 @@ impl Bus {
             id: crate::random_u64(),
             url: url.clone(),
             client,
-            outbox: RefCell::new(VecDeque::new()),
-            outbox_bytes: Cell::new(0),
-            max_bytes: args.queue_bytes.max(1),
+            outbox: ByteQueue::new(args.queue_bytes.max(1)),
             up: Cell::new(false),
             dropped: Cell::new(0),
             wanted: RefCell::new(BTreeMap::new()),
             subscribed: RefCell::new(BTreeSet::new()),
-            outbox_ready: Event::new(),
             wanted_changed: Event::new(),
             changed: Event::new(),
             first: RefCell::new(None),
@@ -185,11 +179,6 @@ impl Bus {
         .map_err(|e| e.to_string())
     }
 
-    /// Whether the link to Redis is up.
-    pub fn is_up(&self) -> bool {
-        self.up.get()
-    }
-
     /// Publishes a local client's message to `channel`; while Redis is down or slow the
     /// message is dropped (and counted), never buffered without bound.
     pub fn publish(&self, channel: &Rc<str>, payload: &[u8], binary: bool) {
@@ -197,17 +186,14 @@ impl Bus {
             self.dropped.set(self.dropped.get() + 1);
             return;
         }
-        let size = payload.len() + HEADER;
-        if self.outbox_bytes.get() + size > self.max_bytes && !self.outbox.borrow().is_empty() {
+        let queued =
+            self.outbox.push_with(payload.len() + HEADER, || (channel.clone(), encode(self.id, payload, binary)));
+        if !queued {
             if self.dropped.get() == 0 {
-                warning!("redis: publishing is behind by {} bytes; dropping messages", self.outbox_bytes.get());
+                warning!("redis: publishing is behind by {} bytes; dropping messages", self.outbox.bytes());
             }
             self.dropped.set(self.dropped.get() + 1);
-            return;
         }
-        self.outbox_bytes.set(self.outbox_bytes.get() + size);
-        self.outbox.borrow_mut().push_back((channel.clone(), encode(self.id, payload, binary)));
-        self.outbox_ready.notify(1);
     }
 
     /// A local client entered `channel`: subscribes if it is the first, and waits until the
@@ -276,9 +262,7 @@ impl Bus {
             let why = self.session(c, &deliver).await;
             self.up.set(false);
             self.subscribed.borrow_mut().clear();
-            let lost = self.outbox.borrow_mut().drain(..).count() as u64;
-            self.outbox_bytes.set(0);
-            self.dropped.set(lost);
+            self.dropped.set(self.outbox.clear() as u64);
             self.changed.notify(usize::MAX);
             error!("redis: connection to {} lost ({why}); serving local clients only, reconnecting", self.url);
             down_since = Some(Instant::now());
@@ -318,18 +302,13 @@ impl Bus {
         };
         let publishing = async {
             loop {
-                let l = self.outbox_ready.listen();
-                let batch: Vec<(Rc<str>, Vec<u8>)> = self.outbox.borrow_mut().drain(..).collect();
-                if batch.is_empty() {
-                    l.await;
-                    continue;
-                }
+                let batch = self.outbox.take().await;
                 let mut pipe = redis::pipe();
-                for (ch, payload) in &batch {
+                for ((ch, payload), _) in &batch {
                     pipe.publish(&**ch, payload).ignore();
                 }
                 let sent = pipe.exec_async(&mut publisher).await;
-                self.outbox_bytes.set(self.outbox_bytes.get().saturating_sub(batch.iter().map(|b| b.1.len()).sum()));
+                self.outbox.release(batch.iter().map(|b| b.1).sum());
                 sent.map_err(|e| format!("PUBLISH: {e}"))?;
             }
         };
@@ -377,6 +356,85 @@ fn open_client(url: &str, args: &RedisArgs) -> Result<redis::Client, CommonError
 
 /// A room and how many clients are in it.
 type Entered<R> = (Rc<R>, usize);
+
+/// A queue bounded in bytes, for messages that are dropped rather than waited for (what a
+/// server publishes to Redis, what it receives from the others). An item is taken whatever
+/// its size when the queue is empty, so one larger than the bound still passes.
+pub struct ByteQueue<T> {
+    items: RefCell<VecDeque<(T, usize)>>,
+    /// Bytes queued, plus those taken and not yet released.
+    bytes: Cell<usize>,
+    limit: usize,
+    ready: Event,
+}
+
+impl<T> std::fmt::Debug for ByteQueue<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ByteQueue").field("bytes", &self.bytes.get()).field("limit", &self.limit).finish()
+    }
+}
+
+impl<T> ByteQueue<T> {
+    pub fn new(limit: usize) -> Self {
+        ByteQueue { items: RefCell::new(VecDeque::new()), bytes: Cell::new(0), limit, ready: Event::new() }
+    }
+
+    /// Queues what `make` builds, counted as `size` bytes, unless that would pass the bound
+    /// (then `make` is not called): false when the item is dropped.
+    pub fn push_with(&self, size: usize, make: impl FnOnce() -> T) -> bool {
+        if self.bytes.get() + size > self.limit && !self.items.borrow().is_empty() {
+            return false;
+        }
+        self.bytes.set(self.bytes.get() + size);
+        self.items.borrow_mut().push_back((make(), size));
+        self.ready.notify(1);
+        true
+    }
+
+    /// Waits for items and takes them all, with their sizes; the bytes still count until
+    /// [`release`](Self::release)d.
+    pub async fn take(&self) -> Vec<(T, usize)> {
+        self.ready().await;
+        self.items.borrow_mut().drain(..).collect()
+    }
+
+    /// Waits for an item and takes the oldest, with its size; its bytes still count until
+    /// [`release`](Self::release)d (the others stay queued).
+    pub async fn pop(&self) -> (T, usize) {
+        loop {
+            self.ready().await;
+            if let Some(item) = self.items.borrow_mut().pop_front() {
+                return item;
+            }
+        }
+    }
+
+    async fn ready(&self) {
+        loop {
+            let l = self.ready.listen();
+            if !self.items.borrow().is_empty() {
+                return;
+            }
+            l.await;
+        }
+    }
+
+    /// Taken items of `bytes` in all are done with.
+    pub fn release(&self, bytes: usize) {
+        self.bytes.set(self.bytes.get().saturating_sub(bytes));
+    }
+
+    /// Drops everything, taken items included; returns how many were still queued.
+    pub fn clear(&self) -> usize {
+        self.bytes.set(0);
+        self.items.borrow_mut().drain(..).count()
+    }
+
+    /// Bytes queued or taken and not released.
+    pub fn bytes(&self) -> usize {
+        self.bytes.get()
+    }
+}
 
 /// The rooms of one server: created when their first client arrives, dropped (and
 /// unsubscribed) when their last one leaves. `R` is the relay's room type.
@@ -466,6 +524,21 @@ impl<R> Rooms<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_byte_queue_drops_past_its_bound_but_always_takes_one() {
+        let q = ByteQueue::new(10);
+        assert!(q.push_with(25, || "big"), "an empty queue takes anything");
+        assert!(!q.push_with(1, || unreachable!("a dropped item is not built")));
+        let (item, size) = crate::runtime::block_on(|_| async { q.pop().await });
+        assert_eq!((item, size), ("big", 25));
+        assert!(q.push_with(1, || "x") && q.bytes() == 26, "popped bytes count until released");
+        q.release(25);
+        assert!(q.push_with(9, || "y") && !q.push_with(1, || "z"));
+        assert_eq!(crate::runtime::block_on(|_| async { q.take().await }).len(), 2);
+        assert_eq!(q.clear(), 0);
+        assert_eq!(q.bytes(), 0, "clear forgets taken bytes too");
+    }
 
     #[test]
     fn rooms_come_from_the_path() {

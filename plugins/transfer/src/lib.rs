@@ -6,14 +6,13 @@
 //! several relays share them: whole messages up to `--redis-queue-bytes` are published to
 //! the room's channel, and messages from other relays are injected into the local room.
 
-use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::cell::Cell;
 use std::ffi::{CStr, OsString};
 use std::rc::Rc;
 
 use clap::Parser;
 use futures_lite::FutureExt;
-use ws_common::bus::{Bus, BusMessage, RedisArgs, Rooms};
+use ws_common::bus::{Bus, BusMessage, ByteQueue, RedisArgs, Rooms};
 use ws_common::frame_relay::{FrameObserver, FrameRelayArgs, FrameRoom};
 use ws_common::server::ServerArgs;
 use ws_common::{info, warning};
@@ -56,59 +55,6 @@ impl FrameObserver for LogTransfers {
     }
 }
 
-/// Whole messages from other servers waiting to be relayed, bounded in bytes.
-struct Inbox {
-    queue: RefCell<VecDeque<(Rc<FrameRoom>, BusMessage)>>,
-    bytes: Cell<usize>,
-    limit: usize,
-    dropped: Cell<u64>,
-    ready: event_listener::Event,
-}
-
-impl Inbox {
-    fn new(limit: usize) -> Self {
-        Inbox {
-            queue: RefCell::new(VecDeque::new()),
-            bytes: Cell::new(0),
-            limit,
-            dropped: Cell::new(0),
-            ready: event_listener::Event::new(),
-        }
-    }
-
-    fn push(&self, room: Rc<FrameRoom>, m: BusMessage) {
-        let size = m.payload.len();
-        if self.bytes.get() + size > self.limit && !self.queue.borrow().is_empty() {
-            self.dropped.set(self.dropped.get() + 1);
-            // Logged at the 1st, 2nd, 4th, 8th… drop, not once per message.
-            if !self.dropped.get().is_power_of_two() {
-                return;
-            }
-            warning!(
-                "ws_transfer: receivers are {} bytes behind messages from other servers; dropped one of {size} bytes ({} so far)",
-                self.bytes.get(),
-                self.dropped.get()
-            );
-            return;
-        }
-        self.bytes.set(self.bytes.get() + size);
-        self.queue.borrow_mut().push_back((room, m));
-        self.ready.notify(1);
-    }
-
-    async fn pop(&self) -> (Rc<FrameRoom>, BusMessage) {
-        loop {
-            let l = self.ready.listen();
-            let next = self.queue.borrow_mut().pop_front();
-            if let Some((room, m)) = next {
-                self.bytes.set(self.bytes.get() - m.payload.len());
-                return (room, m);
-            }
-            l.await;
-        }
-    }
-}
-
 #[derive(Debug, Default)]
 struct Transfer;
 
@@ -127,11 +73,26 @@ impl Plugin for Transfer {
                 // Messages from other servers wait here for their room's lane and receivers,
                 // so the Redis link is never held up (its own queue is unbounded) and memory
                 // stays bounded: over the limit, they are dropped and counted.
-                let inbox = Inbox::new(limit);
-                let take = from_bus.relay_from_bus(async |room: Rc<FrameRoom>, m| inbox.push(room, m));
+                let inbox = ByteQueue::new(limit);
+                let dropped = Cell::new(0u64);
+                let take = from_bus.relay_from_bus(async |room: Rc<FrameRoom>, m: BusMessage| {
+                    let size = m.payload.len();
+                    if !inbox.push_with(size, || (room, m)) {
+                        dropped.set(dropped.get() + 1);
+                        // Logged at the 1st, 2nd, 4th, 8th… drop, not once per message.
+                        if dropped.get().is_power_of_two() {
+                            warning!(
+                                "ws_transfer: receivers are {} bytes behind messages from other servers; dropped one of {size} bytes ({} so far)",
+                                inbox.bytes(),
+                                dropped.get()
+                            );
+                        }
+                    }
+                });
                 let relay = async {
                     loop {
-                        let (room, m) = inbox.pop().await;
+                        let ((room, m), size) = inbox.pop().await;
+                        inbox.release(size);
                         let n = room.inject(m.binary, &m.payload).await;
                         info!("ws_transfer: {} bytes from another server relayed to {n} clients", m.payload.len());
                     }
