@@ -72,11 +72,7 @@ http {{
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("nginx is missing: scripts/peers.sh installs it");
-        let deadline = Instant::now() + T;
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "nginx did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::util::wait_for_port(port, "nginx", T);
         Nginx { child, port, _work: work }
     }
 }

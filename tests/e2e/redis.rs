@@ -2,7 +2,6 @@
 //! free loopback port): two `ws broadcast_server`s share their rooms, survive Redis going
 //! away, and keep rooms apart; two `ws transfer` relays pass a file across.
 
-use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -55,11 +54,7 @@ impl Redis {
             .spawn()
             .expect("redis-server is missing: scripts/peers.sh installs it");
         self.child = Some(child);
-        let deadline = Instant::now() + T;
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not listen on {}", self.port);
-            thread::sleep(Duration::from_millis(20));
-        }
+        crate::util::wait_for_port(self.port, "redis-server", T);
     }
 
     /// Kills the server the hard way: no goodbye to its clients beyond the closed sockets.

@@ -163,6 +163,16 @@ pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> 
     }
 }
 
+/// Waits until something accepts TCP connections on 127.0.0.1:`port` (a peer started on a
+/// port chosen for it, which prints no `Listening on` line); fails after `timeout`.
+pub fn wait_for_port(port: u16, what: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not listen on {port} within {timeout:?}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A running server: started with `--port 0`, its address read from the ready line, its
 /// output forwarded (prefixed) and kept for assertions, killed on Drop.
 pub struct Server {
