@@ -55,7 +55,8 @@ pub struct RedisArgs {
     /// rediss://: private key (PEM) of --redis-cert-file
     #[arg(long = "redis-key-file", value_name = "FILE", requires = "redis_cert_file")]
     pub redis_key_file: Option<PathBuf>,
-    /// Most bytes waiting to be published; what local clients send beyond it is dropped
+    /// Most bytes queued for Redis (and, in transfer, from it and per published message);
+    /// beyond it messages are dropped and counted
     #[arg(long = "redis-queue-bytes", default_value_t = 64 << 20, value_name = "BYTES")]
     pub queue_bytes: usize,
 }
