@@ -14,7 +14,9 @@
 //! 8 MiB are gzipped when the client accepts it; connections are kept alive, with a header
 //! read timeout and a connection limit.
 
-use std::cell::Cell;
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::ffi::{CStr, OsString};
 use std::io::Write;
@@ -24,21 +26,19 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use clap::Parser;
 use futures_lite::AsyncWriteExt;
-use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
-use hyper::body::{Frame, Incoming};
+use http_body_util::BodyExt;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use ws_common::net::{ListenArgs, accept_tls};
 use ws_common::tls::TlsArgs;
 use ws_common::{info, warning};
 use ws_plugin_api::{Error, Plugin, declare_plugin};
-
-type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
 /// Largest file gzipped on the fly (compressed in memory, so bounded).
 const MAX_GZIP: u64 = 8 << 20;
@@ -91,6 +91,7 @@ enum Mode {
 
 struct Ctx {
     mode: Mode,
+    heads: RefCell<Heads>,
 }
 
 #[derive(Debug, Default)]
@@ -119,7 +120,7 @@ impl Plugin for Httpd {
             }
         };
         let tls = args.tls.server_config(&[b"h2", b"http/1.1"])?;
-        let ctx = Rc::new(Ctx { mode });
+        let ctx = Rc::new(Ctx { mode, heads: RefCell::default() });
         ws_common::runtime::block_on(|ex| async move {
             let listener = args.listen.listen().await?;
             let active = Rc::new(Cell::new(0usize));
@@ -184,14 +185,9 @@ async fn serve_connection(
                 // Busy until hyper drops the response body: a download in progress is not
                 // an idle connection, however long it takes.
                 let done = Busy(watch);
-                let resp = handle(&ctx, req, peer).await;
-                Ok::<_, Infallible>(resp.map(|body| {
-                    body.map_frame(move |f| {
-                        let _ = &done;
-                        f
-                    })
-                    .boxed_unsync()
-                }))
+                let mut resp = handle(&ctx, req, peer).await;
+                resp.body_mut().busy = Some(done);
+                Ok::<_, Infallible>(resp)
             }
         })
     };
@@ -221,11 +217,18 @@ struct Watch {
     /// Requests being answered (until hyper drops the response body).
     busy: AtomicUsize,
     /// Since when the connection has been waiting for a request head (start, or the end of
-    /// the last response); the times are nanoseconds after `base`.
+    /// the last response); the times are [`coarse_now`]s.
     awaiting: AtomicU64,
     last_read: AtomicU64,
     last_write: AtomicU64,
-    base: Instant,
+}
+
+/// Nanoseconds on the coarse monotonic clock (a few ms of resolution, plenty for limits in
+/// seconds): noted on every read and write, where reading the precise clock cost ~1 % of a
+/// small request's time.
+fn coarse_now() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
 
 /// Ends a request's busy time in its [`Watch`] when dropped.
@@ -263,44 +266,36 @@ impl Limit {
 
 impl Watch {
     fn new() -> Self {
-        let zero = || AtomicU64::new(0);
-        Watch {
-            busy: AtomicUsize::new(0),
-            awaiting: zero(),
-            last_read: zero(),
-            last_write: zero(),
-            base: Instant::now(),
-        }
+        let now = || AtomicU64::new(coarse_now());
+        Watch { busy: AtomicUsize::new(0), awaiting: now(), last_read: now(), last_write: now() }
     }
 
     /// Sets `at` to now.
     fn note(&self, at: &AtomicU64) {
-        at.store(self.base.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        at.store(coarse_now(), Ordering::Relaxed);
     }
 
-    fn instant(&self, at: &AtomicU64) -> Instant {
-        self.base + Duration::from_nanos(at.load(Ordering::Relaxed))
-    }
-
-    /// When the connection breaks its limit if nothing happens.
-    fn deadline(&self, limit: Limit) -> Instant {
-        let moved = self.instant(&self.last_read).max(self.instant(&self.last_write));
+    /// When the connection breaks its limit if nothing happens, on the [`coarse_now`] clock.
+    fn deadline(&self, limit: Limit) -> u64 {
+        let at = |t: &AtomicU64| t.load(Ordering::Relaxed);
+        let moved = at(&self.last_read).max(at(&self.last_write));
+        let nanos = |d: Duration| d.as_nanos() as u64;
         match limit {
-            Limit::Head(_) if self.busy.load(Ordering::Relaxed) > 0 => moved + STALL.max(limit.period()),
-            Limit::Head(d) => self.instant(&self.awaiting) + d,
-            Limit::Idle(d) => moved + d,
+            Limit::Head(_) if self.busy.load(Ordering::Relaxed) > 0 => moved + nanos(STALL.max(limit.period())),
+            Limit::Head(d) => at(&self.awaiting) + nanos(d),
+            Limit::Idle(d) => moved + nanos(d),
         }
     }
 
     /// Returns once the connection broke its limit (and is to be dropped).
     async fn expire(&self, limit: Limit, peer: std::net::SocketAddr) -> Result<(), hyper::Error> {
         loop {
-            let at = self.deadline(limit);
-            if at <= Instant::now() {
+            let (at, now) = (self.deadline(limit), coarse_now());
+            if at <= now {
                 ws_common::debug!("connection from {peer}: over its time limit ({:?}), closed", limit.period());
                 return Ok(());
             }
-            smol::Timer::at(at).await;
+            smol::Timer::after(Duration::from_nanos(at - now)).await;
         }
     }
 }
@@ -368,15 +363,77 @@ impl futures_lite::AsyncWrite for Activity {
     }
 }
 
-fn full(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
-    let body = body.into();
-    let mut r = Response::new(Full::new(body).map_err(|never| match never {}).boxed_unsync());
+/// A response body: bytes in memory (errors, listings, gzip, debug) or a file read in
+/// [`CHUNK`]s as hyper asks for them (constant memory for any size; the reads are inline,
+/// see [`send_file`]). It carries the request's [`Busy`] guard, so the connection's watchdog
+/// learns when hyper has finished with it without another boxed wrapper per request.
+struct Body {
+    kind: Kind,
+    busy: Option<Busy>,
+}
+
+enum Kind {
+    Whole(Option<Bytes>),
+    File { file: std::fs::File, left: u64 },
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<std::io::Result<Frame<Bytes>>>> {
+        let this = self.get_mut();
+        Poll::Ready(match &mut this.kind {
+            Kind::Whole(bytes) => bytes.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b))),
+            Kind::File { left: 0, .. } => None,
+            Kind::File { file, left } => {
+                let mut buf = vec![0u8; CHUNK.min(*left as usize)];
+                Some(match std::io::Read::read(file, &mut buf) {
+                    Ok(0) => {
+                        *left = 0;
+                        Err(std::io::Error::other("file shrank while being sent"))
+                    }
+                    Ok(n) => {
+                        buf.truncate(n);
+                        *left -= n as u64;
+                        Ok(Frame::data(Bytes::from(buf)))
+                    }
+                    Err(e) => {
+                        *left = 0;
+                        Err(e)
+                    }
+                })
+            }
+        })
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Whole(b) => b.as_ref().is_none_or(Bytes::is_empty),
+            Kind::File { left, .. } => *left == 0,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(match &self.kind {
+            Kind::Whole(b) => b.as_ref().map_or(0, |b| b.len() as u64),
+            Kind::File { left, .. } => *left,
+        })
+    }
+}
+
+fn response(status: StatusCode, kind: Kind) -> Response<Body> {
+    let mut r = Response::new(Body { kind, busy: None });
     *r.status_mut() = status;
     r
 }
 
+fn full(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    response(status, Kind::Whole(Some(body.into())))
+}
+
 fn empty(status: StatusCode) -> Response<Body> {
-    full(status, Bytes::new())
+    response(status, Kind::Whole(None))
 }
 
 async fn handle(ctx: &Ctx, req: Request<Incoming>, peer: std::net::SocketAddr) -> Response<Body> {
@@ -399,7 +456,7 @@ async fn handle(ctx: &Ctx, req: Request<Incoming>, peer: std::net::SocketAddr) -
             }
         }
         Mode::Debug => debug_request(req, peer).await,
-        Mode::Static { root, listing } => serve_static(root, *listing, &req).await,
+        Mode::Static { root, listing } => serve_static(root, *listing, &ctx.heads, &req).await,
     };
     resp.headers_mut().insert(header::SERVER, HeaderValue::from_static(ws_common::ws::USER_AGENT));
     if let Some((path, ua)) = logged {
@@ -430,7 +487,15 @@ async fn debug_request(req: Request<Incoming>, peer: std::net::SocketAddr) -> Re
 
 /// Decodes a request path into a path relative to the root, or `None` when it must not be
 /// served: NUL, backslashes, encoded separators and `..` segments are refused outright.
-pub fn relative_path(raw_path: &str) -> Option<String> {
+pub fn relative_path(raw_path: &str) -> Option<Cow<'_, str>> {
+    // The common case, nothing encoded and no empty, `.` or `..` segment, is its own answer.
+    if let Some(rest) = raw_path.strip_prefix('/')
+        && !rest.is_empty()
+        && !rest.bytes().any(|b| matches!(b, b'%' | b'\\' | 0))
+        && rest.split('/').all(|seg| !matches!(seg, "" | "." | ".."))
+    {
+        return Some(Cow::Borrowed(rest));
+    }
     let lower = raw_path.to_ascii_lowercase();
     if lower.contains("%2f") || lower.contains("%5c") || lower.contains("%00") {
         return None;
@@ -448,7 +513,7 @@ pub fn relative_path(raw_path: &str) -> Option<String> {
             s => parts.push(s),
         }
     }
-    Some(if parts.is_empty() { ".".to_string() } else { parts.join("/") })
+    Some(Cow::Owned(if parts.is_empty() { ".".to_string() } else { parts.join("/") }))
 }
 
 /// The served folder, and the way files are opened beneath it.
@@ -495,7 +560,7 @@ impl Root {
     }
 }
 
-async fn serve_static(root: &Root, listing: bool, req: &Request<Incoming>) -> Response<Body> {
+async fn serve_static(root: &Root, listing: bool, heads: &RefCell<Heads>, req: &Request<Incoming>) -> Response<Body> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = full(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
         r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
@@ -518,16 +583,17 @@ async fn serve_static(root: &Root, listing: bool, req: &Request<Incoming>) -> Re
         let index = format!("{rel}/index.html");
         match root.open_file(&index).and_then(|f| f.metadata().ok().filter(|m| m.is_file()).map(|m| (f, m))) {
             Some((f, m)) => {
-                (file, meta, name) = (f, m, index);
+                (file, meta, name) = (f, m, Cow::Owned(index));
             }
-            None if listing => return list_dir(&root.path.join(&rel), raw_path, req.method() == Method::HEAD),
+            None if listing => return list_dir(&root.path.join(&*rel), raw_path, req.method() == Method::HEAD),
             None => return not_found(),
         }
     }
     if !meta.is_file() {
         return not_found();
     }
-    match send_file(file, &meta, Path::new(&name), req).await {
+    let head = heads.borrow_mut().get(&name, &meta);
+    match send_file(file, &meta, &head, req).await {
         Ok(r) => r,
         Err(_) => not_found(),
     }
@@ -616,66 +682,119 @@ fn parse_range(value: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, ()> 
     Ok(Some((start, end)))
 }
 
+/// What a file version's response headers say. Formatting the ETag and the date and
+/// guessing the type from the name took a fifth of httpd's user time per 1 KiB request
+/// (perf), so they are made once per file version and reused.
+struct Head {
+    /// Device, inode, size and modification time (s, ns): the version these headers are for.
+    version: (u64, u64, u64, i64, i64),
+    etag: HeaderValue,
+    last_modified: HeaderValue,
+    modified: SystemTime,
+    content_type: HeaderValue,
+    compressible: bool,
+}
+
+fn version(meta: &std::fs::Metadata) -> (u64, u64, u64, i64, i64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino(), meta.len(), meta.mtime(), meta.mtime_nsec())
+}
+
+impl Head {
+    fn new(name: &str, meta: &std::fs::Metadata) -> Head {
+        let value = |s: String| HeaderValue::try_from(s).unwrap_or_else(|_| HeaderValue::from_static(""));
+        let since = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH).duration_since(SystemTime::UNIX_EPOCH);
+        let since = since.unwrap_or_default();
+        let modified = SystemTime::UNIX_EPOCH + Duration::from_secs(since.as_secs());
+        let mime = mime_guess::from_path(name).first_or_octet_stream();
+        let content_type = if mime.type_() == "text" && mime.get_param("charset").is_none() {
+            format!("{mime}; charset=utf-8")
+        } else {
+            mime.to_string()
+        };
+        Head {
+            version: version(meta),
+            etag: value(format!("\"{:x}-{:x}\"", meta.len(), since.as_nanos())),
+            last_modified: value(httpdate::fmt_http_date(modified)),
+            modified,
+            content_type: value(content_type),
+            compressible: is_compressible(&mime),
+        }
+    }
+
+    /// Adds the headers every answer about this file has.
+    fn apply(&self, mut r: Response<Body>) -> Response<Body> {
+        let h = r.headers_mut();
+        h.reserve(8);
+        h.insert(header::ETAG, self.etag.clone());
+        h.insert(header::LAST_MODIFIED, self.last_modified.clone());
+        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        h.insert(header::CONTENT_TYPE, self.content_type.clone());
+        r
+    }
+}
+
+/// The [`Head`]s of recently served files, by the name they were served under (the type
+/// comes from it). Each request still reads the file's metadata and uses an entry only for
+/// the same version, so a changed file gets new headers at once. Emptied when full.
+#[derive(Default)]
+struct Heads(HashMap<String, Rc<Head>>);
+
+const MAX_HEADS: usize = 4096;
+
+impl Heads {
+    fn get(&mut self, name: &str, meta: &std::fs::Metadata) -> Rc<Head> {
+        if let Some(head) = self.0.get(name)
+            && head.version == version(meta)
+        {
+            return head.clone();
+        }
+        let head = Rc::new(Head::new(name, meta));
+        if self.0.len() >= MAX_HEADS {
+            self.0.clear();
+        }
+        self.0.insert(name.to_string(), head.clone());
+        head
+    }
+}
+
 // Local file system calls run inline: on page-cached files they take microseconds, while
 // smol::fs would hand each one to a thread pool and back (measured: 6x fewer requests/s).
 async fn send_file(
     mut file: std::fs::File,
     meta: &std::fs::Metadata,
-    path: &Path,
+    head: &Head,
     req: &Request<Incoming>,
 ) -> std::io::Result<Response<Body>> {
     let len = meta.len();
-    let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-    let secs = mtime.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let etag = format!("\"{len:x}-{:x}\"", mtime.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
-    let last_modified = httpdate::fmt_http_date(SystemTime::UNIX_EPOCH + Duration::from_secs(secs));
-    let mime = mime_guess::from_path(path).first_or_octet_stream();
     let h = req.headers();
     let get = |n: header::HeaderName| h.get(n).and_then(|v| v.to_str().ok());
     let not_modified = match get(header::IF_NONE_MATCH) {
         Some(inm) => inm.split(',').any(|t| {
             let t = t.trim();
-            t == "*" || t.trim_start_matches("W/") == etag
+            t == "*" || t.trim_start_matches("W/").as_bytes() == head.etag.as_bytes()
         }),
         None => get(header::IF_MODIFIED_SINCE)
             .and_then(|v| httpdate::parse_http_date(v).ok())
-            .is_some_and(|since| SystemTime::UNIX_EPOCH + Duration::from_secs(secs) <= since),
-    };
-    let mut headers = vec![
-        (header::ETAG, etag.clone()),
-        (header::LAST_MODIFIED, last_modified),
-        (header::ACCEPT_RANGES, "bytes".to_string()),
-    ];
-    let content_type = if mime.type_() == "text" && mime.get_param("charset").is_none() {
-        format!("{mime}; charset=utf-8")
-    } else {
-        mime.to_string()
-    };
-    headers.push((header::CONTENT_TYPE, content_type));
-    let finish = |mut r: Response<Body>, extra: Vec<(header::HeaderName, String)>| {
-        for (k, v) in headers.iter().cloned().chain(extra) {
-            if let Ok(v) = HeaderValue::from_str(&v) {
-                r.headers_mut().insert(k, v);
-            }
-        }
-        r
+            .is_some_and(|since| head.modified <= since),
     };
     if not_modified {
-        return Ok(finish(empty(StatusCode::NOT_MODIFIED), vec![]));
+        return Ok(head.apply(empty(StatusCode::NOT_MODIFIED)));
     }
-    let head = req.method() == Method::HEAD;
+    let head_only = req.method() == Method::HEAD;
     let range = match parse_range(get(header::RANGE), len) {
         Ok(r) => r,
         Err(()) => {
-            return Ok(finish(
-                full(StatusCode::RANGE_NOT_SATISFIABLE, ""),
-                vec![(header::CONTENT_RANGE, format!("bytes */{len}"))],
-            ));
+            let mut r = head.apply(full(StatusCode::RANGE_NOT_SATISFIABLE, ""));
+            if let Ok(v) = HeaderValue::try_from(format!("bytes */{len}")) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return Ok(r);
         }
     };
     let wants_gzip =
         get(header::ACCEPT_ENCODING).is_some_and(|v| v.split(',').any(|e| e.trim().split(';').next() == Some("gzip")));
-    if range.is_none() && wants_gzip && is_compressible(&mime) && len <= MAX_GZIP && len > 0 {
+    if range.is_none() && wants_gzip && head.compressible && len <= MAX_GZIP && len > 0 {
         let mut data = Vec::with_capacity(len as usize);
         std::io::Read::read_to_end(&mut file, &mut data)?;
         let gz = smol::unblock(move || {
@@ -685,49 +804,37 @@ async fn send_file(
         })
         .await?;
         let n = gz.len();
-        let r = if head { empty(StatusCode::OK) } else { full(StatusCode::OK, gz) };
-        return Ok(finish(
-            r,
-            vec![
-                (header::CONTENT_ENCODING, "gzip".into()),
-                (header::VARY, "Accept-Encoding".into()),
-                (header::CONTENT_LENGTH, n.to_string()),
-            ],
-        ));
+        let mut r = head.apply(if head_only { empty(StatusCode::OK) } else { full(StatusCode::OK, gz) });
+        let h = r.headers_mut();
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+        return Ok(r);
     }
-    let (status, start, count, mut extra) = match range {
-        Some((s, e)) => {
-            (StatusCode::PARTIAL_CONTENT, s, e - s + 1, vec![(header::CONTENT_RANGE, format!("bytes {s}-{e}/{len}"))])
-        }
-        None => (StatusCode::OK, 0, len, vec![]),
+    let (status, start, count) = match range {
+        Some((s, e)) => (StatusCode::PARTIAL_CONTENT, s, e - s + 1),
+        None => (StatusCode::OK, 0, len),
     };
-    extra.push((header::CONTENT_LENGTH, count.to_string()));
-    if is_compressible(&mime) {
-        extra.push((header::VARY, "Accept-Encoding".into()));
-    }
-    if head {
-        return Ok(finish(empty(status), extra));
-    }
-    if start > 0 {
-        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(start))?;
-    }
-    let stream = futures_lite::stream::unfold((file, count), |(mut file, left)| async move {
-        if left == 0 {
-            return None;
+    let r = if head_only {
+        empty(status)
+    } else {
+        if start > 0 {
+            std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(start))?;
         }
-        let mut buf = vec![0u8; CHUNK.min(left as usize)];
-        match std::io::Read::read(&mut file, &mut buf) {
-            Ok(0) => Some((Err(std::io::Error::other("file shrank while being sent")), (file, 0))),
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(Frame::data(Bytes::from(buf))), (file, left - n as u64)))
-            }
-            Err(e) => Some((Err(e), (file, 0))),
-        }
-    });
-    let mut r = Response::new(StreamBody::new(stream).boxed_unsync());
-    *r.status_mut() = status;
-    Ok(finish(r, extra))
+        response(status, Kind::File { file, left: count })
+    };
+    let mut r = head.apply(r);
+    let h = r.headers_mut();
+    if let Some((s, e)) = range
+        && let Ok(v) = HeaderValue::try_from(format!("bytes {s}-{e}/{len}"))
+    {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
+    if head.compressible {
+        h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    }
+    Ok(r)
 }
 
 declare_plugin!(Httpd);
@@ -774,6 +881,36 @@ mod tests {
                 assert_eq!(read(bad), None, "{bad} (beneath: {beneath})");
             }
         }
+    }
+
+    #[test]
+    fn plain_paths_take_the_short_way_and_the_rest_are_normalised() {
+        let rel = |p: &str| relative_path(p).map(|r| (matches!(r, Cow::Borrowed(_)), r.into_owned()));
+        assert_eq!(rel("/a/b.txt"), Some((true, "a/b.txt".into())));
+        assert_eq!(rel("/a//b.txt"), Some((false, "a/b.txt".into())));
+        assert_eq!(rel("/a/./b.txt"), Some((false, "a/b.txt".into())));
+        assert_eq!(rel("/dir/"), Some((false, "dir".into())));
+        assert_eq!(rel("/"), Some((false, ".".into())));
+        assert_eq!(rel("/a%20b"), Some((false, "a b".into())));
+        assert_eq!(rel("/a/../b"), None);
+        assert_eq!(rel("a/b"), None);
+    }
+
+    #[test]
+    fn a_changed_file_gets_new_headers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("page.html");
+        std::fs::write(&path, "one").unwrap();
+        let mut heads = Heads::default();
+        let first = heads.get("page.html", &std::fs::metadata(&path).unwrap());
+        assert_eq!(first.content_type, "text/html; charset=utf-8");
+        let again = heads.get("page.html", &std::fs::metadata(&path).unwrap());
+        assert!(Rc::ptr_eq(&first, &again), "the same version reuses its headers");
+        std::fs::write(&path, "three").unwrap();
+        let changed = heads.get("page.html", &std::fs::metadata(&path).unwrap());
+        assert_ne!(changed.etag, first.etag);
+        let other_name = heads.get("page.txt", &std::fs::metadata(&path).unwrap());
+        assert_eq!(other_name.content_type, "text/plain; charset=utf-8", "the type follows the name served");
     }
 
     #[test]
