@@ -28,6 +28,7 @@ use clap::Parser;
 use futures_lite::FutureExt;
 use smol::lock::Mutex;
 use splice::{Ended, Pump};
+use ws_common::runtime::Isolated;
 use ws_common::server::{Client, Gate, ServerArgs};
 use ws_common::tls::TlsArgs;
 use ws_common::url::Url;
@@ -233,14 +234,16 @@ async fn proxy(client: Client, opts: ClientOptions) -> (u16, String) {
     let (mut up_rx, up_tx) = splice::halves(upstream);
     let (client_tx, up_tx) = (Mutex::new(client_tx), Mutex::new(up_tx));
     let max = opts.max_message;
-    let mut c2u = pin!(async {
+    // Each direction is polled only when its own socket woke it: polled together, every
+    // wake-up of one made the other try a read into EAGAIN (one wasted syscall per batch).
+    let mut c2u = pin!(Isolated::new(async {
         let mut p = Pump::new(true, max);
         p.run(&mut client_rx, &up_tx, &client_tx).await
-    });
-    let mut u2c = pin!(async {
+    }));
+    let mut u2c = pin!(Isolated::new(async {
         let mut p = Pump::new(false, max);
         p.run(&mut up_rx, &client_tx, &up_tx).await
-    });
+    }));
     let first = std::future::poll_fn(|cx| {
         if let Poll::Ready(e) = c2u.as_mut().poll(cx) {
             return Poll::Ready((true, e));
