@@ -409,18 +409,27 @@ bench_httpd() {
     local nginx_port
     nginx_port=$(free_port)
     nginx_conf "$work" "$nginx_port" "root $work/www;"
+    # the same nginx with its open-file cache on (off by default; it re-checks files only
+    # every open_file_cache_valid seconds, where ws httpd checks on every request)
+    local ofc_port
+    ofc_port=$(free_port)
+    nginx_conf "$work/ofc" "$ofc_port" "root $work/www; open_file_cache max=1000 inactive=20s; open_file_cache_valid 30s;"
     declare -A rps dl rss
     for _ in $(seq "$ROUNDS"); do
-        for s in ws nginx; do
+        for s in ws nginx nginx_ofc; do
             local port pid
             if [ "$s" = ws ]; then
                 start_server "$WS" httpd -q --port 0 --root "$work/www"
                 port=$SERVER_PORT
                 pid=$SERVER_PID
-            else
+            elif [ "$s" = nginx ]; then
                 start_nginx "$work" "$nginx_port"
                 pid=$NGINX_PID
                 port=$nginx_port
+            else
+                start_nginx "$work/ofc" "$ofc_port"
+                pid=$NGINX_PID
+                port=$ofc_port
             fi
             # only 2xx answers count: a server answering errors fast must not score
             local out
@@ -429,7 +438,7 @@ bench_httpd() {
             rps[$s]+="$(echo "$out" | awk '/Requests\/sec/ { print $2 }') "
             dl[$s]+="$(curl -sf -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$port/big.bin") "
             local worker=$pid
-            [ "$s" = nginx ] && worker=$(pgrep -P "$pid" | head -1)
+            [ "$s" != ws ] && worker=$(pgrep -P "$pid" | head -1)
             rss[$s]+="$(peak_rss_kib "${worker:-$pid}") "
             if [ "$s" = ws ]; then stop_server; else stop_nginx; fi
         done
@@ -442,10 +451,11 @@ bench_httpd() {
         echo
         echo "1 KiB file: \`wrk -t1 -c32 -d${DUR}s\` (keep-alive); download: \`curl -o /dev/null\` of a $((big / 1024 / 1024)) MiB file; median of $ROUNDS rounds (min–max)."
         echo "Goals: ≥ 1.0× nginx req/s; ≥ 0.9× nginx download throughput; server RSS ≤ 32 MiB."
+        echo "nginx_ofc is the same nginx with \`open_file_cache\` on (it re-checks a file every 30 s; ws httpd keeps small files in memory and checks them with a stat on every request)."
         echo
         echo "| server | 1 KiB req/s | vs nginx | download MB/s | vs nginx | server peak RSS MiB |"
         echo "|---|---|---|---|---|---|"
-        for s in ws nginx; do
+        for s in ws nginx nginx_ofc; do
             local r d
             r=$(med ${rps[$s]})
             d=$(med ${dl[$s]})

@@ -332,3 +332,28 @@ fn redirect_and_debug_modes() {
     d.wait_for_line("x-test: yes", T);
     d.wait_for_line("hello=world", T);
 }
+
+#[test]
+fn small_files_are_answered_from_memory_only_while_unchanged() {
+    let base = tempfile::tempdir().unwrap();
+    let root = base.path().join("site");
+    std::fs::create_dir(&root).unwrap();
+    let page = root.join("page.txt");
+    std::fs::write(&page, "version one\n").unwrap();
+    std::fs::write(base.path().join("secret.txt"), "secret file\n").unwrap();
+    let s = httpd(&root, &[]);
+    let url = format!("{}/page.txt", s.url("http"));
+    assert_eq!(curl(&[&url]).stdout, "version one\n");
+    assert_eq!(curl(&[&url]).stdout, "version one\n", "the second answer (from memory) is the same");
+    std::fs::write(&page, "version two\n").unwrap();
+    assert_eq!(curl(&[&url]).stdout, "version two\n", "rewritten with the same length: the new bytes");
+    assert_eq!(curl(&["-r", "8-10", &url]).stdout, "two", "a range of the kept copy");
+    assert_eq!(curl(&["--compressed", &url]).stdout, "version two\n");
+    std::fs::remove_file(&page).unwrap();
+    std::os::unix::fs::symlink(base.path().join("secret.txt"), &page).unwrap();
+    let out = curl(&["-o", "/dev/null", "-w", "%{http_code}", &url]);
+    assert_eq!(out.stdout, "404", "now a symlink out of the root: refused, whatever was kept");
+    std::fs::remove_file(&page).unwrap();
+    let out = curl(&["-o", "/dev/null", "-w", "%{http_code}", &url]);
+    assert_eq!(out.stdout, "404", "gone");
+}

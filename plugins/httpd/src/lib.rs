@@ -9,7 +9,9 @@
 //! (Linux < 5.6), the path is resolved through symlinks and must still be under the root.
 //! Anything refused is 404, never the file.
 //!
-//! Files are streamed in 64 KiB chunks (constant memory for any size); `Last-Modified` and
+//! Files are streamed in 64 KiB chunks (constant memory for any size). Files up to 64 KiB
+//! are also kept in memory (16 MiB in all) with their headers, and answered from there while
+//! one `stat` per request shows the same file unchanged (see [`Heads`]). `Last-Modified` and
 //! `ETag` answer revalidation with 304; one `Range` gets 206 or 416; compressible files up to
 //! 8 MiB are gzipped when the client accepts it; connections are kept alive, with a header
 //! read timeout and a connection limit.
@@ -569,6 +571,11 @@ async fn serve_static(root: &Root, listing: bool, heads: &RefCell<Heads>, req: &
     let not_found = || full(StatusCode::NOT_FOUND, "not found\n");
     let raw_path = req.uri().path();
     let Some(rel) = relative_path(raw_path) else { return not_found() };
+    let cached = heads.borrow().fresh(root, &rel);
+    if let Some(head) = cached {
+        let body = head.body.clone().unwrap_or_default();
+        return send_file(Source::Cached(body), &head, req).await.unwrap_or_else(|_| not_found());
+    }
     let Some(mut file) = root.open_file(&rel) else { return not_found() };
     let Ok(mut meta) = file.metadata() else { return not_found() };
     let mut name = rel.clone();
@@ -592,8 +599,18 @@ async fn serve_static(root: &Root, listing: bool, heads: &RefCell<Heads>, req: &
     if !meta.is_file() {
         return not_found();
     }
-    let head = heads.borrow_mut().get(&name, &meta);
-    match send_file(file, &meta, &head, req).await {
+    let head = heads.borrow_mut().get(&name, &mut file, &meta);
+    let source = match &head.body {
+        Some(bytes) => Source::Cached(bytes.clone()),
+        None => {
+            // Read whole for the cache above, or not small: stream it from the start.
+            if std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0)).is_err() {
+                return not_found();
+            }
+            Source::File(file)
+        }
+    };
+    match send_file(source, &head, req).await {
         Ok(r) => r,
         Err(_) => not_found(),
     }
@@ -682,22 +699,53 @@ fn parse_range(value: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, ()> 
     Ok(Some((start, end)))
 }
 
-/// What a file version's response headers say. Formatting the ETag and the date and
-/// guessing the type from the name took a fifth of httpd's user time per 1 KiB request
-/// (perf), so they are made once per file version and reused.
+/// What a file version's response headers say, and for a small file its bytes.
+/// Formatting the ETag and the date and guessing the type from the name took a fifth of
+/// httpd's user time per 1 KiB request (perf), and opening, reading and closing the file
+/// three of its seven system calls; so they are done once per file version.
 struct Head {
-    /// Device, inode, size and modification time (s, ns): the version these headers are for.
-    version: (u64, u64, u64, i64, i64),
+    version: Version,
     etag: HeaderValue,
     last_modified: HeaderValue,
     modified: SystemTime,
     content_type: HeaderValue,
     compressible: bool,
+    /// The whole file, when it is at most [`SMALL`] bytes and was read whole.
+    body: Option<Bytes>,
 }
 
-fn version(meta: &std::fs::Metadata) -> (u64, u64, u64, i64, i64) {
-    use std::os::unix::fs::MetadataExt;
-    (meta.dev(), meta.ino(), meta.len(), meta.mtime(), meta.mtime_nsec())
+/// Device, inode, size, and modification and change times (s, ns): a file version. The
+/// change time moves on any write, rename onto the name or permission change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Version([i64; 7]);
+
+impl Version {
+    fn of(meta: &std::fs::Metadata) -> Version {
+        use std::os::unix::fs::MetadataExt;
+        Version([
+            meta.dev() as i64,
+            meta.ino() as i64,
+            meta.len() as i64,
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec(),
+        ])
+    }
+
+    // The fields' types differ between architectures.
+    #[allow(clippy::unnecessary_cast)]
+    fn of_stat(st: &rustix::fs::Stat) -> Version {
+        Version([
+            st.st_dev as i64,
+            st.st_ino as i64,
+            st.st_size as i64,
+            st.st_mtime as i64,
+            st.st_mtime_nsec as i64,
+            st.st_ctime as i64,
+            st.st_ctime_nsec as i64,
+        ])
+    }
 }
 
 impl Head {
@@ -713,12 +761,13 @@ impl Head {
             mime.to_string()
         };
         Head {
-            version: version(meta),
+            version: Version::of(meta),
             etag: value(format!("\"{:x}-{:x}\"", meta.len(), since.as_nanos())),
             last_modified: value(httpdate::fmt_http_date(modified)),
             modified,
             content_type: value(content_type),
             compressible: is_compressible(&mime),
+            body: None,
         }
     }
 
@@ -734,39 +783,84 @@ impl Head {
     }
 }
 
-/// The [`Head`]s of recently served files, by the name they were served under (the type
-/// comes from it). Each request still reads the file's metadata and uses an entry only for
-/// the same version, so a changed file gets new headers at once. Emptied when full.
-#[derive(Default)]
-struct Heads(HashMap<String, Rc<Head>>);
-
+/// Files up to this size are kept in memory with their [`Head`].
+const SMALL: u64 = 64 * 1024;
+/// At most this many [`Head`]s and this many bytes of small files are kept; past either,
+/// the cache starts again empty.
 const MAX_HEADS: usize = 4096;
+const MAX_CACHED_BYTES: usize = 16 << 20;
+
+/// The [`Head`]s of recently served files, by the name they were served under (the type
+/// comes from it). An entry is used only for the same [`Version`] of the file, read anew
+/// for every request, so a changed file is answered from the disk at once.
+///
+/// Safety of the short way ([`Heads::fresh`]): it `stat`s the name, following symlinks,
+/// without `RESOLVE_BENEATH`; but it only ever answers with bytes that were read through
+/// [`Root::open_file`], and only when the name still leads to that very inode, unchanged.
+/// A name that now leads anywhere else misses and takes the checked way.
+#[derive(Default)]
+struct Heads {
+    map: HashMap<String, Rc<Head>>,
+    cached_bytes: usize,
+}
 
 impl Heads {
-    fn get(&mut self, name: &str, meta: &std::fs::Metadata) -> Rc<Head> {
-        if let Some(head) = self.0.get(name)
-            && head.version == version(meta)
+    /// The entry for `name` if it holds the file's bytes and the file is unchanged: one
+    /// `stat`, instead of open, `fstat`, read and close.
+    fn fresh(&self, root: &Root, name: &str) -> Option<Rc<Head>> {
+        let head = self.map.get(name).filter(|h| h.body.is_some())?;
+        let st = rustix::fs::statat(&root.dir, name, rustix::fs::AtFlags::empty()).ok()?;
+        (Version::of_stat(&st) == head.version).then(|| head.clone())
+    }
+
+    /// The entry for this version of `name`, made (and `file` read, if small) when missing.
+    fn get(&mut self, name: &str, file: &mut std::fs::File, meta: &std::fs::Metadata) -> Rc<Head> {
+        let version = Version::of(meta);
+        if let Some(head) = self.map.get(name)
+            && head.version == version
         {
             return head.clone();
         }
-        let head = Rc::new(Head::new(name, meta));
-        if self.0.len() >= MAX_HEADS {
-            self.0.clear();
+        let mut head = Head::new(name, meta);
+        if meta.len() <= SMALL {
+            head.body = read_whole(file, meta.len() as usize)
+                .filter(|_| file.metadata().is_ok_and(|m| Version::of(&m) == version));
         }
-        self.0.insert(name.to_string(), head.clone());
+        let size = head.body.as_ref().map_or(0, Bytes::len);
+        if self.map.len() >= MAX_HEADS || self.cached_bytes + size > MAX_CACHED_BYTES {
+            self.map.clear();
+            self.cached_bytes = 0;
+        }
+        let head = Rc::new(head);
+        if let Some(old) = self.map.insert(name.to_string(), head.clone()) {
+            self.cached_bytes -= old.body.as_ref().map_or(0, Bytes::len);
+        }
+        self.cached_bytes += size;
         head
     }
 }
 
+/// Reads exactly `len` bytes from the start of `file`, or `None` (it changed size).
+fn read_whole(file: &mut std::fs::File, len: usize) -> Option<Bytes> {
+    let mut buf = vec![0u8; len];
+    std::io::Read::read_exact(file, &mut buf).ok()?;
+    let mut probe = [0u8; 1];
+    match std::io::Read::read(file, &mut probe) {
+        Ok(0) => Some(Bytes::from(buf)),
+        _ => None,
+    }
+}
+
+/// Where a response's bytes come from.
+enum Source {
+    File(std::fs::File),
+    Cached(Bytes),
+}
+
 // Local file system calls run inline: on page-cached files they take microseconds, while
 // smol::fs would hand each one to a thread pool and back (measured: 6x fewer requests/s).
-async fn send_file(
-    mut file: std::fs::File,
-    meta: &std::fs::Metadata,
-    head: &Head,
-    req: &Request<Incoming>,
-) -> std::io::Result<Response<Body>> {
-    let len = meta.len();
+async fn send_file(source: Source, head: &Head, req: &Request<Incoming>) -> std::io::Result<Response<Body>> {
+    let len = head.version.0[2] as u64;
     let h = req.headers();
     let get = |n: header::HeaderName| h.get(n).and_then(|v| v.to_str().ok());
     let not_modified = match get(header::IF_NONE_MATCH) {
@@ -795,8 +889,14 @@ async fn send_file(
     let wants_gzip =
         get(header::ACCEPT_ENCODING).is_some_and(|v| v.split(',').any(|e| e.trim().split(';').next() == Some("gzip")));
     if range.is_none() && wants_gzip && head.compressible && len <= MAX_GZIP && len > 0 {
-        let mut data = Vec::with_capacity(len as usize);
-        std::io::Read::read_to_end(&mut file, &mut data)?;
+        let data = match source {
+            Source::Cached(bytes) => bytes,
+            Source::File(mut file) => {
+                let mut data = Vec::with_capacity(len as usize);
+                std::io::Read::read_to_end(&mut file, &mut data)?;
+                data.into()
+            }
+        };
         let gz = smol::unblock(move || {
             let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
             e.write_all(&data)?;
@@ -815,13 +915,15 @@ async fn send_file(
         Some((s, e)) => (StatusCode::PARTIAL_CONTENT, s, e - s + 1),
         None => (StatusCode::OK, 0, len),
     };
-    let r = if head_only {
-        empty(status)
-    } else {
-        if start > 0 {
-            std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(start))?;
+    let r = match source {
+        _ if head_only => empty(status),
+        Source::Cached(bytes) => {
+            response(status, Kind::Whole(Some(bytes.slice(start as usize..(start + count) as usize))))
         }
-        response(status, Kind::File { file, left: count })
+        Source::File(mut file) => {
+            std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(start))?;
+            response(status, Kind::File { file, left: count })
+        }
     };
     let mut r = head.apply(r);
     let h = r.headers_mut();
@@ -901,16 +1003,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("page.html");
         std::fs::write(&path, "one").unwrap();
+        let root = Root::new(dir.path().canonicalize().unwrap()).unwrap();
         let mut heads = Heads::default();
-        let first = heads.get("page.html", &std::fs::metadata(&path).unwrap());
+        let get = |heads: &mut Heads, name: &str| {
+            let mut file = root.open_file("page.html").unwrap();
+            let meta = file.metadata().unwrap();
+            heads.get(name, &mut file, &meta)
+        };
+        assert!(heads.fresh(&root, "page.html").is_none(), "nothing cached yet");
+        let first = get(&mut heads, "page.html");
         assert_eq!(first.content_type, "text/html; charset=utf-8");
-        let again = heads.get("page.html", &std::fs::metadata(&path).unwrap());
-        assert!(Rc::ptr_eq(&first, &again), "the same version reuses its headers");
-        std::fs::write(&path, "three").unwrap();
-        let changed = heads.get("page.html", &std::fs::metadata(&path).unwrap());
-        assert_ne!(changed.etag, first.etag);
-        let other_name = heads.get("page.txt", &std::fs::metadata(&path).unwrap());
+        assert_eq!(first.body.as_deref(), Some(&b"one"[..]));
+        let again = heads.fresh(&root, "page.html").expect("unchanged: served from memory");
+        assert!(Rc::ptr_eq(&first, &again), "the same version reuses its headers and bytes");
+        std::fs::write(&path, "two").unwrap();
+        assert!(heads.fresh(&root, "page.html").is_none(), "same size, rewritten: not fresh");
+        let changed = get(&mut heads, "page.html");
+        assert_eq!(changed.body.as_deref(), Some(&b"two"[..]));
+        let other_name = get(&mut heads, "page.txt");
         assert_eq!(other_name.content_type, "text/plain; charset=utf-8", "the type follows the name served");
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(dir.path().join("elsewhere"), "other").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), &path).unwrap();
+        assert!(heads.fresh(&root, "page.html").is_none(), "the name leads to another inode now");
     }
 
     #[test]
