@@ -151,3 +151,16 @@ fn a_malformed_config_is_one_line_naming_file_and_line_and_exit_2() {
     assert!(out.stderr.contains(&format!("{}:2:", bad.display())), "{}", out.stderr);
     assert!(!out.stdout.contains("Listening"), "{}", out.stdout);
 }
+
+#[test]
+fn pongs_never_land_inside_a_data_frame_that_is_still_passing() {
+    // The upstream sends one 2 MiB frame in pieces over ~0.3 s while the client pings every
+    // 5 ms: the proxy answers each ping itself, and its pong must wait for the frame's end.
+    let upstream = Server::start_cmd("slow-frame", peer_script("slow_frame.py").arg("serve"));
+    let p = proxy(&["--remote_host", &upstream.url("ws")]);
+    let mut client = peer_script("slow_frame.py");
+    client.args(["client", &p.url("ws")]);
+    let out = run(client, b"", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(out.stdout.contains("ok 2097152 bytes"), "{out:?}");
+}

@@ -27,7 +27,7 @@ use std::task::Poll;
 use clap::Parser;
 use futures_lite::FutureExt;
 use smol::lock::Mutex;
-use splice::{Ended, Pump};
+use splice::{Ended, Out, Pump};
 use ws_common::runtime::Isolated;
 use ws_common::server::{Client, Gate, ServerArgs};
 use ws_common::tls::TlsArgs;
@@ -232,7 +232,7 @@ async fn proxy(client: Client, opts: ClientOptions) -> (u16, String) {
     };
     let (mut client_rx, client_tx) = splice::halves(downstream.into_inner());
     let (mut up_rx, up_tx) = splice::halves(upstream);
-    let (client_tx, up_tx) = (Mutex::new(client_tx), Mutex::new(up_tx));
+    let (client_tx, up_tx) = (Mutex::new(Out::new(client_tx)), Mutex::new(Out::new(up_tx)));
     let max = opts.max_message;
     // Each direction is polled only when its own socket woke it: polled together, every
     // wake-up of one made the other try a read into EAGAIN (one wasted syscall per batch).
@@ -259,7 +259,7 @@ async fn proxy(client: Client, opts: ClientOptions) -> (u16, String) {
         let (client_tx, up_tx) = (&client_tx, &up_tx);
         async move {
             let frame = splice::close_frame(to_client, code, &reason);
-            let _ = splice::write(if to_client { client_tx } else { up_tx }, &frame)
+            let _ = splice::send_own(if to_client { client_tx } else { up_tx }, frame)
                 .or(async {
                     bounded(second).await;
                     false

@@ -7,7 +7,9 @@
 //! per frame), so a broken peer is closed with 1002/1009 as before.
 //!
 //! Control frames are whole-frame events: pings are answered on their own hop (and not
-//! forwarded), pongs end there, and a close passes through with its code and reason.
+//! forwarded), pongs end there, and a close passes through with its code and reason. Data
+//! frames go out in pieces as they arrive, so a frame of our own (a pong, a close) may only
+//! be written between two forwarded frames, never inside one: [`Out`] keeps that rule.
 //!
 //! Measured (`scripts/bench.sh proxy`): tungstenite per hop cost about 30 % of the proxy's
 //! time in decoding, unmasking, masking and UTF-8 checks that the endpoints do anyway.
@@ -30,6 +32,59 @@ pub fn halves(s: ws_common::net::Stream) -> (ReadHalf, WriteHalf) {
             (Box::new(r), Box::new(w))
         }
     }
+}
+
+/// One side's write half, shared by the pump that forwards to it, the pump that answers its
+/// pings, and at the end whoever closes it.
+pub struct Out {
+    half: WriteHalf,
+    /// A forwarded data frame is partly written: nothing else may go out until it ends.
+    mid_frame: bool,
+    /// A pong waiting for that frame's end. Only the latest is kept, as RFC 6455 §5.5.3
+    /// allows (so a ping flood cannot grow it).
+    pong: Option<Vec<u8>>,
+}
+
+impl Out {
+    pub fn new(half: WriteHalf) -> Self {
+        Out { half, mid_frame: false, pong: None }
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> bool {
+        self.half.write_all(bytes).await.is_ok() && self.half.flush().await.is_ok()
+    }
+}
+
+/// Writes forwarded bytes; `mid_frame` says whether they end inside a data frame. A pong
+/// that was waiting goes out once they do not. False if the connection is gone.
+pub async fn forward(to: &Mutex<Out>, bytes: &[u8], mid_frame: bool) -> bool {
+    let mut out = to.lock().await;
+    if !bytes.is_empty() && !out.write(bytes).await {
+        return false;
+    }
+    out.mid_frame = mid_frame;
+    match out.pong.take() {
+        Some(pong) if !mid_frame => out.write(&pong).await,
+        pong => {
+            out.pong = pong;
+            true
+        }
+    }
+}
+
+/// Writes a frame of our own (a whole control frame) between forwarded frames. A pong
+/// waits if a data frame is partly out; anything else is not sent then (the stream would
+/// be broken) and false is returned, as when the connection is gone.
+pub async fn send_own(to: &Mutex<Out>, frame: Vec<u8>) -> bool {
+    let mut out = to.lock().await;
+    if out.mid_frame {
+        let is_pong = frame.first().is_some_and(|b| b & 0x0f == op::PONG);
+        if is_pong {
+            out.pong = Some(frame);
+        }
+        return is_pong;
+    }
+    out.write(&frame).await
 }
 
 /// How one direction ended.
@@ -63,7 +118,7 @@ impl Pump {
 
     /// Relays from `from` to `to` until a close passes or something ends it; pongs for
     /// `from`'s pings go to `back` (the writer of `from`'s connection).
-    pub async fn run(&mut self, from: &mut ReadHalf, to: &Mutex<WriteHalf>, back: &Mutex<WriteHalf>) -> Ended {
+    pub async fn run(&mut self, from: &mut ReadHalf, to: &Mutex<Out>, back: &Mutex<Out>) -> Ended {
         let mut buf = vec![0u8; 64 * 1024];
         let mut filled = 0usize;
         let mut out: Vec<u8> = Vec::new();
@@ -82,7 +137,7 @@ impl Pump {
                 Err((pos, e)) => (pos, None, Some(e)),
             };
             // Usually nothing is skipped and the bytes go out straight from the buffer.
-            let forward: &[u8] = if skips.is_empty() {
+            let bytes: &[u8] = if skips.is_empty() {
                 &buf[..pos]
             } else {
                 out.clear();
@@ -94,7 +149,7 @@ impl Pump {
                 out.extend_from_slice(&buf[at..pos]);
                 &out
             };
-            let sent = write(to, forward).await;
+            let sent = forward(to, bytes, self.remaining > 0).await;
             if let Some(e) = failed {
                 return Ended::Failed(e);
             }
@@ -103,9 +158,10 @@ impl Pump {
             }
             buf.copy_within(pos..filled, 0);
             filled -= pos;
-            if !pongs.is_empty() {
-                let all: Vec<u8> = pongs.drain(..).flatten().collect();
-                let _ = write(back, &all).await;
+            // Pings answered by this read: the latest one's pong is enough.
+            if let Some(pong) = pongs.pop() {
+                pongs.clear();
+                let _ = send_own(back, pong).await;
             }
             if let Some((code, reason)) = close {
                 return Ended::Closed(code, reason);
@@ -177,15 +233,6 @@ fn forwarded(data: &[u8], pos: usize, skips: &[std::ops::Range<usize>]) -> Vec<u
     }
     out.extend_from_slice(&data[at..pos]);
     out
-}
-
-/// Writes and flushes `bytes`; false if the connection is gone.
-pub async fn write(to: &Mutex<WriteHalf>, bytes: &[u8]) -> bool {
-    if bytes.is_empty() {
-        return true;
-    }
-    let mut w = to.lock().await;
-    w.write_all(bytes).await.is_ok() && w.flush().await.is_ok()
 }
 
 /// A close frame from us: unmasked to the client, masked to the upstream.
