@@ -1,6 +1,7 @@
 //! The Autobahn conformance cases (1–7 and 10; 9 is performance, 12/13 need
-//! permessage-deflate) through kosoku, with `ws echo_server` as the server under test and
-//! `ws connect --echo` as the client under test. Any FAILED case fails the test, by id.
+//! permessage-deflate) through kosoku, with `ws echo_server` as the server under test (alone
+//! and behind `ws proxy_server`) and `ws connect --echo` as the client under test. Any FAILED
+//! case fails the test, by id.
 
 use std::path::Path;
 use std::process::Command;
@@ -44,6 +45,21 @@ fn echo_server_passes_autobahn_cases_1_to_7_and_10() {
     let out_dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(kosoku());
     cmd.arg(server.addr.to_string()).args(EXCLUDE).arg("-o").arg(out_dir.path());
+    let out = run(cmd, b"", Duration::from_secs(300));
+    let (total, failed) = failed_cases(&out_dir.path().join("index.json"));
+    assert!(total >= 240, "only {total} cases ran: {out:?}");
+    assert!(failed.is_empty(), "FAILED cases: {failed:#?}");
+}
+
+#[test]
+fn proxy_server_in_front_of_echo_server_passes_autobahn_cases_1_to_7_and_10() {
+    // The proxy relays frames as bytes and answers pings itself: every case must still pass
+    // with it between kosoku and the echo server.
+    let upstream = Server::start("echo_server", &["-q"]);
+    let proxy = Server::start("proxy_server", &["-q", "--remote_host", &upstream.url("ws")]);
+    let out_dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(kosoku());
+    cmd.arg(proxy.addr.to_string()).args(EXCLUDE).arg("-o").arg(out_dir.path());
     let out = run(cmd, b"", Duration::from_secs(300));
     let (total, failed) = failed_cases(&out_dir.path().join("index.json"));
     assert!(total >= 240, "only {total} cases ran: {out:?}");

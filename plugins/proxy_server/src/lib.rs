@@ -259,7 +259,7 @@ async fn proxy(client: Client, opts: ClientOptions) -> (u16, String) {
         let (client_tx, up_tx) = (&client_tx, &up_tx);
         async move {
             let frame = splice::close_frame(to_client, code, &reason);
-            let _ = splice::send_own(if to_client { client_tx } else { up_tx }, frame)
+            let _ = splice::send_close(if to_client { client_tx } else { up_tx }, &frame)
                 .or(async {
                     bounded(second).await;
                     false

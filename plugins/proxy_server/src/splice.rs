@@ -40,14 +40,17 @@ pub struct Out {
     half: WriteHalf,
     /// A forwarded data frame is partly written: nothing else may go out until it ends.
     mid_frame: bool,
-    /// A pong waiting for that frame's end. Only the latest is kept, as RFC 6455 §5.5.3
-    /// allows (so a ping flood cannot grow it).
-    pong: Option<Vec<u8>>,
+    /// Pongs waiting for that frame's end, whole frames one after another.
+    pongs: Vec<u8>,
 }
+
+/// Past this many bytes of waiting pongs, only the latest is kept (RFC 6455 §5.5.3 allows
+/// answering just the most recent ping), so a ping flood cannot grow the queue.
+const MAX_WAITING_PONGS: usize = 4096;
 
 impl Out {
     pub fn new(half: WriteHalf) -> Self {
-        Out { half, mid_frame: false, pong: None }
+        Out { half, mid_frame: false, pongs: Vec::new() }
     }
 
     async fn write(&mut self, bytes: &[u8]) -> bool {
@@ -55,36 +58,42 @@ impl Out {
     }
 }
 
-/// Writes forwarded bytes; `mid_frame` says whether they end inside a data frame. A pong
-/// that was waiting goes out once they do not. False if the connection is gone.
+/// Writes forwarded bytes; `mid_frame` says whether they end inside a data frame. Pongs
+/// that were waiting go out once they do not. False if the connection is gone.
 pub async fn forward(to: &Mutex<Out>, bytes: &[u8], mid_frame: bool) -> bool {
     let mut out = to.lock().await;
     if !bytes.is_empty() && !out.write(bytes).await {
         return false;
     }
     out.mid_frame = mid_frame;
-    match out.pong.take() {
-        Some(pong) if !mid_frame => out.write(&pong).await,
-        pong => {
-            out.pong = pong;
-            true
-        }
+    if mid_frame || out.pongs.is_empty() {
+        return true;
     }
+    let pongs = std::mem::take(&mut out.pongs);
+    out.write(&pongs).await
 }
 
-/// Writes a frame of our own (a whole control frame) between forwarded frames. A pong
-/// waits if a data frame is partly out; anything else is not sent then (the stream would
-/// be broken) and false is returned, as when the connection is gone.
-pub async fn send_own(to: &Mutex<Out>, frame: Vec<u8>) -> bool {
+/// Sends pongs (whole frames) between forwarded frames: now, or when the data frame that
+/// is partly out ends. False if the connection is gone.
+pub async fn send_pongs(to: &Mutex<Out>, pongs: &[Vec<u8>]) -> bool {
     let mut out = to.lock().await;
     if out.mid_frame {
-        let is_pong = frame.first().is_some_and(|b| b & 0x0f == op::PONG);
-        if is_pong {
-            out.pong = Some(frame);
+        for pong in pongs {
+            if out.pongs.len() + pong.len() > MAX_WAITING_PONGS {
+                out.pongs.clear();
+            }
+            out.pongs.extend_from_slice(pong);
         }
-        return is_pong;
+        return true;
     }
-    out.write(&frame).await
+    out.write(&pongs.concat()).await
+}
+
+/// Sends a close frame of our own, unless a data frame is partly out (the stream is broken
+/// then, and the connection is just dropped). False if not sent.
+pub async fn send_close(to: &Mutex<Out>, frame: &[u8]) -> bool {
+    let mut out = to.lock().await;
+    !out.mid_frame && out.write(frame).await
 }
 
 /// How one direction ended.
@@ -158,10 +167,9 @@ impl Pump {
             }
             buf.copy_within(pos..filled, 0);
             filled -= pos;
-            // Pings answered by this read: the latest one's pong is enough.
-            if let Some(pong) = pongs.pop() {
+            if !pongs.is_empty() {
+                let _ = send_pongs(back, &pongs).await;
                 pongs.clear();
-                let _ = send_own(back, pong).await;
             }
             if let Some((code, reason)) = close {
                 return Ended::Closed(code, reason);
