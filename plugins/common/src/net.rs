@@ -162,6 +162,70 @@ impl AsyncWrite for Stream {
     }
 }
 
+/// A reader that, once a read emptied its plain socket (returned less than asked for),
+/// waits for readiness before reading again instead of reading into EAGAIN first. A
+/// keep-alive client's next request, or a relayed peer's next batch, almost never arrives
+/// during the work in between, so that read nearly always failed: one system call per
+/// request in `httpd` and per relayed batch in `proxy_server` (nginx skips it the same
+/// way). Over TLS (which may hold read-ahead) it only passes reads through.
+pub struct Drained<R> {
+    inner: R,
+    tcp: Option<std::sync::Arc<smol::Async<std::net::TcpStream>>>,
+    drained: bool,
+}
+
+impl<R> std::fmt::Debug for Drained<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Drained").field("plain", &self.tcp.is_some()).field("drained", &self.drained).finish()
+    }
+}
+
+impl<R> Drained<R> {
+    /// `tcp`: the plain socket `inner` reads straight from, if any.
+    pub fn new(inner: R, tcp: Option<&TcpStream>) -> Self {
+        Drained { inner, tcp: tcp.map(|t| t.clone().into()), drained: false }
+    }
+}
+
+impl Drained<Stream> {
+    pub fn stream(s: Stream) -> Self {
+        let tcp = match &s {
+            Stream::Plain(t) => Some(t.clone()),
+            _ => None,
+        };
+        Drained::new(s, tcp.as_ref())
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Drained<R> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        if this.drained
+            && let Some(tcp) = &this.tcp
+        {
+            std::task::ready!(tcp.poll_readable(cx))?;
+            this.drained = false;
+        }
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(n)) = &r {
+            this.drained = this.tcp.is_some() && *n > 0 && *n < buf.len();
+        }
+        r
+    }
+}
+
+impl<R: AsyncWrite + Unpin> AsyncWrite for Drained<R> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
+
 /// Accepts TLS on `tcp` when `tls` is set.
 /// Whether a plain connection opens with HTTP/2's connection preface ("prior knowledge"
 /// h2c, as `h2load` and `curl --http2-prior-knowledge` speak), looking without consuming.

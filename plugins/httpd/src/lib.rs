@@ -37,7 +37,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use ws_common::net::{ListenArgs, accept_tls};
+use ws_common::net::{Drained, ListenArgs, accept_tls};
 use ws_common::tls::TlsArgs;
 use ws_common::{info, warning};
 use ws_plugin_api::{Error, Plugin, declare_plugin};
@@ -302,26 +302,16 @@ impl Watch {
     }
 }
 
-/// A stream that notes in its [`Watch`] when it last read and wrote a byte.
-///
-/// On plain TCP it also remembers when a read drained the socket (returned less than asked
-/// for) and then waits for readiness before reading again, instead of reading into EAGAIN
-/// first: a keep-alive client's next request never arrives before the response, so that
-/// read always failed — one syscall per request (nginx skips it the same way).
+/// A stream that notes in its [`Watch`] when it last read and wrote a byte (and skips the
+/// read into EAGAIN after a request drained a plain socket: [`Drained`]).
 struct Activity {
-    inner: ws_common::net::Stream,
+    inner: Drained<ws_common::net::Stream>,
     watch: Arc<Watch>,
-    tcp: Option<std::sync::Arc<smol::Async<std::net::TcpStream>>>,
-    drained: bool,
 }
 
 impl Activity {
     fn new(inner: ws_common::net::Stream, watch: Arc<Watch>) -> Self {
-        let tcp = match &inner {
-            ws_common::net::Stream::Plain(t) => Some(t.clone().into()),
-            _ => None,
-        };
-        Activity { inner, watch, tcp, drained: false }
+        Activity { inner: Drained::stream(inner), watch }
     }
 }
 
@@ -336,16 +326,7 @@ fn moved(r: Poll<std::io::Result<usize>>, watch: &Watch, at: &AtomicU64) -> Poll
 
 impl futures_lite::AsyncRead for Activity {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<std::io::Result<usize>> {
-        if self.drained
-            && let Some(tcp) = &self.tcp
-        {
-            std::task::ready!(tcp.poll_readable(cx))?;
-            self.drained = false;
-        }
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(n)) = &r {
-            self.drained = *n > 0 && *n < buf.len();
-        }
         moved(r, &self.watch, &self.watch.last_read)
     }
 }

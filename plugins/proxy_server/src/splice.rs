@@ -18,18 +18,20 @@ use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::lock::Mutex;
 use ws_common::frames::{self, FrameError, Header, op};
 
-/// The read and write halves of a relay side.
-pub type ReadHalf = Box<dyn AsyncRead + Unpin>;
+/// The read and write halves of a relay side (reads skip the EAGAIN after a drained socket).
+pub type ReadHalf = ws_common::net::Drained<Box<dyn AsyncRead + Unpin>>;
 pub type WriteHalf = Box<dyn AsyncWrite + Unpin>;
 
 /// Splits a stream for the relay: a plain TCP socket by cloning it (no lock between the
 /// halves), TLS through a shared lock.
 pub fn halves(s: ws_common::net::Stream) -> (ReadHalf, WriteHalf) {
     match s {
-        ws_common::net::Stream::Plain(tcp) => (Box::new(tcp.clone()), Box::new(tcp)),
+        ws_common::net::Stream::Plain(tcp) => {
+            (ws_common::net::Drained::new(Box::new(tcp.clone()), Some(&tcp)), Box::new(tcp))
+        }
         tls => {
             let (r, w) = futures_lite::io::split(tls);
-            (Box::new(r), Box::new(w))
+            (ws_common::net::Drained::new(Box::new(r), None), Box::new(w))
         }
     }
 }
