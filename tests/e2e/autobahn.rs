@@ -1,7 +1,7 @@
 //! The Autobahn conformance cases (1–7 and 10; 9 is performance, 12/13 need
 //! permessage-deflate) through kosoku, with `ws echo_server` as the server under test (alone
-//! and behind `ws proxy_server`) and `ws connect --echo` as the client under test. Any FAILED
-//! case fails the test, by id.
+//! and behind `ws proxy_server`) and `ws connect --echo` as the client under test (directly
+//! and through the proxy). Any FAILED case fails the test, by id.
 
 use std::path::Path;
 use std::process::Command;
@@ -68,6 +68,18 @@ fn proxy_server_in_front_of_echo_server_passes_autobahn_cases_1_to_7_and_10() {
 
 #[test]
 fn connect_echo_mode_passes_autobahn_cases_1_to_7_and_10() {
+    fuzzingserver_cases(false);
+}
+
+#[test]
+fn connect_echo_mode_through_proxy_server_passes_autobahn_cases_1_to_7_and_10() {
+    // kosoku plays the upstream here: its frames reach `ws connect` through the relay.
+    fuzzingserver_cases(true);
+}
+
+/// kosoku's fuzzingserver with `ws connect --echo` as the client under test, directly or
+/// through `ws proxy_server` (which passes the case's path and query on).
+fn fuzzingserver_cases(through_proxy: bool) {
     let port = crate::connect::free_port();
     let addr = format!("127.0.0.1:{port}");
     let out_dir = tempfile::tempdir().unwrap();
@@ -81,8 +93,10 @@ fn connect_echo_mode_passes_autobahn_cases_1_to_7_and_10() {
         assert!(std::time::Instant::now() < deadline, "kosoku fuzzingserver never listened on {addr}");
         std::thread::sleep(Duration::from_millis(50));
     }
+    let proxy = through_proxy.then(|| Server::start("proxy_server", &["-q", "--remote_host", &format!("ws://{addr}")]));
+    let url = proxy.as_ref().map_or(format!("ws://{addr}"), |p| p.url("ws"));
     let mut driver = Command::new(python());
-    driver.arg(repo_root().join("tests/peers/ab_client_driver.py")).arg(format!("ws://{addr}")).arg(ws_bin());
+    driver.arg(repo_root().join("tests/peers/ab_client_driver.py")).arg(url).arg(ws_bin());
     if let Some(p) = std::env::var_os("WS_PLUGIN_PATH") {
         driver.env("WS_PLUGIN_PATH", p);
     }
