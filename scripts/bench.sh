@@ -362,13 +362,25 @@ bench_proxy() {
     nginx_conf "$work" "$nginx_port" "location / { proxy_pass http://127.0.0.1:$echo_port; proxy_http_version 1.1;
     proxy_set_header Upgrade \$http_upgrade; proxy_set_header Connection \$connection_upgrade; proxy_read_timeout 3600s; }"
     declare -A rate
+    # other loads, ws and nginx only: label|ws bench arguments
+    local loads=("50 connections × 8 in flight|-c 50 -w 8" "1 in flight (latency)|-w 1"
+        "64 KiB binary, 8 in flight|-s 65536 -w 8 --binary")
     for _ in $(seq "$ROUNDS"); do
         rate[direct]+="$("$WS" bench "ws://127.0.0.1:$echo_port" --json -d "$DUR" --warmup 1 | json_field rate) "
         start_server "$WS" proxy_server -q --port 0 --remote_host "ws://127.0.0.1:$echo_port"
         rate[ws]+="$("$WS" bench "ws://127.0.0.1:$SERVER_PORT" --json -d "$DUR" --warmup 1 | json_field rate) "
+        local l
+        for l in "${loads[@]}"; do
+            # shellcheck disable=SC2086 # the arguments are words on purpose
+            rate[ws|${l%%|*}]+="$("$WS" bench "ws://127.0.0.1:$SERVER_PORT" --json -d "$DUR" --warmup 1 ${l#*|} | json_field rate) "
+        done
         stop_server
         start_nginx "$work" "$nginx_port"
         rate[nginx]+="$("$WS" bench "ws://127.0.0.1:$nginx_port" --json -d "$DUR" --warmup 1 | json_field rate) "
+        for l in "${loads[@]}"; do
+            # shellcheck disable=SC2086
+            rate[nginx|${l%%|*}]+="$("$WS" bench "ws://127.0.0.1:$nginx_port" --json -d "$DUR" --warmup 1 ${l#*|} | json_field rate) "
+        done
         stop_nginx
     done
     kill "$echo_pid" 2>/dev/null || true
@@ -388,6 +400,19 @@ bench_proxy() {
             m=$(med ${rate[$s]})
             printf '| %s | %.0f (%s) | %.2f× | %.2f× |\n' "$s" "$m" "$(mm ${rate[$s]})" \
                 "$(ratio "$m" "$direct")" "$(ratio "$m" "$nginx")"
+        done
+        echo
+        echo "Other loads (round trips/s, same rounds):"
+        echo
+        echo "| load | \`ws bench\` arguments | ws | nginx | ws vs nginx |"
+        echo "|---|---|---|---|---|"
+        local l
+        for l in "${loads[@]}"; do
+            local name=${l%%|*} w n
+            w=$(med ${rate[ws|$name]})
+            n=$(med ${rate[nginx|$name]})
+            printf '| %s | `%s` | %.0f (%s) | %.0f (%s) | %.2f× |\n' "$name" "${l#*|}" "$w" "$(mm ${rate[ws|$name]})" \
+                "$n" "$(mm ${rate[nginx|$name]})" "$(ratio "$w" "$n")"
         done
         echo
         echo "Command: \`scripts/bench.sh proxy\`"
