@@ -156,11 +156,41 @@ fn a_malformed_config_is_one_line_naming_file_and_line_and_exit_2() {
 fn pongs_never_land_inside_a_data_frame_that_is_still_passing() {
     // The upstream sends one 2 MiB frame in pieces over ~0.3 s while the client pings every
     // 5 ms: the proxy answers each ping itself, and its pong must wait for the frame's end.
-    let upstream = Server::start_cmd("slow-frame", peer_script("slow_frame.py").arg("serve"));
+    let upstream = Server::start_cmd("slow-frame", peer_script("slow_peers.py").arg("serve"));
     let p = proxy(&["--remote_host", &upstream.url("ws")]);
-    let mut client = peer_script("slow_frame.py");
+    let mut client = peer_script("slow_peers.py");
     client.args(["client", &p.url("ws")]);
     let out = run(client, b"", T);
     assert_eq!(out.code(), 0, "{out:?}");
     assert!(out.stdout.contains("ok 2097152 bytes"), "{out:?}");
+}
+
+#[test]
+fn an_upstream_that_does_not_read_slows_the_client_and_memory_stays_bounded() {
+    // The upstream never reads; the client sends 1 MiB messages as fast as it can for 3 s.
+    // Only the socket buffers and the proxy's own bounded buffer can take them: the client
+    // must be held back (tens of MiB at most, where loopback takes gigabytes in 3 s), and the
+    // proxy's memory must not grow with what it was sent.
+    let upstream = Server::start_cmd("stalled", peer_script("slow_peers.py").arg("stall"));
+    let p = proxy(&["--remote_host", &upstream.url("ws")]);
+    let mut client = peer_script("slow_peers.py");
+    client.args(["flood", &p.url("ws"), "3"]);
+    let out = run(client, b"", T);
+    let sent: u64 = out
+        .stdout
+        .trim()
+        .strip_prefix("sent ")
+        .and_then(|s| s.strip_suffix(" MiB"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out:?}"));
+    assert!(sent >= 1, "the client could not send at all: {out:?}");
+    assert!(sent < 64, "the client sent {sent} MiB into an upstream that reads nothing: no backpressure");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", p.pid())).unwrap();
+    let hwm_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmHWM");
+    assert!(hwm_kib < 32 * 1024, "proxy peak RSS {hwm_kib} KiB");
 }

@@ -1,16 +1,21 @@
-"""A big frame that arrives slowly, with pings flying the other way.
+"""Slow peers for the proxy's relay.
 
-  slow_frame.py serve        raw WebSocket upstream on a free port (prints `Listening on ADDR`): after
-                             the handshake it sends one 2 MiB binary frame in 64 KiB pieces,
-                             10 ms apart, then answers a close with a close.
-  slow_frame.py client URL   websockets client: pings every 5 ms while receiving that frame;
-                             exits 0 when the message arrived intact and a ping after it is
-                             answered, else 1 with the reason.
+  slow_peers.py serve          raw WebSocket upstream on a free port (prints `Listening on
+                               ADDR`): after the handshake it sends one 2 MiB binary frame in
+                               64 KiB pieces, 10 ms apart, then answers a close with a close.
+  slow_peers.py client URL     websockets client: pings every 5 ms while receiving that frame;
+                               exits 0 when the message arrived intact and a ping after it is
+                               answered, else 1 with the reason.
+  slow_peers.py stall          raw upstream that completes the handshake and never reads.
+  slow_peers.py flood URL S    client sending 1 MiB messages as fast as it can for S seconds,
+                               then printing `sent N MiB`.
 
-Used to check that a proxy never puts a pong inside a data frame that is still passing.
+The first two check that a proxy never puts a pong inside a data frame that is still
+passing; the last two, that a side that does not read slows the other (bounded memory).
 """
 import base64
 import hashlib
+import os
 import socket
 import sys
 import threading
@@ -24,7 +29,8 @@ def payload():
     return bytes(i % 251 for i in range(SIZE))
 
 
-def serve():
+def accept_one():
+    """Listens on a free port, takes one connection and answers its WebSocket handshake."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(1)
@@ -34,12 +40,45 @@ def serve():
     while b"\r\n\r\n" not in req:
         chunk = conn.recv(4096)
         if not chunk:
-            return
+            sys.exit(1)
         req += chunk
     key = next(l.split(b":", 1)[1].strip() for l in req.split(b"\r\n") if l.lower().startswith(b"sec-websocket-key"))
     accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
     conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                  b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+    return conn
+
+
+def stall():
+    conn = accept_one()
+    time.sleep(60)
+    conn.close()
+
+
+def flood(url, seconds):
+    from websockets.sync.client import connect
+
+    with connect(url, open_timeout=10, ping_interval=None) as ws:
+        sent = [0]
+        msg = bytes(1 << 20)
+
+        def sender():
+            try:
+                while True:
+                    ws.send(msg)
+                    sent[0] += 1
+            except Exception:
+                pass
+
+        threading.Thread(target=sender, daemon=True).start()
+        time.sleep(seconds)
+        print(f"sent {sent[0]} MiB", flush=True)
+        # The sender is stuck in a write that will never finish: leave without closing.
+        os._exit(0)
+
+
+def serve():
+    conn = accept_one()
     data = payload()
     conn.sendall(bytes([0x82, 127]) + SIZE.to_bytes(8, "big"))
     for at in range(0, SIZE, PIECE):
@@ -90,4 +129,12 @@ def client(url):
 
 
 if __name__ == "__main__":
-    serve() if sys.argv[1] == "serve" else client(sys.argv[2])
+    mode = sys.argv[1]
+    if mode == "serve":
+        serve()
+    elif mode == "client":
+        client(sys.argv[2])
+    elif mode == "stall":
+        stall()
+    else:
+        flood(sys.argv[2], float(sys.argv[3]))
