@@ -185,12 +185,6 @@ fn an_upstream_that_does_not_read_slows_the_client_and_memory_stays_bounded() {
         .unwrap_or_else(|| panic!("{out:?}"));
     assert!(sent >= 1, "the client could not send at all: {out:?}");
     assert!(sent < 64, "the client sent {sent} MiB into an upstream that reads nothing: no backpressure");
-    let status = std::fs::read_to_string(format!("/proc/{}/status", p.pid())).unwrap();
-    let hwm_kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmHWM");
+    let hwm_kib = p.peak_rss_kib();
     assert!(hwm_kib < 32 * 1024, "proxy peak RSS {hwm_kib} KiB");
 }

@@ -112,12 +112,6 @@ fn a_stuck_client_is_closed_and_never_slows_the_others() {
     let line = server.wait_for_line("closing client id 0: Slow consumer", T);
     assert!(line.contains("outgoing queue full"), "{line}");
     server.wait_for_line("Closed connection: client id 0 code 1008", T);
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
-    let hwm_kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmHWM");
+    let hwm_kib = server.peak_rss_kib();
     assert!(hwm_kib < 64 * 1024, "server peak RSS {hwm_kib} KiB: memory was not bounded");
 }

@@ -238,6 +238,17 @@ impl Server {
         self.child.id()
     }
 
+    /// The process's peak resident memory so far (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("/proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmHWM")
+    }
+
     /// Sends `signal` (e.g. `QUIT`) and waits up to 5 s for the process to exit, for servers
     /// that must take their own children down (a SIGKILL orphans gunicorn's workers).
     pub fn stop_with(&mut self, signal: &str) {
