@@ -6,13 +6,16 @@
 //! its subprotocol forwarded; then frames flow both ways with their type and fragmentation, and
 //! close codes and reasons are passed on in both directions. Pings are answered per hop.
 //!
-//! After the handshakes, frames pass through as bytes (`splice`), checked but not decoded.
+//! After the handshakes, frames pass through as bytes (`splice`), checked but not decoded;
+//! plain pairs are relayed by one edge-triggered relay thread (`relay`), as nginx does, and
+//! come back to the async side to be closed; TLS pairs are relayed on the async side.
 //!
 //! Fixes over the reference: both config forms the guide implies work (`host=url` lines and
 //! JSON `{"remote_urls": {...}}`; the reference's parser split at the last `:` and broke
 //! both), and an unreachable, refusing or slow upstream gets the client a prompt close 1011
 //! with the reason instead of hanging it forever.
 
+mod relay;
 mod splice;
 
 use std::collections::HashMap;
@@ -27,7 +30,7 @@ use std::task::Poll;
 use clap::Parser;
 use futures_lite::FutureExt;
 use smol::lock::Mutex;
-use splice::{Ended, Out, Pump};
+use splice::{Ended, Out, OutState, Pump};
 use ws_common::runtime::Isolated;
 use ws_common::server::{Client, Gate, ServerArgs};
 use ws_common::tls::TlsArgs;
@@ -230,27 +233,103 @@ async fn proxy(client: Client, opts: ClientOptions) -> (u16, String) {
             return (1011, reason);
         }
     };
-    let (mut client_rx, client_tx) = splice::halves(downstream.into_inner());
-    let (mut up_rx, up_tx) = splice::halves(upstream);
-    let (client_tx, up_tx) = (Mutex::new(Out::new(client_tx)), Mutex::new(Out::new(up_tx)));
-    let max = opts.max_message;
+    let (c2u, u2c) = (Pump::new(true, opts.max_message), Pump::new(false, opts.max_message));
+    // Plain pairs go to the relay thread (see `relay`), TLS ones stay here.
+    let (client, upstream) = match plain_pair(downstream.into_inner(), upstream) {
+        Handoff::Plain(client, upstream) => {
+            let pair = relay::Pair { client, upstream, c2u, u2c };
+            let (client, upstream, c2u, u2c, resumed) = match relay::hand_over(pair) {
+                Ok(back) => {
+                    let Ok(b) = back.recv().await else { return (1011, "relay thread gone".into()) };
+                    let resumed = Resumed { to_client: b.to_client, to_upstream: b.to_upstream, first: b.first };
+                    (b.client, b.upstream, b.c2u, b.u2c, Some(resumed))
+                }
+                Err(p) => {
+                    let p = *p;
+                    (p.client, p.upstream, p.c2u, p.u2c, None)
+                }
+            };
+            return match (smol::net::TcpStream::try_from(client), smol::net::TcpStream::try_from(upstream)) {
+                (Ok(c), Ok(u)) => relay_and_finish(id, (Stream::Plain(c), c2u), (Stream::Plain(u), u2c), resumed).await,
+                (Err(e), _) | (_, Err(e)) => (1011, format!("connection lost between relays: {e}")),
+            };
+        }
+        Handoff::Streams(client, upstream) => (client, upstream),
+        Handoff::Lost(e) => return (1011, format!("connection lost between relays: {e}")),
+    };
+    relay_and_finish(id, (client, c2u), (upstream, u2c), None).await
+}
+
+type Stream = ws_common::net::Stream;
+
+/// A pair coming back from the relay thread: what it had not written, and how it ended.
+struct Resumed {
+    to_client: OutState,
+    to_upstream: OutState,
+    first: (bool, Ended),
+}
+
+// One per connection, moved once: not worth a box.
+#[allow(clippy::large_enum_variant)]
+enum Handoff {
+    /// Both plain, out of the async reactor, for the relay thread.
+    Plain(std::net::TcpStream, std::net::TcpStream),
+    /// As they were (TLS on a side, or a socket with another handle on it).
+    Streams(Stream, Stream),
+    Lost(std::io::Error),
+}
+
+fn plain_pair(client: Stream, upstream: Stream) -> Handoff {
+    use std::sync::Arc;
+    type Registered = Arc<smol::Async<std::net::TcpStream>>;
+    // The only handle on its socket, so it may leave the reactor.
+    let sole = |t: &smol::net::TcpStream| Arc::strong_count(&Registered::from(t.clone())) == 2;
+    let to_std = |t: smol::net::TcpStream| match Arc::try_unwrap(Registered::from(t)) {
+        Ok(a) => a.into_inner(),
+        Err(_) => Err(std::io::Error::other("socket shared")),
+    };
+    match (client, upstream) {
+        (Stream::Plain(c), Stream::Plain(u)) if sole(&c) && sole(&u) => match (to_std(c), to_std(u)) {
+            (Ok(c), Ok(u)) => Handoff::Plain(c, u),
+            (Err(e), _) | (_, Err(e)) => Handoff::Lost(e),
+        },
+        (c, u) => Handoff::Streams(c, u),
+    }
+}
+
+/// Relays until a direction ends (unless the relay thread already saw one end: `resumed`),
+/// then closes both sides as the way it ended asks; returns the client's close.
+async fn relay_and_finish(
+    id: u64,
+    (client, mut c2u): (Stream, Pump),
+    (upstream, mut u2c): (Stream, Pump),
+    resumed: Option<Resumed>,
+) -> (u16, String) {
+    let (mut client_rx, client_half) = splice::halves(client);
+    let (mut up_rx, up_half) = splice::halves(upstream);
+    let (client_tx, up_tx, first) = match resumed {
+        None => (Out::new(client_half), Out::new(up_half), None),
+        Some(r) => {
+            (Out::resume(client_half, r.to_client).await, Out::resume(up_half, r.to_upstream).await, Some(r.first))
+        }
+    };
+    let (client_tx, up_tx) = (Mutex::new(client_tx), Mutex::new(up_tx));
     // Each direction is polled only when its own socket woke it: polled together, every
     // wake-up of one made the other try a read into EAGAIN (one wasted syscall per batch).
-    let mut c2u = pin!(Isolated::new(async {
-        let mut p = Pump::new(true, max);
-        p.run(&mut client_rx, &up_tx, &client_tx).await
-    }));
-    let mut u2c = pin!(Isolated::new(async {
-        let mut p = Pump::new(false, max);
-        p.run(&mut up_rx, &client_tx, &up_tx).await
-    }));
-    let first = std::future::poll_fn(|cx| {
-        if let Poll::Ready(e) = c2u.as_mut().poll(cx) {
-            return Poll::Ready((true, e));
+    let mut c2u = pin!(Isolated::new(c2u.run(&mut client_rx, &up_tx, &client_tx)));
+    let mut u2c = pin!(Isolated::new(u2c.run(&mut up_rx, &client_tx, &up_tx)));
+    let first = match first {
+        Some(first) => first,
+        None => {
+            std::future::poll_fn(|cx| {
+                if let Poll::Ready(e) = c2u.as_mut().poll(cx) {
+                    return Poll::Ready((true, e));
+                }
+                u2c.as_mut().poll(cx).map(|e| (false, e))
+            })
+            .await
         }
-        u2c.as_mut().poll(cx).map(|e| (false, e))
-    })
-    .await;
+    };
     let second = Duration::from_secs(1);
     let bounded = |d| async move {
         smol::Timer::after(d).await;

@@ -36,27 +36,70 @@ pub fn halves(s: ws_common::net::Stream) -> (ReadHalf, WriteHalf) {
     }
 }
 
-/// One side's write half, shared by the pump that forwards to it, the pump that answers its
-/// pings, and at the end whoever closes it.
-pub struct Out {
-    half: WriteHalf,
+/// Where a side's outgoing stream stands, for the frames of our own: a forwarded data frame
+/// may be partly out, and pongs then wait for its end. Shared by the async writer ([`Out`])
+/// and the relay thread.
+#[derive(Debug, Default)]
+pub struct OutState {
+    /// Bytes taken for this side and not written yet (the relay thread's; [`Out`] writes at
+    /// once, but takes over what the thread left).
+    pub pending: Vec<u8>,
     /// A forwarded data frame is partly written: nothing else may go out until it ends.
-    mid_frame: bool,
+    pub mid_frame: bool,
     /// Pongs waiting for that frame's end, whole frames one after another.
-    pongs: Vec<u8>,
+    pub pongs: Vec<u8>,
 }
 
 /// Past this many bytes of waiting pongs, only the latest is kept (RFC 6455 §5.5.3 allows
 /// answering just the most recent ping), so a ping flood cannot grow the queue.
 const MAX_WAITING_PONGS: usize = 4096;
 
+impl OutState {
+    /// Notes whether forwarded bytes ended inside a data frame; returns the waiting pongs
+    /// when they may go out now.
+    pub fn forwarded(&mut self, mid_frame: bool) -> Option<Vec<u8>> {
+        self.mid_frame = mid_frame;
+        (!mid_frame && !self.pongs.is_empty()).then(|| std::mem::take(&mut self.pongs))
+    }
+
+    /// Pongs to send: the bytes to write now, or `None` when they wait for a frame's end.
+    pub fn pongs_now(&mut self, pongs: &[Vec<u8>]) -> Option<Vec<u8>> {
+        if !self.mid_frame {
+            return Some(pongs.concat());
+        }
+        for pong in pongs {
+            if self.pongs.len() + pong.len() > MAX_WAITING_PONGS {
+                self.pongs.clear();
+            }
+            self.pongs.extend_from_slice(pong);
+        }
+        None
+    }
+}
+
+/// One side's write half, shared by the pump that forwards to it, the pump that answers its
+/// pings, and at the end whoever closes it.
+pub struct Out {
+    half: WriteHalf,
+    state: OutState,
+}
+
 impl Out {
     pub fn new(half: WriteHalf) -> Self {
-        Out { half, mid_frame: false, pongs: Vec::new() }
+        Out { half, state: OutState::default() }
+    }
+
+    /// Takes over a side from the relay thread: what it had not written goes out first (a
+    /// failure shows at the next write).
+    pub async fn resume(half: WriteHalf, mut state: OutState) -> Self {
+        let pending = std::mem::take(&mut state.pending);
+        let mut out = Out { half, state };
+        let _ = out.write(&pending).await;
+        out
     }
 
     async fn write(&mut self, bytes: &[u8]) -> bool {
-        self.half.write_all(bytes).await.is_ok() && self.half.flush().await.is_ok()
+        bytes.is_empty() || (self.half.write_all(bytes).await.is_ok() && self.half.flush().await.is_ok())
     }
 }
 
@@ -64,38 +107,30 @@ impl Out {
 /// that were waiting go out once they do not. False if the connection is gone.
 pub async fn forward(to: &Mutex<Out>, bytes: &[u8], mid_frame: bool) -> bool {
     let mut out = to.lock().await;
-    if !bytes.is_empty() && !out.write(bytes).await {
+    if !out.write(bytes).await {
         return false;
     }
-    out.mid_frame = mid_frame;
-    if mid_frame || out.pongs.is_empty() {
-        return true;
+    match out.state.forwarded(mid_frame) {
+        Some(pongs) => out.write(&pongs).await,
+        None => true,
     }
-    let pongs = std::mem::take(&mut out.pongs);
-    out.write(&pongs).await
 }
 
 /// Sends pongs (whole frames) between forwarded frames: now, or when the data frame that
 /// is partly out ends. False if the connection is gone.
 pub async fn send_pongs(to: &Mutex<Out>, pongs: &[Vec<u8>]) -> bool {
     let mut out = to.lock().await;
-    if out.mid_frame {
-        for pong in pongs {
-            if out.pongs.len() + pong.len() > MAX_WAITING_PONGS {
-                out.pongs.clear();
-            }
-            out.pongs.extend_from_slice(pong);
-        }
-        return true;
+    match out.state.pongs_now(pongs) {
+        Some(bytes) => out.write(&bytes).await,
+        None => true,
     }
-    out.write(&pongs.concat()).await
 }
 
 /// Sends a close frame of our own, unless a data frame is partly out (the stream is broken
 /// then, and the connection is just dropped). False if not sent.
 pub async fn send_close(to: &Mutex<Out>, frame: &[u8]) -> bool {
     let mut out = to.lock().await;
-    !out.mid_frame && out.write(frame).await
+    !out.state.mid_frame && out.write(frame).await
 }
 
 /// How one direction ended.
@@ -112,7 +147,9 @@ pub enum Ended {
 }
 
 /// One direction: `from_client` says which way, so which frames must be masked and how our
-/// pongs are (masked when they go to the upstream).
+/// pongs are (masked when they go to the upstream). It holds the bytes read and not yet
+/// passed on (an incomplete header or control frame), so the relay thread and the async
+/// pump can hand a direction to each other.
 pub struct Pump {
     from_client: bool,
     max_frame: usize,
@@ -120,60 +157,109 @@ pub struct Pump {
     remaining: u64,
     /// Inside a fragmented message.
     in_message: bool,
+    buf: Vec<u8>,
+    filled: usize,
+    skips: Vec<std::ops::Range<usize>>,
+    scratch: Vec<u8>,
+}
+
+/// What the bytes read so far make (from [`Pump::batch`]).
+pub struct Batch {
+    /// The bytes to forward are `buf[..pos]` without the skipped control frames.
+    pos: usize,
+    /// The close that ended the direction, if one passed.
+    pub close: Option<(u16, String)>,
+    /// The broken frame that ends it (after what was whole before it).
+    pub failed: Option<FrameError>,
 }
 
 impl Pump {
     pub fn new(from_client: bool, max_frame: usize) -> Self {
-        Pump { from_client, max_frame, remaining: 0, in_message: false }
+        Pump {
+            from_client,
+            max_frame,
+            remaining: 0,
+            in_message: false,
+            buf: vec![0u8; 64 * 1024],
+            filled: 0,
+            skips: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Where the next read goes.
+    pub fn space(&mut self) -> &mut [u8] {
+        &mut self.buf[self.filled..]
+    }
+
+    /// Scans the bytes read so far, after `n` more were read into [`Pump::space`]; pongs
+    /// for pings among them go to `pongs`.
+    pub fn batch(&mut self, n: usize, pongs: &mut Vec<Vec<u8>>) -> Batch {
+        self.filled += n;
+        let mut skips = std::mem::take(&mut self.skips);
+        skips.clear();
+        let buf = std::mem::take(&mut self.buf);
+        let batch = match self.scan(&buf[..self.filled], &mut skips, pongs) {
+            Ok((pos, close)) => Batch { pos, close, failed: None },
+            // Pass on what was whole before the bad frame, then report it.
+            Err((pos, e)) => Batch { pos, close: None, failed: Some(e) },
+        };
+        self.buf = buf;
+        self.skips = skips;
+        batch
+    }
+
+    /// Whether the bytes of the last batch end inside a data frame.
+    pub fn mid_frame(&self) -> bool {
+        self.remaining > 0
+    }
+
+    /// The bytes of `batch` to forward: straight from the buffer unless a control frame
+    /// was taken out.
+    pub fn forwardable(&mut self, batch: &Batch) -> &[u8] {
+        if self.skips.is_empty() {
+            return &self.buf[..batch.pos];
+        }
+        self.scratch.clear();
+        let mut at = 0;
+        for r in &self.skips {
+            self.scratch.extend_from_slice(&self.buf[at..r.start]);
+            at = r.end;
+        }
+        self.scratch.extend_from_slice(&self.buf[at..batch.pos]);
+        &self.scratch
+    }
+
+    /// Drops the bytes of `batch` from the buffer.
+    pub fn consume(&mut self, batch: &Batch) {
+        self.buf.copy_within(batch.pos..self.filled, 0);
+        self.filled -= batch.pos;
     }
 
     /// Relays from `from` to `to` until a close passes or something ends it; pongs for
     /// `from`'s pings go to `back` (the writer of `from`'s connection).
     pub async fn run(&mut self, from: &mut ReadHalf, to: &Mutex<Out>, back: &Mutex<Out>) -> Ended {
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut filled = 0usize;
-        let mut out: Vec<u8> = Vec::new();
-        let mut skips: Vec<std::ops::Range<usize>> = Vec::new();
         let mut pongs: Vec<Vec<u8>> = Vec::new();
         loop {
-            match from.read(&mut buf[filled..]).await {
+            let n = match from.read(self.space()).await {
                 Ok(0) | Err(_) => return Ended::Gone,
-                Ok(n) => filled += n,
-            }
-            skips.clear();
-            let scanned = self.scan(&buf[..filled], &mut skips, &mut pongs);
-            let (pos, close, failed) = match scanned {
-                Ok((pos, close)) => (pos, close, None),
-                // Pass on what was whole before the bad frame, then report it.
-                Err((pos, e)) => (pos, None, Some(e)),
+                Ok(n) => n,
             };
-            // Usually nothing is skipped and the bytes go out straight from the buffer.
-            let bytes: &[u8] = if skips.is_empty() {
-                &buf[..pos]
-            } else {
-                out.clear();
-                let mut at = 0;
-                for r in &skips {
-                    out.extend_from_slice(&buf[at..r.start]);
-                    at = r.end;
-                }
-                out.extend_from_slice(&buf[at..pos]);
-                &out
-            };
-            let sent = forward(to, bytes, self.remaining > 0).await;
-            if let Some(e) = failed {
+            let batch = self.batch(n, &mut pongs);
+            let mid_frame = self.mid_frame();
+            let sent = forward(to, self.forwardable(&batch), mid_frame).await;
+            if let Some(e) = batch.failed {
                 return Ended::Failed(e);
             }
             if !sent {
                 return Ended::WriteGone;
             }
-            buf.copy_within(pos..filled, 0);
-            filled -= pos;
+            self.consume(&batch);
             if !pongs.is_empty() {
                 let _ = send_pongs(back, &pongs).await;
                 pongs.clear();
             }
-            if let Some((code, reason)) = close {
+            if let Some((code, reason)) = batch.close {
                 return Ended::Closed(code, reason);
             }
         }
@@ -273,6 +359,23 @@ mod tests {
         assert_eq!(forwarded(&stream, used, &skips), [text, close].concat(), "data and the close; no ping");
         assert_eq!(pongs, vec![frames::encode(true, op::PONG, b"p", None)], "the client's pong is unmasked");
         assert_eq!(closed, Some((4001, "bye".to_string())));
+    }
+
+    #[test]
+    fn pongs_wait_for_the_end_of_a_partly_written_frame_and_stay_bounded() {
+        let pong = |p: &[u8]| frames::encode(true, op::PONG, p, None);
+        let mut out = OutState::default();
+        assert_eq!(out.pongs_now(&[pong(b"a")]), Some(pong(b"a")), "between frames: at once");
+        assert_eq!(out.forwarded(true), None, "a frame is partly out");
+        assert_eq!(out.pongs_now(&[pong(b"b"), pong(b"c")]), None, "they wait");
+        assert_eq!(out.forwarded(true), None, "still inside the frame");
+        assert_eq!(out.forwarded(false), Some([pong(b"b"), pong(b"c")].concat()), "the frame ended: all of them");
+        assert_eq!(out.forwarded(false), None);
+        out.forwarded(true);
+        let flood: Vec<Vec<u8>> = (0..1000u32).map(|i| pong(&i.to_be_bytes())).collect();
+        assert_eq!(out.pongs_now(&flood), None);
+        assert!(out.pongs.len() <= MAX_WAITING_PONGS, "bounded: {}", out.pongs.len());
+        assert!(out.pongs.ends_with(&pong(&999u32.to_be_bytes())), "the latest is kept");
     }
 
     #[test]
