@@ -30,6 +30,13 @@ fn python_and_node_clients_get_text_binary_and_1mib_echoed_through_the_proxy() {
     node.arg(p.url("ws"));
     let out = run(node, b"", T);
     assert_eq!(out.code(), 0, "{out:?}");
+    // Plain pairs were relayed by the relay thread, not the async fallback.
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", p.pid()))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|c| c.trim().to_string())
+        .collect();
+    assert!(threads.iter().any(|t| t == "ws-relay"), "no relay thread: {threads:?}");
     // The client's close reached the upstream with its code.
     upstream.wait_for_line("Closed connection: client id 0 code 1000", T);
     upstream.wait_for_line("Closed connection: client id 1 code 1000 reason done", T);
