@@ -553,8 +553,7 @@ async fn serve_static(root: &Root, listing: bool, heads: &RefCell<Heads>, req: &
     let raw_path = req.uri().path();
     let Some(rel) = relative_path(raw_path) else { return not_found() };
     let cached = heads.borrow().fresh(root, &rel);
-    if let Some(head) = cached {
-        let body = head.body.clone().unwrap_or_default();
+    if let Some((head, body)) = cached {
         return send_file(Source::Cached(body), &head, req).await.unwrap_or_else(|_| not_found());
     }
     let Some(mut file) = root.open_file(&rel) else { return not_found() };
@@ -714,6 +713,10 @@ impl Version {
         ])
     }
 
+    fn len(&self) -> u64 {
+        self.0[2] as u64
+    }
+
     // The fields' types differ between architectures.
     #[allow(clippy::unnecessary_cast)]
     fn of_stat(st: &rustix::fs::Stat) -> Version {
@@ -786,12 +789,13 @@ struct Heads {
 }
 
 impl Heads {
-    /// The entry for `name` if it holds the file's bytes and the file is unchanged: one
-    /// `stat`, instead of open, `fstat`, read and close.
-    fn fresh(&self, root: &Root, name: &str) -> Option<Rc<Head>> {
-        let head = self.map.get(name).filter(|h| h.body.is_some())?;
+    /// The entry for `name` and the file's bytes, if it holds them and the file is
+    /// unchanged: one `stat`, instead of open, `fstat`, read and close.
+    fn fresh(&self, root: &Root, name: &str) -> Option<(Rc<Head>, Bytes)> {
+        let head = self.map.get(name)?;
+        let body = head.body.clone()?;
         let st = rustix::fs::statat(&root.dir, name, rustix::fs::AtFlags::empty()).ok()?;
-        (Version::of_stat(&st) == head.version).then(|| head.clone())
+        (Version::of_stat(&st) == head.version).then(|| (head.clone(), body))
     }
 
     /// The entry for this version of `name`, made (and `file` read, if small) when missing.
@@ -841,7 +845,7 @@ enum Source {
 // Local file system calls run inline: on page-cached files they take microseconds, while
 // smol::fs would hand each one to a thread pool and back (measured: 6x fewer requests/s).
 async fn send_file(source: Source, head: &Head, req: &Request<Incoming>) -> std::io::Result<Response<Body>> {
-    let len = head.version.0[2] as u64;
+    let len = head.version.len();
     let h = req.headers();
     let get = |n: header::HeaderName| h.get(n).and_then(|v| v.to_str().ok());
     let not_modified = match get(header::IF_NONE_MATCH) {
@@ -995,8 +999,9 @@ mod tests {
         let first = get(&mut heads, "page.html");
         assert_eq!(first.content_type, "text/html; charset=utf-8");
         assert_eq!(first.body.as_deref(), Some(&b"one"[..]));
-        let again = heads.fresh(&root, "page.html").expect("unchanged: served from memory");
+        let (again, bytes) = heads.fresh(&root, "page.html").expect("unchanged: served from memory");
         assert!(Rc::ptr_eq(&first, &again), "the same version reuses its headers and bytes");
+        assert_eq!(&bytes[..], b"one");
         std::fs::write(&path, "two").unwrap();
         assert!(heads.fresh(&root, "page.html").is_none(), "same size, rewritten: not fresh");
         let changed = get(&mut heads, "page.html");

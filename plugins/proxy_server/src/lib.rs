@@ -234,8 +234,9 @@ async fn proxy(client: Client, opts: ClientOptions) -> (u16, String) {
         }
     };
     let (c2u, u2c) = (Pump::new(true, opts.max_message), Pump::new(false, opts.max_message));
+    let lost = |e: std::io::Error| (1011, format!("connection lost between relays: {e}"));
     // Plain pairs go to the relay thread (see `relay`), TLS ones stay here.
-    let (client, upstream) = match plain_pair(downstream.into_inner(), upstream) {
+    let (client, upstream, c2u, u2c, resumed) = match plain_pair(downstream.into_inner(), upstream) {
         Handoff::Plain(client, upstream) => {
             let pair = relay::Pair { client, upstream, c2u, u2c };
             let (client, upstream, c2u, u2c, resumed) = match relay::hand_over(pair) {
@@ -249,15 +250,15 @@ async fn proxy(client: Client, opts: ClientOptions) -> (u16, String) {
                     (p.client, p.upstream, p.c2u, p.u2c, None)
                 }
             };
-            return match (smol::net::TcpStream::try_from(client), smol::net::TcpStream::try_from(upstream)) {
-                (Ok(c), Ok(u)) => relay_and_finish(id, (Stream::Plain(c), c2u), (Stream::Plain(u), u2c), resumed).await,
-                (Err(e), _) | (_, Err(e)) => (1011, format!("connection lost between relays: {e}")),
-            };
+            match (smol::net::TcpStream::try_from(client), smol::net::TcpStream::try_from(upstream)) {
+                (Ok(c), Ok(u)) => (Stream::Plain(c), Stream::Plain(u), c2u, u2c, resumed),
+                (Err(e), _) | (_, Err(e)) => return lost(e),
+            }
         }
-        Handoff::Streams(client, upstream) => (client, upstream),
-        Handoff::Lost(e) => return (1011, format!("connection lost between relays: {e}")),
+        Handoff::Streams(client, upstream) => (client, upstream, c2u, u2c, None),
+        Handoff::Lost(e) => return lost(e),
     };
-    relay_and_finish(id, (client, c2u), (upstream, u2c), None).await
+    relay_and_finish(id, (client, c2u), (upstream, u2c), resumed).await
 }
 
 type Stream = ws_common::net::Stream;

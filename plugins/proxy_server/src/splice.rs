@@ -221,12 +221,7 @@ impl Pump {
             return &self.buf[..batch.pos];
         }
         self.scratch.clear();
-        let mut at = 0;
-        for r in &self.skips {
-            self.scratch.extend_from_slice(&self.buf[at..r.start]);
-            at = r.end;
-        }
-        self.scratch.extend_from_slice(&self.buf[at..batch.pos]);
+        gather(&self.buf, batch.pos, &self.skips, &mut self.scratch);
         &self.scratch
     }
 
@@ -318,17 +313,14 @@ impl Pump {
     }
 }
 
-/// What `scan` forwards of `data[..pos]`: everything but the skips.
-#[cfg(test)]
-fn forwarded(data: &[u8], pos: usize, skips: &[std::ops::Range<usize>]) -> Vec<u8> {
-    let mut out = Vec::new();
+/// Appends to `out` what `scan` forwards of `data[..pos]`: everything but the skips.
+fn gather(data: &[u8], pos: usize, skips: &[std::ops::Range<usize>], out: &mut Vec<u8>) {
     let mut at = 0;
     for r in skips {
         out.extend_from_slice(&data[at..r.start]);
         at = r.end;
     }
     out.extend_from_slice(&data[at..pos]);
-    out
 }
 
 /// A close frame from us: unmasked to the client, masked to the upstream.
@@ -356,7 +348,9 @@ mod tests {
         let (mut skips, mut pongs) = (Vec::new(), Vec::new());
         let (used, closed) = p.scan(&stream, &mut skips, &mut pongs).unwrap();
         assert_eq!(used, stream.len() - after.len());
-        assert_eq!(forwarded(&stream, used, &skips), [text, close].concat(), "data and the close; no ping");
+        let mut forwarded = Vec::new();
+        gather(&stream, used, &skips, &mut forwarded);
+        assert_eq!(forwarded, [text, close].concat(), "data and the close; no ping");
         assert_eq!(pongs, vec![frames::encode(true, op::PONG, b"p", None)], "the client's pong is unmasked");
         assert_eq!(closed, Some((4001, "bye".to_string())));
     }
