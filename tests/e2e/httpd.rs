@@ -357,3 +357,99 @@ fn small_files_are_answered_from_memory_only_while_unchanged() {
     let out = curl(&["-o", "/dev/null", "-w", "%{http_code}", &url]);
     assert_eq!(out.stdout, "404", "gone");
 }
+
+/// Issue 25.1: opening a FIFO for reading waits for a writer; on the executor thread that
+/// stopped every client until something opened it.
+#[test]
+fn a_fifo_under_the_root_is_404_and_blocks_nobody() {
+    let dir = site();
+    let fifo = dir.path().join("pipe");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    std::fs::create_dir(dir.path().join("fifodir")).unwrap();
+    assert!(Command::new("mkfifo").arg(dir.path().join("fifodir/index.html")).status().unwrap().success());
+    let s = httpd(dir.path(), &[]);
+    let base = s.url("http");
+    // A folder whose index.html is a FIFO is listed, as if it had none.
+    for (path, code) in [("/pipe", "404"), ("/fifodir/", "200")] {
+        let started = std::time::Instant::now();
+        let out = curl(&["-m", "3", "-o", "/dev/null", "-w", "%{http_code}", &format!("{base}{path}")]);
+        assert_eq!(out.stdout, code, "{path}: {}", out.stderr);
+        assert!(started.elapsed() < Duration::from_secs(2), "{path} took {:?}", started.elapsed());
+    }
+    let out = curl(&["-m", "3", &format!("{base}/index.html")]);
+    assert_eq!(out.stdout, "<h1>home</h1>\n", "the server still answers: {}", out.stderr);
+}
+
+/// Sends `request` on a new connection and returns the status line.
+fn status_of(addr: std::net::SocketAddr, request: &str) -> String {
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(request.as_bytes()).unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = c.read(&mut buf).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or("").to_string()
+}
+
+/// Issue 25.10: RFC 9112 §3.2 (Host) and RFC 9110 §13.1.3 (a future If-Modified-Since).
+#[test]
+fn host_header_rules_and_a_future_if_modified_since() {
+    let dir = site();
+    let s = httpd(dir.path(), &[]);
+    let get =
+        |headers: &str| status_of(s.addr, &format!("GET /index.html HTTP/1.1\r\n{headers}Connection: close\r\n\r\n"));
+    assert_eq!(get("Host: a\r\n"), "HTTP/1.1 200 OK");
+    assert_eq!(get(""), "HTTP/1.1 400 Bad Request", "HTTP/1.1 without Host");
+    assert_eq!(get("Host: a\r\nHost: b\r\n"), "HTTP/1.1 400 Bad Request", "two Host headers");
+    assert_eq!(status_of(s.addr, "GET /index.html HTTP/1.0\r\n\r\n"), "HTTP/1.0 200 OK", "HTTP/1.0 may omit it");
+    let future = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(86_400));
+    assert_eq!(get(&format!("Host: a\r\nIf-Modified-Since: {future}\r\n")), "HTTP/1.1 200 OK");
+    let now = httpdate::fmt_http_date(std::time::SystemTime::now());
+    assert_eq!(get(&format!("Host: a\r\nIf-Modified-Since: {now}\r\n")), "HTTP/1.1 304 Not Modified");
+}
+
+/// One HTTP/2 frame: length, type, flags, stream id, payload.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// Issue 25.4: a client that opens many HTTP/2 streams of a big file and never reads must
+/// not make the server hold ~520 KiB per stream (20 × 100 streams reached 1 GiB).
+#[test]
+fn stalled_http2_streams_hold_bounded_memory() {
+    let dir = site();
+    let big: Vec<u8> = (0..8 << 20).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    std::fs::write(dir.path().join("big.bin"), big).unwrap();
+    let s = httpd(dir.path(), &[]);
+    let before = s.peak_rss_kib();
+    let mut conns = Vec::new();
+    for _ in 0..10 {
+        let mut c = TcpStream::connect(s.addr).unwrap();
+        let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        // SETTINGS: initial window 2^31-1 (the server may send all it likes), then ack the
+        // server's settings unread, and open the connection window as far as it goes.
+        out.extend(h2_frame(4, 0, 0, &[0, 4, 0x7f, 0xff, 0xff, 0xff]));
+        out.extend(h2_frame(4, 1, 0, &[]));
+        out.extend(h2_frame(8, 0, 0, &0x7fff_0000u32.to_be_bytes()));
+        for i in 0..100u32 {
+            // GET http://a/big.bin, HPACK: :method GET, :scheme http, :path, :authority.
+            let mut block = vec![0x82, 0x86, 0x44, 8];
+            block.extend_from_slice(b"/big.bin");
+            block.extend_from_slice(&[0x41, 1, b'a']);
+            out.extend(h2_frame(1, 0x5, 1 + 2 * i, &block));
+        }
+        c.write_all(&out).unwrap();
+        conns.push(c);
+    }
+    // Let the server fill what it will; it must keep answering others meanwhile.
+    std::thread::sleep(Duration::from_secs(3));
+    let out = curl(&["-m", "5", &format!("{}/index.html", s.url("http"))]);
+    assert_eq!(out.stdout, "<h1>home</h1>\n", "{}", out.stderr);
+    let grown = s.peak_rss_kib().saturating_sub(before);
+    // 1,000 stalled streams: 32 KiB each at most is 32 MiB; the old ~520 KiB was 500 MiB.
+    assert!(grown < 64 * 1024, "peak RSS grew by {grown} KiB with 1,000 stalled streams");
+    drop(conns);
+}

@@ -203,6 +203,7 @@ async fn serve_connection(
         let conn = hyper::server::conn::http2::Builder::new(ws_common::runtime::LocalExec(ex.clone()))
             .timer(smol_hyper::rt::SmolTimer::new())
             .max_concurrent_streams(100)
+            .max_send_buf_size(responses::H2_SEND_BUF)
             .serve_connection(io, service);
         futures_lite::FutureExt::or(conn, watch.expire(Limit::Idle(idle_timeout), peer)).await
     } else {
@@ -224,6 +225,9 @@ async fn handle(ctx: &Ctx, req: Request<Incoming>, peer: std::net::SocketAddr) -
         (req.uri().path().to_string(), ua.to_string())
     });
     let mut resp = match &ctx.mode {
+        _ if !host_is_valid(&req) => {
+            full(StatusCode::BAD_REQUEST, "bad request: an HTTP/1.1 request needs exactly one Host header\n")
+        }
         Mode::Redirect(url) => {
             if method == Method::POST {
                 empty(StatusCode::OK)
@@ -247,6 +251,16 @@ async fn handle(ctx: &Ctx, req: Request<Incoming>, peer: std::net::SocketAddr) -
         info!("{peer} {method} {path} {} {bytes} \"{ua}\"", resp.status().as_u16());
     }
     resp
+}
+
+/// RFC 9112 §3.2: an HTTP/1.1 request without a Host header, or with more than one, is
+/// answered 400 (HTTP/2 carries `:authority` instead; HTTP/1.0 may omit it).
+fn host_is_valid(req: &Request<Incoming>) -> bool {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    match req.version() {
+        hyper::Version::HTTP_11 => hosts.next().is_some() && hosts.next().is_none(),
+        _ => hosts.nth(1).is_none(),
+    }
 }
 
 async fn debug_request(req: Request<Incoming>, peer: std::net::SocketAddr) -> Response<Body> {

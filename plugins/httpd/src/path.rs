@@ -63,14 +63,15 @@ impl Root {
         let fd = rustix::fs::openat2(
             &self.dir,
             rel,
-            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
             Mode::empty(),
             ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
         )?;
         Ok(std::fs::File::from(fd))
     }
 
-    /// Opens `rel` (from [`relative_path`]) if it lies under the root, symlinks resolved.
+    /// Opens `rel` (from [`relative_path`]) if it lies under the root, symlinks resolved,
+    /// without blocking (see the module docs): the caller checks what it opened.
     pub(crate) fn open_file(&self, rel: &str) -> Option<std::fs::File> {
         if self.beneath {
             return self.open_beneath(rel).ok();
@@ -79,7 +80,9 @@ impl Root {
         if !real.starts_with(&self.path) {
             return None;
         }
-        std::fs::File::open(real).ok()
+        use std::os::unix::fs::OpenOptionsExt;
+        let nonblock = rustix::fs::OFlags::NONBLOCK.bits() as i32;
+        std::fs::OpenOptions::new().read(true).custom_flags(nonblock).open(real).ok()
     }
 }
 #[cfg(test)]
@@ -123,6 +126,21 @@ mod tests {
             ] {
                 assert_eq!(read(bad), None, "{bad} (beneath: {beneath})");
             }
+        }
+    }
+
+    #[test]
+    fn a_fifo_opens_without_waiting_for_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().canonicalize().unwrap();
+        rustix::fs::mknodat(rustix::fs::CWD, base.join("pipe"), rustix::fs::FileType::Fifo, 0o644.into(), 0).unwrap();
+        for beneath in [true, false] {
+            let mut root = Root::new(base.clone()).unwrap();
+            root.beneath = beneath;
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || tx.send(root.open_file("pipe").map(|f| f.metadata().unwrap().is_file())));
+            let opened = rx.recv_timeout(std::time::Duration::from_secs(5)).expect("open_file blocked on a FIFO");
+            assert_eq!(opened, Some(false), "opened, and not taken for a regular file (beneath: {beneath})");
         }
     }
 

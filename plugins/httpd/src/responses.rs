@@ -16,7 +16,16 @@ use crate::watch::Busy;
 
 /// Largest file gzipped on the fly (compressed in memory, so bounded).
 pub(crate) const MAX_GZIP: u64 = 8 << 20;
-pub(crate) const CHUNK: usize = 64 * 1024;
+/// Bytes read from a file per body frame: over HTTP/1.1, 64 KiB per write is fastest; over
+/// HTTP/2 every stream of a connection holds up to one chunk beyond its send buffer
+/// ([`H2_SEND_BUF`]) when the client reads slowly, so there a chunk is one default frame.
+const CHUNK: usize = 64 * 1024;
+const H2_CHUNK: usize = 16 * 1024;
+/// What hyper may buffer per HTTP/2 stream before it stops asking the body for more (its
+/// default, ~400 KiB, let a client that never reads hold ~520 KiB per stream: 100 streams
+/// on each of 20 connections reached 1 GiB). With it and [`H2_CHUNK`], a stream holds at
+/// most 32 KiB, a connection of 100 streams 3.2 MiB.
+pub(crate) const H2_SEND_BUF: usize = 16 * 1024;
 
 /// A response body: bytes in memory (errors, listings, gzip, debug) or a file read in
 /// [`CHUNK`]s as hyper asks for them (constant memory for any size; the reads are inline,
@@ -29,7 +38,7 @@ pub(crate) struct Body {
 
 pub(crate) enum Kind {
     Whole(Option<Bytes>),
-    File { file: std::fs::File, left: u64 },
+    File { file: std::fs::File, left: u64, chunk: usize },
 }
 
 impl hyper::body::Body for Body {
@@ -41,8 +50,8 @@ impl hyper::body::Body for Body {
         Poll::Ready(match &mut this.kind {
             Kind::Whole(bytes) => bytes.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b))),
             Kind::File { left: 0, .. } => None,
-            Kind::File { file, left } => {
-                let mut buf = vec![0u8; CHUNK.min(*left as usize)];
+            Kind::File { file, left, chunk } => {
+                let mut buf = vec![0u8; (*chunk).min(*left as usize)];
                 Some(match std::io::Read::read(file, &mut buf) {
                     Ok(0) => {
                         *left = 0;
@@ -193,7 +202,8 @@ pub(crate) async fn send_file(source: Source, head: &Head, req: &Request<Incomin
         }),
         None => get(header::IF_MODIFIED_SINCE)
             .and_then(|v| httpdate::parse_http_date(v).ok())
-            .is_some_and(|since| head.modified <= since),
+            // A date in the future is no valid validator (RFC 9110 §13.1.3): the full answer.
+            .is_some_and(|since| head.modified <= since && since <= std::time::SystemTime::now()),
     };
     if not_modified {
         return Ok(head.apply(empty(StatusCode::NOT_MODIFIED)));
@@ -245,7 +255,8 @@ pub(crate) async fn send_file(source: Source, head: &Head, req: &Request<Incomin
         }
         Source::File(mut file) => {
             std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(start))?;
-            response(status, Kind::File { file, left: count })
+            let chunk = if req.version() == hyper::Version::HTTP_2 { H2_CHUNK } else { CHUNK };
+            response(status, Kind::File { file, left: count, chunk })
         }
     };
     let mut r = head.apply(r);
