@@ -206,7 +206,8 @@ fn failures_exit_with_curls_codes() {
     expect_failure(&["-s", "--max-time", "1", &format!("{base}/delay/3")], 28);
     assert!(start.elapsed() < Duration::from_secs(3));
     expect_failure(&["-s", &format!("http://127.0.0.1:{}/", crate::connect::free_port())], 7);
-    expect_failure(&["-s", "ftp://example.invalid/x"], 3);
+    expect_failure(&["-s", "foo://example.invalid/x"], 1);
+    assert_eq!(real_curl(&["foo://example.invalid/x"]).code(), 1, "the real curl disagrees on foo://");
     expect_failure(&["-s", "http://[bad"], 3);
     // TLS to a plain-HTTP server (one that answers the ClientHello with a 400; gunicorn
     // just waits): the handshake fails, 35, as for the real curl.
@@ -387,4 +388,172 @@ fn output_to_a_fifo_or_device_writes_in_place_instead_of_replacing_it() {
     assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo(), "the FIFO was replaced by a file");
     let out = ws_curl(&["-s", "-o", "-", &format!("{}/f.txt", s.url("http"))]);
     assert_eq!(out.stdout, "through the pipe\n", "-o - is stdout");
+}
+
+/// A hostile or odd HTTP server for one test: each connection's request head goes to
+/// `answer`, which writes whatever it likes; the thread ends with the test process.
+fn canned(answer: impl Fn(&str, &mut std::net::TcpStream) + Send + Sync + 'static) -> String {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let answer = std::sync::Arc::new(answer);
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let answer = answer.clone();
+            std::thread::spawn(move || {
+                conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).is_ok_and(|n| n == 1) {
+                    head.push(byte[0]);
+                }
+                answer(&String::from_utf8_lossy(&head), &mut conn);
+            });
+        }
+    });
+    base
+}
+
+fn reply(conn: &mut std::net::TcpStream, bytes: &[u8]) {
+    use std::io::Write;
+    let _ = conn.write_all(bytes);
+}
+
+/// Issue 25.2: credentials given for one host never follow a redirect to another host or
+/// port, unless --location-trusted (as curl since CVE-2018-1000007).
+#[test]
+fn redirects_to_another_origin_drop_credentials() {
+    // The second origin answers with the request head it got.
+    let other = canned(|head, conn| {
+        reply(
+            conn,
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{head}", head.len()).as_bytes(),
+        )
+    });
+    let to = format!("{other}/landing");
+    let first = canned(move |head, conn| {
+        let target = if head.starts_with("GET /same") { "/landed-here" } else { to.as_str() };
+        if head.starts_with("GET /landed-here") {
+            return reply(
+                conn,
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{head}", head.len())
+                    .as_bytes(),
+            );
+        }
+        reply(
+            conn,
+            format!("HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+    });
+    let creds = ["-H", "Authorization: Bearer s3cret", "-H", "Cookie: session=s3cret", "-u", "user:s3cret"];
+    let out = ws_curl(&[&["-s", "-L"][..], &creds, &[&format!("{first}/away")]].concat());
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(out.stdout.starts_with("GET /landing"), "{}", out.stdout);
+    let lower = out.stdout.to_ascii_lowercase();
+    assert!(!lower.contains("authorization") && !lower.contains("cookie"), "leaked: {}", out.stdout);
+    // The same origin keeps them; --location-trusted sends them anywhere.
+    let out = ws_curl(&[&["-s", "-L"][..], &creds, &[&format!("{first}/same")]].concat());
+    assert!(out.stdout.contains("Bearer s3cret") && out.stdout.contains("session=s3cret"), "{}", out.stdout);
+    let out =
+        ws_curl(&[&["-s", "-L", "--location-trusted", "-u", "user:s3cret"][..], &[&format!("{first}/away")]].concat());
+    assert!(out.stdout.contains("authorization: Basic dXNlcjpzM2NyZXQ="), "{}", out.stdout);
+}
+
+/// Issue 25.3: -L follows http and https only; anything else is curl's exit 1 and no byte
+/// is sent there.
+#[test]
+fn redirects_to_other_schemes_are_refused() {
+    let victim = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    victim.set_nonblocking(true).unwrap();
+    let port = victim.local_addr().unwrap().port();
+    for location in [format!("gopher://127.0.0.1:{port}/"), "file:///etc/passwd".to_string()] {
+        let base = canned(move |_, conn| {
+            reply(conn, format!("HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n").as_bytes())
+        });
+        let out = expect_failure(&["-s", "-L", &format!("{base}/")], 1);
+        assert!(out.stderr.contains("not supported"), "{}", out.stderr);
+    }
+    assert!(victim.accept().is_err(), "something connected to the gopher:// port");
+}
+
+/// Issue 25.11: a body shorter than its Content-Length is curl's 18; a redirect without a
+/// Location is the answer (exit 0); endless 100 Continue lines end in a bounded time.
+#[test]
+fn short_bodies_missing_locations_and_endless_continues() {
+    let base = canned(|head, conn| {
+        if head.starts_with("GET /short") {
+            reply(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b");
+        } else if head.starts_with("GET /moved") {
+            reply(conn, b"HTTP/1.1 302 Found\r\nContent-Length: 5\r\nConnection: close\r\n\r\nmoved");
+        } else {
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(20) {
+                reply(conn, &b"HTTP/1.1 100 Continue\r\n\r\n".repeat(100));
+            }
+        }
+    });
+    let out = expect_failure(&["-s", &format!("{base}/short")], 18);
+    assert!(out.stderr.contains("90 bytes remaining"), "{}", out.stderr);
+    assert_eq!(real_curl(&[&format!("{base}/short")]).code(), 18);
+    let out = ws_curl(&["-s", "-L", &format!("{base}/moved")]);
+    assert_eq!((out.code(), out.stdout.as_str()), (0, "moved"), "{out:?}");
+    let start = Instant::now();
+    let out = ws_curl(&["-s", "-m", "30", &format!("{base}/continue")]);
+    assert_ne!(out.code(), 0, "{out:?}");
+    assert!(start.elapsed() < Duration::from_secs(15), "endless 100 Continue took {:?}", start.elapsed());
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+}
+
+/// Issue 25.6: --compressed with the reference's layout (the `payload: ` prefix went into
+/// the decoder: exit 23), and lists of codings decoded in reverse order.
+#[test]
+fn compressed_bodies_in_the_default_layout_and_lists_of_codings() {
+    use std::io::Write;
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+    let text = b"compressed twice over\n".repeat(20);
+    let (once, twice) = (gzip(&text), gzip(&gzip(&text)));
+    let base = canned(move |head, conn| {
+        let (coding, body) = match head.split_whitespace().nth(1) {
+            Some("/twice") => ("gzip, gzip", &twice),
+            Some("/identity") => ("identity, gzip", &once),
+            Some("/br") => ("br", &once),
+            _ => ("gzip", &once),
+        };
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Encoding: {coding}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        reply(conn, &[head.as_bytes(), body].concat());
+    });
+    let text = String::from_utf8(text).unwrap();
+    let out = ws_curl(&["--compressed", &format!("{base}/once")]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(out.stdout.contains(&format!("payload: {text}")) && out.stdout.contains("Status: 200"), "{}", out.stdout);
+    for path in ["twice", "identity"] {
+        let out = ws_curl(&["-s", "--compressed", &format!("{base}/{path}")]);
+        assert_eq!((out.code(), out.stdout.as_str()), (0, text.as_str()), "{path}: {}", out.stderr);
+        assert_eq!(real_curl(&["--compressed", &format!("{base}/{path}")]).stdout, text, "the real curl: {path}");
+    }
+    let out = expect_failure(&["-s", "--compressed", &format!("{base}/br")], 61);
+    assert!(out.stdout.is_empty(), "nothing printed still compressed: {:?}", out.stdout);
+}
+
+/// Issue 25.7: a saved file gets 0666 less the umask, as curl's, not the temporary 0600.
+#[test]
+fn saved_files_get_the_usual_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let base = canned(|_, conn| reply(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc"));
+    let dir = tempfile::tempdir().unwrap();
+    let (ours, theirs) = (dir.path().join("ours"), dir.path().join("theirs"));
+    assert_eq!(ws_curl(&["-s", "-o", ours.to_str().unwrap(), &format!("{base}/")]).code(), 0);
+    assert_eq!(real_curl(&["-o", theirs.to_str().unwrap(), &format!("{base}/")]).code(), 0);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(std::fs::read(&ours).unwrap(), b"abc");
+    assert_eq!(format!("{:o}", mode(&ours)), format!("{:o}", mode(&theirs)));
 }

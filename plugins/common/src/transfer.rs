@@ -1,4 +1,5 @@
-//! What `send` and `receive` share: the file PDU's fields, ids, and file-name safety.
+//! What `send` and `receive` share: the file PDU's fields, ids, and file-name safety; and
+//! what every saver of files (`receive`, `curl -o`) shares: the temporary file.
 
 /// A uuid4 as 32 lowercase hex digits without dashes (version and variant bits set), as the
 /// reference's `id` field.
@@ -23,9 +24,34 @@ pub fn safe_file_name(raw: &str) -> Option<String> {
     (!bad).then(|| last.to_string())
 }
 
+/// A new temporary file in `dir` (hidden, named `{prefix}…`), to be renamed over the target
+/// once complete. Its mode is `0666` less the umask, as `cp` and curl create files: the
+/// 0600 that temporary files get by default would stay with the saved file.
+pub fn partial_file(dir: &std::path::Path, prefix: &str) -> std::io::Result<tempfile::NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partial_files_get_the_mode_the_umask_allows() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = partial_file(dir.path(), ".t-").unwrap();
+        let mode = f.as_file().metadata().unwrap().permissions().mode() & 0o777;
+        // The umask is the process's; read it back from a file made the ordinary way.
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, "").unwrap();
+        let expected = std::fs::metadata(&plain).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, expected, "{mode:o}: not the mode of a file made the ordinary way ({expected:o})");
+    }
 
     #[test]
     fn ids_are_uuid4_hex_and_differ() {

@@ -133,13 +133,9 @@ async fn receive(args: Args, url: ws_common::url::Url) -> Result<(), Error> {
                         decoder: StreamDecoder::new("content", 64 * 1024),
                         file: BufWriter::with_capacity(
                             256 * 1024,
-                            tempfile::Builder::new()
-                                .prefix(".ws-receive-")
-                                .suffix(".tmp")
-                                .tempfile_in(&args.save_dir)
-                                .map_err(|e| {
-                                    Error::failure(format!("cannot create a file in {}: {e}", args.save_dir.display()))
-                                })?,
+                            ws_common::transfer::partial_file(&args.save_dir, ".ws-receive-").map_err(|e| {
+                                Error::failure(format!("cannot create a file in {}: {e}", args.save_dir.display()))
+                            })?,
                         ),
                         hash: Djb2::default(),
                         fragments: 0,

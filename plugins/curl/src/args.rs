@@ -1,0 +1,120 @@
+//! The command line: curl's flags, curl's exit codes, and the URL as curl reads it.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use ws_common::tls::TlsArgs;
+use ws_common::url::Url;
+use ws_plugin_api::Error;
+
+/// curl's exit codes.
+pub(crate) mod code {
+    pub const UNSUPPORTED_PROTOCOL: i32 = 1;
+    pub const URL: i32 = 3;
+    pub const RESOLVE: i32 = 6;
+    pub const CONNECT: i32 = 7;
+    pub const HTTP_ERROR: i32 = 22;
+    pub const PARTIAL: i32 = 18;
+    pub const WRITE: i32 = 23;
+    pub const READ: i32 = 26;
+    pub const TIMEOUT: i32 = 28;
+    pub const TLS: i32 = 35;
+    pub const REDIRECTS: i32 = 47;
+    pub const PEER_FAILED: i32 = 56;
+    pub const CERTIFICATE: i32 = 60;
+    pub const BAD_ENCODING: i32 = 61;
+}
+
+/// HTTP Client
+#[derive(Debug, Parser)]
+#[command(name = "ws curl", about = "HTTP client with curl's flags and exit codes")]
+pub(crate) struct Args {
+    /// Connection url (http:// or https://)
+    pub(crate) url: String,
+    /// Form field k=v, urlencoded (repeatable); makes the request a POST
+    #[arg(short = 'd', value_name = "TEXT")]
+    pub(crate) data: Vec<String>,
+    /// Multipart field k=v, or k=@file to upload a file (repeatable)
+    #[arg(short = 'F', value_name = "TEXT")]
+    pub(crate) form: Vec<String>,
+    /// Raw request body, or @file to send a file's bytes
+    #[arg(long = "data-binary", value_name = "TEXT")]
+    pub(crate) data_binary: Option<String>,
+    /// Request method (default GET, or POST when a body is given)
+    #[arg(short = 'X', long = "request", value_name = "METHOD")]
+    pub(crate) method: Option<String>,
+    /// Extra header 'Name: value' (repeatable)
+    #[arg(short = 'H', long = "header", value_name = "HEADER")]
+    pub(crate) headers: Vec<String>,
+    /// Send a HEAD request
+    #[arg(short = 'I', long = "head")]
+    pub(crate) head: bool,
+    /// Follow redirects
+    #[arg(short = 'L', long = "location")]
+    pub(crate) follow: bool,
+    /// With -L, send credentials (-u, and Authorization and Cookie headers) to every host
+    /// redirected to, not only to the first one
+    #[arg(long = "location-trusted")]
+    pub(crate) location_trusted: bool,
+    /// Most redirects followed with -L
+    #[arg(long = "max-redirects", alias = "max-redirs", default_value_t = 5, value_name = "N")]
+    pub(crate) max_redirects: u32,
+    /// Save the body under the URL's last path segment
+    #[arg(short = 'O', long = "remote-name")]
+    pub(crate) remote_name: bool,
+    /// Save the body to FILE
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    /// Ask for a compressed body (gzip, deflate) and decode it
+    #[arg(long = "compressed", alias = "compress")]
+    pub(crate) compressed: bool,
+    /// Seconds to connect (TCP and TLS)
+    #[arg(long = "connect-timeout", default_value_t = 60.0, value_name = "S")]
+    pub(crate) connect_timeout: f64,
+    /// Seconds for the whole transfer
+    #[arg(short = 'm', long = "max-time", alias = "transfer-timeout", default_value_t = 1800.0, value_name = "S")]
+    pub(crate) max_time: f64,
+    /// Show the request and response heads on stderr
+    #[arg(short = 'v', long = "verbose")]
+    pub(crate) verbose: bool,
+    /// Fail (exit 22, no body) on HTTP status 400 or more
+    #[arg(short = 'f', long = "fail")]
+    pub(crate) fail: bool,
+    /// Print only the body
+    #[arg(short = 's', long = "silent")]
+    pub(crate) silent: bool,
+    /// Basic authentication user:password
+    #[arg(short = 'u', long = "user", value_name = "USER:PASSWORD")]
+    pub(crate) user: Option<String>,
+    /// Do not verify the server's certificate
+    #[arg(short = 'k', long = "insecure")]
+    pub(crate) insecure: bool,
+    /// PEM CA bundle to verify the server with (same as --ca-file)
+    #[arg(long = "cacert", value_name = "FILE")]
+    pub(crate) cacert: Option<PathBuf>,
+    /// Use HTTP/1.1 only (by default https:// offers HTTP/2 too, by ALPN, as curl does)
+    #[arg(long = "http1.1", conflicts_with_all = ["http2", "http2_prior_knowledge"])]
+    pub(crate) http1_1: bool,
+    /// Offer HTTP/2 by ALPN over https:// (the default; accepted for curl compatibility)
+    #[arg(long = "http2")]
+    pub(crate) http2: bool,
+    /// Speak HTTP/2 from the first byte, without asking (h2c over http://, h2 over https://)
+    #[arg(long = "http2-prior-knowledge")]
+    pub(crate) http2_prior_knowledge: bool,
+    #[command(flatten)]
+    pub(crate) tls: TlsArgs,
+}
+
+pub(crate) fn fail(code: i32, msg: impl std::fmt::Display) -> Error {
+    Error::with_code(code, msg.to_string())
+}
+
+pub(crate) fn parse_url(raw: &str) -> Result<Url, Error> {
+    let with_scheme = if raw.contains("://") { raw.to_string() } else { format!("http://{raw}") };
+    let url = Url::parse(&with_scheme).map_err(|e| fail(code::URL, format!("malformed URL '{raw}': {e}")))?;
+    crate::redirects::check_scheme(&url)?;
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(fail(code::URL, format!("no host in URL '{raw}'")));
+    }
+    Ok(url)
+}

@@ -1,0 +1,271 @@
+//! The request: its body from `-d`, `-F` and `--data-binary`, its head, and the sender of
+//! one connection (HTTP/1.1 or HTTP/2).
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{self, HeaderName, HeaderValue};
+use hyper::{Method, Request};
+use ws_common::url::Url;
+use ws_common::ws::ConnectError;
+use ws_plugin_api::Error;
+
+use crate::args::{Args, code, fail};
+
+/// The request body and its content type, from -d, -F and --data-binary.
+pub(crate) struct Body {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) content_type: Option<String>,
+}
+
+pub(crate) fn split_pair(raw: &str) -> Result<(&str, &str), Error> {
+    raw.split_once('=').ok_or_else(|| Error::usage(format!("form field '{raw}' is not name=value")))
+}
+
+pub(crate) fn build_body(args: &Args) -> Result<Option<Body>, Error> {
+    if let Some(raw) = &args.data_binary {
+        let bytes = match raw.strip_prefix('@') {
+            Some(path) => std::fs::read(path).map_err(|e| fail(code::READ, format!("cannot read {path}: {e}")))?,
+            None => raw.as_bytes().to_vec(),
+        };
+        return Ok(Some(Body { bytes, content_type: Some("application/x-www-form-urlencoded".into()) }));
+    }
+    if !args.form.is_empty() {
+        let boundary = format!("------------------------{}", &ws_common::transfer::new_id()[..16]);
+        let mut out = Vec::new();
+        for raw in &args.form {
+            let (k, v) = split_pair(raw)?;
+            out.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+            match v.strip_prefix('@') {
+                Some(path) => {
+                    let data = std::fs::read(path).map_err(|e| fail(code::READ, format!("cannot read {path}: {e}")))?;
+                    let name = std::path::Path::new(path)
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    out.extend_from_slice(
+                        format!("Content-Disposition: form-data; name=\"{k}\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n")
+                            .as_bytes(),
+                    );
+                    out.extend_from_slice(&data);
+                }
+                None => {
+                    out.extend_from_slice(
+                        format!("Content-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}").as_bytes(),
+                    );
+                }
+            }
+            out.extend_from_slice(b"\r\n");
+        }
+        for raw in &args.data {
+            let (k, v) = split_pair(raw)?;
+            out.extend_from_slice(
+                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes(),
+            );
+        }
+        out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        return Ok(Some(Body { bytes: out, content_type: Some(format!("multipart/form-data; boundary={boundary}")) }));
+    }
+    if !args.data.is_empty() {
+        const SET: &percent_encoding::AsciiSet =
+            &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+        let mut pairs = Vec::new();
+        for raw in &args.data {
+            let (k, v) = split_pair(raw)?;
+            pairs.push(format!(
+                "{}={}",
+                percent_encoding::utf8_percent_encode(k, SET),
+                percent_encoding::utf8_percent_encode(v, SET)
+            ));
+        }
+        return Ok(Some(Body {
+            bytes: pairs.join("&").into_bytes(),
+            content_type: Some("application/x-www-form-urlencoded".into()),
+        }));
+    }
+    Ok(None)
+}
+
+pub(crate) fn connect_error(e: ConnectError, timeout: f64) -> Error {
+    match e {
+        ConnectError::Resolve { .. } => fail(code::RESOLVE, e),
+        ConnectError::Connect { .. } => fail(code::CONNECT, e),
+        ConnectError::Timeout(_) => fail(code::TIMEOUT, format!("connection timed out after {timeout} s")),
+        ConnectError::Tls { ref reason, .. } if reason.to_ascii_lowercase().contains("certificate") => {
+            fail(code::CERTIFICATE, e)
+        }
+        ConnectError::Tls { .. } => fail(code::TLS, e),
+        other => fail(code::CONNECT, other),
+    }
+}
+
+/// One connection's request sender, by protocol.
+pub(crate) enum Sender {
+    H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
+    H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+}
+
+impl Sender {
+    pub(crate) async fn send_request(
+        &mut self,
+        req: Request<Full<Bytes>>,
+    ) -> hyper::Result<hyper::Response<hyper::body::Incoming>> {
+        match self {
+            Sender::H1(s) => s.send_request(req).await,
+            Sender::H2(s) => s.send_request(req).await,
+        }
+    }
+}
+
+pub(crate) fn build_request(
+    args: &Args,
+    url: &Url,
+    method: &Method,
+    headers: &[(String, String)],
+    body: Option<&Body>,
+    h2: bool,
+    credentials: bool,
+) -> Result<Request<Full<Bytes>>, Error> {
+    let mut path = url.path().to_string();
+    if let Some(q) = url.query() {
+        path.push('?');
+        path.push_str(q);
+    }
+    // HTTP/2 carries the scheme and authority in the request itself (:scheme, :authority),
+    // not in a Host header.
+    let host_header = ws_common::url::host_header(url);
+    if h2 {
+        path = format!("{}://{host_header}{path}", url.scheme());
+    }
+    let bytes = if *method == Method::HEAD {
+        Bytes::new()
+    } else {
+        body.map(|b| Bytes::from(b.bytes.clone())).unwrap_or_default()
+    };
+    let mut req =
+        Request::builder().method(method.clone()).uri(path).body(Full::new(bytes)).map_err(|e| fail(code::URL, e))?;
+    let set = |h: &mut hyper::HeaderMap, k: HeaderName, v: &str| {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            h.insert(k, v);
+        }
+    };
+    if h2 {
+        *req.version_mut() = hyper::Version::HTTP_2;
+    } else {
+        set(req.headers_mut(), header::HOST, &host_header);
+    }
+    let h = req.headers_mut();
+    set(h, header::USER_AGENT, concat!("ws-curl/", env!("CARGO_PKG_VERSION")));
+    set(h, header::ACCEPT, "*/*");
+    if args.compressed {
+        set(h, header::ACCEPT_ENCODING, "gzip, deflate");
+    }
+    if let Some(user) = args.user.as_ref().filter(|_| credentials) {
+        use base64::Engine;
+        set(h, header::AUTHORIZATION, &format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(user)));
+    }
+    if let Some(b) = body
+        && let Some(ct) = &b.content_type
+    {
+        set(h, header::CONTENT_TYPE, ct);
+    }
+    for (k, v) in headers.iter().filter(|(k, _)| credentials || !crate::redirects::is_credential(k)) {
+        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|e| Error::usage(format!("bad header {k}: {e}")))?;
+        set(h, name, v);
+    }
+    Ok(req)
+}
+
+pub(crate) fn request_size(req: &Request<Full<Bytes>>, body: Option<&Body>) -> usize {
+    let head: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    req.method().as_str().len() + req.uri().to_string().len() + 12 + head + 2 + body.map_or(0, |b| b.bytes.len())
+}
+
+/// As curl prints them: `HTTP/1.1`, `HTTP/2`.
+pub(crate) fn version_name(v: hyper::Version) -> &'static str {
+    match v {
+        hyper::Version::HTTP_09 => "HTTP/0.9",
+        hyper::Version::HTTP_10 => "HTTP/1.0",
+        hyper::Version::HTTP_2 => "HTTP/2",
+        hyper::Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
+    }
+}
+
+pub(crate) fn verbose_request(req: &Request<Full<Bytes>>) {
+    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    eprintln!("> {} {target} {}", req.method(), version_name(req.version()));
+    for (k, v) in req.headers() {
+        eprintln!("> {}: {}", k, String::from_utf8_lossy(v.as_bytes()));
+    }
+    eprintln!(">");
+}
+
+/// The most bytes read on an HTTP/1.1 connection before a response head is in, 1xx
+/// responses included (curl allows 300 kB of headers); a server sending `100 Continue`
+/// forever would otherwise keep the client reading until `--max-time`. hyper may read up to
+/// two buffers of the body before the request learns that the head is in: they count too.
+pub(crate) const MAX_HEAD: u64 = 300 * 1024 + 2 * crate::READ_BUF as u64;
+
+/// A connection that fails its reads once more than [`MAX_HEAD`] bytes arrived while
+/// [`HeadLimit::armed`] (until the response head is in).
+pub(crate) struct HeadLimit<S> {
+    inner: S,
+    pub(crate) state: std::rc::Rc<HeadState>,
+}
+
+/// Shared between the connection and the request: bytes read, and whether still counting.
+#[derive(Debug, Default)]
+pub(crate) struct HeadState {
+    read: std::cell::Cell<u64>,
+    pub(crate) done: std::cell::Cell<bool>,
+}
+
+impl<S> HeadLimit<S> {
+    pub(crate) fn new(inner: S) -> Self {
+        HeadLimit { inner, state: Default::default() }
+    }
+}
+
+impl<S: futures_lite::AsyncRead + Unpin> futures_lite::AsyncRead for HeadLimit<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let st = self.state.clone();
+        if !st.done.get() && st.read.get() > MAX_HEAD {
+            return std::task::Poll::Ready(Err(std::io::Error::other(format!(
+                "no response head within {MAX_HEAD} bytes (endless 1xx responses?)"
+            ))));
+        }
+        let r = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = &r {
+            st.read.set(st.read.get() + *n as u64);
+        }
+        r
+    }
+}
+
+impl<S: futures_lite::AsyncWrite + Unpin> futures_lite::AsyncWrite for HeadLimit<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
