@@ -15,3 +15,4 @@ mod curl;
 mod echo_server;
 mod host;
 mod httpd;
+mod tls;

@@ -402,7 +402,8 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// A test CA and a server certificate for `localhost` and `127.0.0.1` signed by it, plus a
-/// client certificate signed by the same CA, made with openssl at test time.
+/// client certificate signed by the same CA, and two self-signed certificates (`self` for
+/// localhost and 127.0.0.1, `elsewhere` for example.test), made with openssl at test time.
 pub struct Certs {
     pub dir: tempfile::TempDir,
 }
@@ -428,6 +429,11 @@ openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out s
 openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj "/CN=ws-test-client"
 printf "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n" > client.ext
 openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt -days 30 -sha256 -extfile client.ext
+# Self-signed the usual way (OpenSSL marks it CA:TRUE), for this host and for another name.
+openssl req -x509 -newkey rsa:2048 -nodes -keyout self.key -out self.crt -days 30 -subj "/CN=localhost" \
+  -addext "subjectAltName=DNS:localhost,IP:127.0.0.1"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout elsewhere.key -out elsewhere.crt -days 30 -subj "/CN=example.test" \
+  -addext "subjectAltName=DNS:example.test"
 "#;
         let out = Command::new("sh")
             .arg("-c")

@@ -5,6 +5,13 @@
 //! client certificates. Clients: TLS comes from the URL scheme; `--ca-file` replaces the
 //! system trust store, `--cert-file`/`--key-file` present a client certificate, and
 //! `--verify_none` turns verification off (for tests against self-signed peers only).
+//!
+//! A self-signed certificate made the usual way (`openssl req -x509 …`) is marked CA:TRUE,
+//! and webpki refuses a CA certificate as the server's own (`CaUsedAsEndEntity`), where curl
+//! and OpenSSL trust it when it is exactly one of the certificates given with `--ca-file`:
+//! [`AnchorAware`] does the same (the name and the validity dates are still checked, and
+//! the handshake's signature proves the server holds its key). TLS failures are told in a
+//! plain sentence ([`explain`]), not as rustls's debug form.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -139,8 +146,17 @@ impl TlsArgs {
             ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions().map_err(tls_err)?;
         let builder = if self.verify_none {
             builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerification(provider())))
+        } else if let Some(ca) = &self.ca_file {
+            let anchors = load_certs(ca)?;
+            let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(root_store(Some(ca))?),
+                provider(),
+            )
+            .build()
+            .map_err(tls_err)?;
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(AnchorAware { webpki, anchors }))
         } else {
-            builder.with_root_certificates(root_store(self.ca_file.as_deref())?)
+            builder.with_root_certificates(root_store(None)?)
         };
         let mut config = match self.cert_and_key()? {
             Some((certs, key)) => builder.with_client_auth_cert(certs, key).map_err(tls_err)?,
@@ -148,6 +164,95 @@ impl TlsArgs {
         };
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(Arc::new(config))
+    }
+}
+
+/// Web PKI verification, plus curl's and OpenSSL's rule that a certificate given as a trust
+/// anchor is trusted as the server's own certificate (see the module docs).
+#[derive(Debug)]
+struct AnchorAware {
+    webpki: Arc<rustls::client::WebPkiServerVerifier>,
+    anchors: Vec<CertificateDer<'static>>,
+}
+
+impl ServerCertVerifier for AnchorAware {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verdict = self.webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
+        if verdict.is_ok() || !self.anchors.iter().any(|a| a.as_ref() == end_entity.as_ref()) {
+            return verdict;
+        }
+        // The very certificate the user trusts: its name and dates must still hold.
+        let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
+        rustls::client::verify_server_name(&parsed, server_name)?;
+        let (_, cert) = x509_parser::parse_x509_certificate(end_entity.as_ref())
+            .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;
+        let now = now.as_secs() as i64;
+        let validity = cert.validity();
+        if now > validity.not_after.timestamp() {
+            return Err(rustls::Error::InvalidCertificate(rustls::CertificateError::Expired));
+        }
+        if now < validity.not_before.timestamp() {
+            return Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidYet));
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
+}
+
+/// A TLS failure as one plain sentence: what is wrong with the peer's certificate, or what
+/// the peer said, instead of rustls's debug form (`InvalidCertificate(Other(…))`).
+pub fn explain(e: &std::io::Error) -> String {
+    use rustls::CertificateError as C;
+    let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else { return e.to_string() };
+    match tls {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::UnknownIssuer => {
+                "the certificate is not signed by a trusted CA (unknown issuer; give the CA with --ca-file)".into()
+            }
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                "the certificate is not valid for this host name (name mismatch)".into()
+            }
+            C::Expired | C::ExpiredContext { .. } => "the certificate has expired".into(),
+            C::NotValidYet | C::NotValidYetContext { .. } => "the certificate is not valid yet".into(),
+            C::Revoked => "the certificate has been revoked".into(),
+            C::BadSignature => "the certificate's signature is invalid".into(),
+            C::BadEncoding => "the certificate cannot be parsed".into(),
+            C::Other(o) if o.to_string().contains("CaUsedAsEndEntity") => {
+                "the certificate is a CA certificate that was not given with --ca-file".into()
+            }
+            other => format!("the certificate was refused ({other:?})"),
+        },
+        rustls::Error::AlertReceived(alert) => format!("the peer refused the TLS handshake (alert: {alert:?})"),
+        rustls::Error::NoCertificatesPresented => "the peer presented no certificate".into(),
+        other => other.to_string(),
     }
 }
 

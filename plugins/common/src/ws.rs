@@ -233,7 +233,7 @@ pub async fn open_stream(url: &Url, tls: &TlsArgs, alpn: &[&[u8]]) -> Result<Str
     let s = futures_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await
-        .map_err(|e| ConnectError::Tls { addr, reason: e.to_string() })?;
+        .map_err(|e| ConnectError::Tls { addr, reason: crate::tls::explain(&e) })?;
     Ok(Stream::ClientTls(Box::new(s)))
 }
 
