@@ -48,6 +48,14 @@ fn transfer_and_compare(server: &Server, url: &str, tls_args: &[&str], size: usi
     assert!(r.finish(T).success(), "receive failed");
     let got = std::fs::read(dst.path().join(name)).unwrap();
     assert!(got == std::fs::read(&file).unwrap(), "{name}: received bytes differ");
+    // Issue 25.7: the mode a file made the ordinary way gets (0666 less the umask), as cp's,
+    // not the temporary file's 0600.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let plain = dst.path().join(".plain");
+    std::fs::write(&plain, "").unwrap();
+    assert_eq!(format!("{:o}", mode(&dst.path().join(name))), format!("{:o}", mode(&plain)), "{name}'s mode");
+    std::fs::remove_file(plain).unwrap();
     let leftovers: Vec<_> =
         std::fs::read_dir(dst.path()).unwrap().filter_map(Result::ok).map(|e| e.file_name()).collect();
     assert_eq!(leftovers.len(), 1, "temporary files left behind: {leftovers:?}");
