@@ -10,7 +10,6 @@ use std::time::Duration;
 use async_tungstenite::tungstenite::client::IntoClientRequest;
 use async_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use async_tungstenite::tungstenite::handshake::client::Response;
-use async_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response as ServerResponse};
 use async_tungstenite::tungstenite::http::{HeaderName, HeaderValue, StatusCode};
 pub use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 pub use async_tungstenite::tungstenite::protocol::frame::CloseFrame;
@@ -302,46 +301,155 @@ pub struct Refusal {
     pub reason: String,
 }
 
-/// Runs the server side of the opening handshake. `decide` sees the request first and may
-/// refuse it with an HTTP status. The first subprotocol offered, if any, is accepted.
+/// Why a server's opening handshake did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum AcceptError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The request was answered with an HTTP error (a bad request, or `decide` said no).
+    #[error("answered {status}: {reason}")]
+    Refused { status: u16, reason: String },
+}
+
+/// The most bytes a request head may have (nginx's default large_client_header_buffers is
+/// 8 KiB per line; browsers send ~1 KiB).
+const MAX_REQUEST_HEAD: usize = 16 * 1024;
+
+/// Runs the server side of the opening handshake (RFC 6455 §4.2). `decide` sees the request
+/// first and may refuse it with an HTTP status. The first subprotocol offered, if any, is
+/// accepted.
+///
+/// The request is read and checked here rather than by tungstenite, which closes the socket
+/// without a word on a bad request: here a client always gets an answer, 400 with a
+/// one-line reason (not an upgrade, a missing or bad `Sec-WebSocket-Key`, …), or 426 with
+/// `Sec-WebSocket-Version: 13` for another protocol version (§4.2.2).
 pub async fn accept(
-    stream: Stream,
+    mut stream: Stream,
     max_message: usize,
-    decide: impl FnOnce(&Handshake) -> Result<(), Refusal> + Unpin,
-) -> Result<(WsStream, Handshake), tungstenite::Error> {
-    let mut seen = Handshake::default();
-    let seen_ref = &mut seen;
-    // The signature is tungstenite's Callback; its error type is what it is.
-    #[allow(clippy::result_large_err)]
-    let callback = move |req: &Request, mut resp: ServerResponse| -> Result<ServerResponse, ErrorResponse> {
-        seen_ref.uri = req.uri().to_string();
-        seen_ref.headers = req
-            .headers()
-            .iter()
-            .map(|(k, v)| (header_case(k.as_str()), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-            .collect();
-        if let Err(r) = decide(seen_ref) {
-            let mut e = ErrorResponse::new(Some(r.reason));
-            *e.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            return Err(e);
+    decide: impl FnOnce(&Handshake) -> Result<(), Refusal>,
+) -> Result<(WsStream, Handshake), AcceptError> {
+    use futures_lite::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 2048];
+    let end = loop {
+        let from = buf.len().saturating_sub(3);
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(
+                std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed before the request head ended").into()
+            );
         }
-        let h = resp.headers_mut();
-        h.insert("Server", HeaderValue::from_static(USER_AGENT));
-        if let Some(first) = req
-            .headers()
-            .get("Sec-WebSocket-Protocol")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            && let Ok(v) = HeaderValue::from_str(first)
-        {
-            h.insert("Sec-WebSocket-Protocol", v);
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf[from..].windows(4).position(|w| w == b"\r\n\r\n") {
+            break from + i + 4;
         }
-        Ok(resp)
+        if buf.len() > MAX_REQUEST_HEAD {
+            return Err(refuse(&mut stream, 431, "request head too large", "").await);
+        }
     };
-    let ws = async_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config(max_message))).await?;
+    let checked = check_upgrade(&buf[..end]);
+    let (seen, key) = match checked {
+        Ok(ok) => ok,
+        Err((status, reason, extra)) => return Err(refuse(&mut stream, status, &reason, extra).await),
+    };
+    if let Err(r) = decide(&seen) {
+        return Err(refuse(&mut stream, r.status, &r.reason, "").await);
+    }
+    let mut head = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: {}\r\nServer: {USER_AGENT}\r\n",
+        tungstenite::handshake::derive_accept_key(key.as_bytes())
+    );
+    if let Some(first) = seen
+        .header("Sec-WebSocket-Protocol")
+        .and_then(|v| v.split(',').next())
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && HeaderValue::from_str(p).is_ok())
+    {
+        head.push_str(&format!("Sec-WebSocket-Protocol: {first}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    stream.flush().await?;
+    // Bytes after the head are the client's first frames (it should have waited for the 101).
+    let tail = buf.split_off(end);
+    let role = tungstenite::protocol::Role::Server;
+    let ws =
+        async_tungstenite::WebSocketStream::from_partially_read(stream, tail, role, Some(config(max_message))).await;
     Ok((ws, seen))
+}
+
+/// Checks a request head for a WebSocket upgrade: what the server saw and the key, or the
+/// status, reason and extra header lines of the answer.
+fn check_upgrade(head: &[u8]) -> Result<(Handshake, String), (u16, String, &'static str)> {
+    let bad = |reason: &str| (400, reason.to_string(), "");
+    let mut headers = [httparse::EMPTY_HEADER; 96];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err(bad("malformed request head")),
+        Err(httparse::Error::TooManyHeaders) => return Err((431, "too many header fields".into(), "")),
+        Err(e) => return Err(bad(&format!("malformed request head ({e})"))),
+    }
+    let seen = Handshake {
+        uri: req.path.unwrap_or("/").to_string(),
+        headers: req
+            .headers
+            .iter()
+            .map(|h| (header_case(&h.name.to_ascii_lowercase()), String::from_utf8_lossy(h.value).into_owned()))
+            .collect(),
+    };
+    let has_token = |name: &str, token: &str| {
+        seen.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .any(|(_, v)| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    };
+    if req.method != Some("GET") {
+        return Err((405, "a WebSocket upgrade is a GET request".into(), "Allow: GET\r\n"));
+    }
+    if req.version != Some(1) {
+        return Err(bad("a WebSocket upgrade needs HTTP/1.1"));
+    }
+    if seen.header("Host").is_none() {
+        return Err(bad("no Host header"));
+    }
+    if !has_token("Upgrade", "websocket") {
+        return Err(bad("not a WebSocket upgrade request (no Upgrade: websocket)"));
+    }
+    if !has_token("Connection", "upgrade") {
+        return Err(bad("not a WebSocket upgrade request (no Connection: Upgrade)"));
+    }
+    if seen.header("Sec-WebSocket-Version").map(str::trim) != Some("13") {
+        return Err((
+            426,
+            "unsupported Sec-WebSocket-Version (13 is supported)".into(),
+            "Sec-WebSocket-Version: 13\r\n",
+        ));
+    }
+    let key = seen.header("Sec-WebSocket-Key").map(str::trim).unwrap_or("");
+    use base64::Engine;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(key);
+    if !decoded.is_ok_and(|k| k.len() == 16) {
+        return Err(bad(if key.is_empty() { "missing Sec-WebSocket-Key" } else { "bad Sec-WebSocket-Key" }));
+    }
+    let key = key.to_string();
+    Ok((seen, key))
+}
+
+/// Answers a request that will not be upgraded: `status`, the reason as a one-line body,
+/// then closes. Returns the error for the caller's log.
+async fn refuse(stream: &mut Stream, status: u16, reason: &str, extra: &str) -> AcceptError {
+    use futures_lite::AsyncWriteExt;
+    let phrase = StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("Error");
+    let body = format!("{reason}\n");
+    let head = format!(
+        "HTTP/1.1 {status} {phrase}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\nServer: {USER_AGENT}\r\n{extra}\r\n",
+        body.len()
+    );
+    let _ = stream.write_all([head.as_bytes(), body.as_bytes()].concat().as_slice()).await;
+    let _ = stream.flush().await;
+    let _ = stream.close().await;
+    AcceptError::Refused { status, reason: reason.to_string() }
 }
 
 /// `sec-websocket-key` → `Sec-Websocket-Key`: http lower-cases names; logs read better
