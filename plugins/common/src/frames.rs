@@ -131,6 +131,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         if let Some(mask) = head.mask {
             apply_mask(&mut payload, mask);
         }
+        if head.opcode == op::CLOSE {
+            check_close(&payload)?;
+        }
         Ok(Some(Frame { fin: head.fin, opcode: head.opcode, payload }))
     }
 }
@@ -255,7 +258,25 @@ pub fn close_payload(code: u16, reason: &str) -> Vec<u8> {
     p
 }
 
-/// Parses a close frame's payload.
+/// Checks a received close frame's payload (RFC 6455 §5.5.1, §7.4) and parses it: empty
+/// (1005), or a code that may be sent on the wire (not 1004–1006, 1015, 1016–2999, nor
+/// outside 1000–4999) and a UTF-8 reason.
+pub fn check_close(payload: &[u8]) -> Result<(u16, String), FrameError> {
+    match payload {
+        [] => Ok((1005, String::new())),
+        [_] => Err(FrameError::Protocol("close frame with a 1-byte body")),
+        [a, b, reason @ ..] => {
+            let code = u16::from_be_bytes([*a, *b]);
+            if !crate::ws::CloseCode::from(code).is_allowed() {
+                return Err(FrameError::Protocol("invalid close code"));
+            }
+            let reason = std::str::from_utf8(reason).map_err(|_| FrameError::BadUtf8)?;
+            Ok((code, reason.to_string()))
+        }
+    }
+}
+
+/// Parses a close frame's payload, checked or not (see [`check_close`]).
 pub fn parse_close(payload: &[u8]) -> (u16, String) {
     if payload.len() < 2 {
         return (1005, String::new());
@@ -320,6 +341,20 @@ pub async fn client_handshake(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn close_frames_are_checked_like_rfc_6455() {
+        assert_eq!(check_close(&[]).unwrap(), (1005, String::new()));
+        assert_eq!(check_close(&close_payload(1000, "bye")).unwrap(), (1000, "bye".into()));
+        for ok in [1001, 1003, 1007, 1011, 3000, 4999] {
+            assert!(check_close(&close_payload(ok, "")).is_ok(), "{ok}");
+        }
+        for bad in [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535] {
+            assert_eq!(check_close(&close_payload(bad, "")).unwrap_err().close_code(), 1002, "{bad}");
+        }
+        assert_eq!(check_close(&[3]).unwrap_err().close_code(), 1002);
+        assert_eq!(check_close(&[3, 232, 0xff]).unwrap_err().close_code(), 1007, "bad UTF-8 reason");
+    }
 
     #[test]
     fn utf8_is_checked_across_fragments() {

@@ -25,7 +25,8 @@ struct Args {
     /// Send a 'Welcome !' greeting to each new client
     #[arg(short = 'g')]
     greetings: bool,
-    /// Do not answer pings with pongs (frames are then echoed as they arrive, text unvalidated)
+    /// Do not answer pings with pongs: frames are echoed as they arrive, fragmentation kept
+    /// (still checked: fragment order, UTF-8 of text, close codes)
     #[arg(short = 'p')]
     disable_pong: bool,
     /// Disable per-message deflate (accepted for compatibility; deflate is not negotiated)

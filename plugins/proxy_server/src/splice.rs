@@ -294,7 +294,8 @@ impl Pump {
                     frames::apply_mask(&mut payload, m);
                 }
                 if head.opcode == op::CLOSE {
-                    return Ok((pos + total, Some(frames::parse_close(&payload))));
+                    let close = frames::check_close(&payload).map_err(|e| (pos, e))?;
+                    return Ok((pos + total, Some(close)));
                 }
                 if head.opcode == op::PING {
                     let mask = (!self.from_client).then(frames::random_mask);
