@@ -175,6 +175,19 @@ fn invalid_utf8_text_is_closed_with_1007_and_reserved_bits_with_1002() {
         let mut orphan = RawWs::connect(server.addr);
         orphan.send_frame(0x80, b"continuation of nothing");
         assert_eq!(orphan.read_close_code(), Some(1002), "{flags:?}");
+        // Issue 25.8: close codes that must not be on the wire are a protocol error (the
+        // frame mode echoed them), a reason that is not UTF-8 is 1007.
+        for code in [1004u16, 1005, 1006, 1015, 2000, 5000] {
+            let mut c = RawWs::connect(server.addr);
+            c.send_frame(0x88, &code.to_be_bytes());
+            assert_eq!(c.read_close_code(), Some(1002), "{flags:?} close {code}");
+        }
+        let mut one = RawWs::connect(server.addr);
+        one.send_frame(0x88, &[3]);
+        assert_eq!(one.read_close_code(), Some(1002), "{flags:?} 1-byte close");
+        let mut reason = RawWs::connect(server.addr);
+        reason.send_frame(0x88, &[3, 232, 0xff, 0xfe]);
+        assert_eq!(reason.read_close_code(), Some(1007), "{flags:?} close reason");
         // The bad clients did not disturb the server.
         let out = probe(&server.url("ws"), &["--send-size", "10", "--expect", "1"]);
         assert!(out.stdout.contains("recv binary 10"), "{flags:?}: {}", out.stdout);
@@ -254,4 +267,117 @@ fn pings_are_answered_unless_p_is_given() {
     assert!(out.stdout.contains("no pong"), "{}", out.stdout);
     assert!(out.stdout.contains("recv binary 5") && out.stdout.contains("closed 1000"), "{}", out.stdout);
     quiet.wait_for_line("Received ping (not answered: -p)", Duration::from_secs(5));
+}
+
+/// Sends `request` and returns everything the server answers before it closes.
+fn answer_to(addr: std::net::SocketAddr, request: &str) -> String {
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(request.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = c.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Issue 25.9: a handshake that fails gets an HTTP answer with a one-line reason (clients
+/// saw "empty reply"), 426 with the version we speak for another version; in every server.
+#[test]
+fn failed_handshakes_are_answered_400_or_426_by_every_server() {
+    let key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    let up = "Upgrade: websocket\r\nConnection: Upgrade\r\n";
+    let cases = [
+        ("GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_string(), "400 Bad Request", "no Upgrade: websocket", ""),
+        (
+            format!("GET / HTTP/1.1\r\nHost: x\r\n{up}Sec-WebSocket-Version: 13\r\n\r\n"),
+            "400",
+            "missing Sec-WebSocket-Key",
+            "",
+        ),
+        (
+            format!("GET / HTTP/1.1\r\nHost: x\r\n{up}Sec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n\r\n"),
+            "400",
+            "bad Sec-WebSocket-Key",
+            "",
+        ),
+        (
+            format!("GET / HTTP/1.1\r\nHost: x\r\n{up}{key}Sec-WebSocket-Version: 8\r\n\r\n"),
+            "426 Upgrade Required",
+            "Sec-WebSocket-Version",
+            "sec-websocket-version: 13",
+        ),
+        (
+            format!("POST / HTTP/1.1\r\nHost: x\r\n{up}{key}Sec-WebSocket-Version: 13\r\n\r\n"),
+            "405",
+            "GET",
+            "allow: get",
+        ),
+    ];
+    for (name, args) in [
+        ("echo_server", vec![]),
+        ("broadcast_server", vec![]),
+        ("transfer", vec![]),
+        ("proxy_server", vec!["--remote_host", "ws://127.0.0.1:9"]),
+    ] {
+        let mut args = args;
+        args.push("-q");
+        let server = Server::start(name, &args);
+        for (request, status, reason, header) in &cases {
+            let answer = answer_to(server.addr, request);
+            let first = answer.lines().next().unwrap_or("");
+            assert!(first.starts_with(&format!("HTTP/1.1 {status}")), "{name}: {request:?} got {answer:?}");
+            let body = answer.split("\r\n\r\n").nth(1).unwrap_or("");
+            assert!(
+                body.ends_with('\n') && body.lines().count() == 1 && body.contains(reason),
+                "{name}: body {body:?}"
+            );
+            assert!(answer.to_ascii_lowercase().contains(header), "{name}: {answer:?}");
+        }
+        // And a good handshake still works after the bad ones.
+        let mut ok = RawWs::connect(server.addr);
+        ok.send_frame(0x88, &1000u16.to_be_bytes());
+        assert!(ok.read_close_code().is_some(), "{name}");
+    }
+}
+
+/// Issue 25.5: a server whose log output nobody reads (`ws echo_server | less`, paused) keeps
+/// serving; the lines it could not write are counted and the count is logged once the output
+/// is read again.
+#[test]
+fn a_log_output_nobody_reads_blocks_no_client() {
+    use std::io::BufRead;
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut cmd = ws();
+    cmd.args(["echo_server", "--port", "0"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
+    let mut child = Kill(cmd.spawn().unwrap());
+    let mut out = std::io::BufReader::new(child.0.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let addr = crate::util::parse_listening(&first).expect("ready line");
+    // Nobody reads stdout now: the pipe (64 KiB) fills after ~150 connections' log lines.
+    let start = Instant::now();
+    for i in 0..3000 {
+        let mut c = RawWs::connect(addr);
+        c.send_frame(0x88, &1000u16.to_be_bytes());
+        assert_eq!(c.read_close_code(), Some(1000), "connection {i}");
+    }
+    assert!(start.elapsed() < Duration::from_secs(60), "3000 connections took {:?}", start.elapsed());
+    // Read again: what was queued flows, then the count of what was dropped.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in out.lines() {
+            let Ok(line) = line else { break };
+            if line.contains("log lines were dropped while the log output was blocked") {
+                let _ = tx.send(line);
+                break;
+            }
+        }
+    });
+    let note = rx.recv_timeout(Duration::from_secs(20)).expect("no count of dropped lines");
+    assert!(note.contains("[warning]"), "{note}");
 }

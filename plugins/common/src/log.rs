@@ -3,10 +3,19 @@
 //! `error` lines go to stderr, everything else to stdout. `-q` hides `info`, `-v` shows `debug`.
 //!
 //! Writes ignore errors: a closed stdout (`ws … | head`) must not turn logging into a panic.
+//!
+//! Servers log in the background ([`background`]): their lines go to a bounded queue that a
+//! thread of its own writes out, so a log output nobody reads (`ws echo_server | less`,
+//! paused) blocks that thread and never the executor serving every client. Past
+//! [`QUEUE_BYTES`] lines are dropped and counted, and the count is written once the output
+//! takes lines again. Clients write directly: their output is their result, never dropped.
 
+use std::collections::VecDeque;
 use std::fmt::Arguments;
 use std::io::Write;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::Duration;
 
 /// Severity of a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -75,21 +84,131 @@ pub fn write_forced(level: Level, args: Arguments<'_>, force: bool) {
     }
     let mut line = format_line(level, args);
     line.push('\n');
-    if level == Level::Error {
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
-    } else {
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(line.as_bytes());
-        let _ = out.flush();
-    }
+    emit(level == Level::Error, line.into_bytes());
 }
 
 /// Prints a plain line to stdout (no stamp), ignoring a closed pipe.
 pub fn plain(args: Arguments<'_>) {
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_fmt(args);
-    let _ = out.write_all(b"\n");
-    let _ = out.flush();
+    let mut line = std::fmt::format(args);
+    line.push('\n');
+    emit(false, line.into_bytes());
+}
+
+/// Writes a finished line to stderr or stdout: queued when [`background`] is on.
+fn emit(to_stderr: bool, line: Vec<u8>) {
+    if let Some(q) = QUEUE.get() {
+        q.push(to_stderr, line);
+    } else {
+        write_now(to_stderr, &line);
+    }
+}
+
+fn write_now(to_stderr: bool, line: &[u8]) {
+    if to_stderr {
+        let _ = std::io::stderr().lock().write_all(line);
+    } else {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(line);
+        let _ = out.flush();
+    }
+}
+
+/// The most bytes of log lines waiting for a blocked output before lines are dropped.
+pub const QUEUE_BYTES: usize = 1 << 20;
+
+static QUEUE: OnceLock<Queue> = OnceLock::new();
+
+/// Lines waiting for the writer thread.
+#[derive(Debug, Default)]
+struct Queue {
+    state: Mutex<Pending>,
+    /// Signalled when lines are queued.
+    queued: Condvar,
+    /// Signalled when the writer has written everything it took.
+    drained: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    lines: VecDeque<(bool, Vec<u8>)>,
+    bytes: usize,
+    dropped: u64,
+    /// The writer holds taken lines it has not written yet.
+    writing: bool,
+}
+
+impl Queue {
+    fn push(&self, to_stderr: bool, line: Vec<u8>) {
+        let mut p = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if p.bytes + line.len() > QUEUE_BYTES {
+            p.dropped += 1;
+            return;
+        }
+        p.bytes += line.len();
+        p.lines.push_back((to_stderr, line));
+        drop(p);
+        self.queued.notify_one();
+    }
+
+    /// The writer thread: takes everything queued, writes it without the lock held (this
+    /// is where a blocked output waits), then tells how many lines were dropped meanwhile.
+    fn run(&self) {
+        let mut p = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            while p.lines.is_empty() && p.dropped == 0 {
+                p.writing = false;
+                self.drained.notify_all();
+                p = self.queued.wait(p).unwrap_or_else(|e| e.into_inner());
+            }
+            let lines = std::mem::take(&mut p.lines);
+            let dropped = std::mem::take(&mut p.dropped);
+            p.bytes = 0;
+            p.writing = true;
+            drop(p);
+            for (to_stderr, line) in &lines {
+                write_now(*to_stderr, line);
+            }
+            if dropped > 0 {
+                let note = format_line(
+                    Level::Warning,
+                    format_args!("{dropped} log lines were dropped while the log output was blocked"),
+                );
+                write_now(false, format!("{note}\n").as_bytes());
+            }
+            p = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Waits up to `limit` for everything queued to be written.
+    fn flush(&self, limit: Duration) {
+        let p = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = self.drained.wait_timeout_while(p, limit, |p| !p.lines.is_empty() || p.writing || p.dropped > 0);
+    }
+}
+
+/// From now on, log lines (and [`plain`] lines) are written by a thread of their own through
+/// a bounded queue (see the module docs). Servers call it before they listen. Falls back to
+/// direct writes if the thread cannot start.
+pub fn background() {
+    if QUEUE.get().is_some() {
+        return;
+    }
+    let spawned = std::thread::Builder::new().name("ws-log".into()).spawn(|| {
+        let q = QUEUE.get_or_init(Queue::default);
+        q.run();
+    });
+    if spawned.is_ok() {
+        // The queue exists once the thread has made it; lines logged meanwhile go direct.
+        let _ = QUEUE.get_or_init(Queue::default);
+    }
+}
+
+/// Waits (up to 2 s) until the background writer has written every queued line: called
+/// when a plugin's run ends, so that its last lines are not lost.
+pub fn flush() {
+    if let Some(q) = QUEUE.get() {
+        q.flush(Duration::from_secs(2));
+    }
 }
 
 /// Logs at debug level.

@@ -28,7 +28,9 @@ where
 {
     let ex: Spawner = Rc::new(LocalExecutor::new());
     let fut = main(ex.clone());
-    smol::block_on(ex.run(Isolated::new(fut)))
+    let out = smol::block_on(ex.run(Isolated::new(fut)));
+    crate::log::flush();
+    out
 }
 
 /// A future polled only after its own waker fired (or on the first poll), however often the

@@ -119,6 +119,7 @@ where
 {
     let want = limits.max_connections as u64 + 64;
     let limit = wsx::raise_fd_limit(want);
+    crate::log::background();
     let listener = listen.listen().await?;
     if limit < want {
         warning!(

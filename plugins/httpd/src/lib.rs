@@ -128,6 +128,7 @@ impl Plugin for Httpd {
         let tls = args.tls.server_config(&[b"h2", b"http/1.1"])?;
         let ctx = Rc::new(Ctx { mode, heads: RefCell::default() });
         ws_common::runtime::block_on(|ex| async move {
+            ws_common::log::background();
             let listener = args.listen.listen().await?;
             let active = Rc::new(Cell::new(0usize));
             loop {
