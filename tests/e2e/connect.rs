@@ -136,3 +136,91 @@ fn ping_sends_lines_as_pings_and_prints_pongs() {
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
+
+/// A `ws connect` on a real pseudo-terminal (a tmux session of its own), read off the screen.
+struct Tmux {
+    socket: String,
+    _home: tempfile::TempDir,
+}
+
+impl Tmux {
+    fn start(url: &str) -> Tmux {
+        let home = tempfile::tempdir().unwrap();
+        let socket = format!("ws-test-{}-{}", std::process::id(), crate::connect::free_port());
+        let command = format!(
+            "env -i PATH=/usr/bin:/bin HOME={} TERM=xterm WS_PLUGIN_PATH={} {} connect -d --ping_interval 0 {url}",
+            home.path().display(),
+            crate::util::plugin_dir().display(),
+            crate::util::ws_bin().display()
+        );
+        let ok = std::process::Command::new("tmux")
+            .args(["-L", &socket, "new-session", "-d", "-x", "120", "-y", "40", &command])
+            .status()
+            .expect("tmux is needed (scripts/peers.sh installs it)");
+        assert!(ok.success());
+        Tmux { socket, _home: home }
+    }
+
+    fn screen(&self) -> String {
+        let out = std::process::Command::new("tmux").args(["-L", &self.socket, "capture-pane", "-p"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        std::process::Command::new("tmux").args(["-L", &self.socket, "send-keys"]).args(keys).status().unwrap();
+    }
+
+    /// Waits until the screen holds `needle`; returns the screen.
+    fn wait_for(&self, needle: &str) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            let screen = self.screen();
+            if screen.contains(needle) {
+                return screen;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "never saw {needle:?} on the screen:\n{screen}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tmux").args(["-L", &self.socket, "kill-server"]).status();
+    }
+}
+
+/// Issue 25.13 and 25.12: at a terminal, messages that arrive while the prompt is open are
+/// printed above it and stay (they were printed as a staircase and vanished at the next
+/// repaint), what is being typed survives, and a peer's escape sequences are shown, not
+/// obeyed.
+#[test]
+fn at_a_terminal_messages_print_above_the_prompt_and_escapes_are_shown() {
+    let server = Server::start("broadcast_server", &[]);
+    let url = server.url("ws");
+    let term = Tmux::start(&url);
+    term.wait_for("ws_connect: connected");
+    server.wait_for_line("New connection", T);
+    // Another client sends two messages while the prompt is open.
+    let out = connect(&[&url], b"first from a peer\nsecond from a peer\n");
+    assert_eq!(out.code(), 0, "{out:?}");
+    term.keys(&["half-typed"]);
+    let screen = term.wait_for("received message: second from a peer");
+    let lines: Vec<&str> = screen.lines().collect();
+    let first = lines.iter().position(|l| *l == "ws_connect: received message: first from a peer");
+    let second = lines.iter().position(|l| *l == "ws_connect: received message: second from a peer");
+    let prompt = lines.iter().rposition(|l| *l == "> half-typed");
+    assert!(first.is_some() && first < second && second < prompt, "not above the prompt in order:\n{screen}");
+    // Sending the typed line and a later message keep the first messages on the screen.
+    term.keys(&["Enter"]);
+    term.wait_for("> half-typed\n>");
+    assert_eq!(connect(&[&url], b"third\n").code(), 0);
+    let screen = term.wait_for("received message: third");
+    assert!(screen.contains("received message: first from a peer"), "the first message vanished:\n{screen}");
+    // A peer's escape sequences: a title change (OSC), a clear screen (CSI), a carriage return.
+    let out = connect(&[&url], b"evil \x1b]0;pwned\x07 \x1b[2J \rend\n");
+    assert_eq!(out.code(), 0, "{out:?}");
+    let screen = term.wait_for("received message: evil");
+    assert!(screen.contains(r"evil \x1b]0;pwned\x07 \x1b[2J \rend"), "escapes not shown:\n{screen}");
+    assert!(screen.contains("received message: first from a peer"), "the screen was cleared:\n{screen}");
+}

@@ -331,6 +331,10 @@ fn redirect_and_debug_modes() {
     d.wait_for_line("== Headers ==", T);
     d.wait_for_line("x-test: yes", T);
     d.wait_for_line("hello=world", T);
+    // Issue 25.12: what a client sends is shown escaped, never obeyed by the terminal.
+    let out = curl(&["--data-binary", "body\x1b]0;pwned\x07\r", &format!("{}/", d.url("http"))]);
+    assert_eq!(out.stdout, "OK");
+    d.wait_for_line(r"body\x1b]0;pwned\x07\r", T);
 }
 
 #[test]

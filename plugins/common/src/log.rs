@@ -66,9 +66,33 @@ pub fn timestamp() -> String {
     chrono::Local::now().format("%Y-%m-%d %H:%M:%S%.3f").to_string()
 }
 
-/// Formats one log line (without the newline).
+/// Formats one log line (without the newline). Control characters in it (from the network:
+/// a close reason, a header, a file name) are escaped, so that a line is one line and
+/// nothing a peer sends can move a terminal's cursor or forge another line.
 pub fn format_line(level: Level, args: Arguments<'_>) -> String {
-    format!("[{}] [{}] {}", timestamp(), level.as_str(), args)
+    let message = std::fmt::format(args);
+    format!("[{}] [{}] {}", timestamp(), level.as_str(), escape_controls(&message, false))
+}
+
+/// `s` with its control characters (C0, DEL and C1: CR, ESC, BEL, the OSC and CSI
+/// introducers, …) written as escapes (`\r`, `\x1b`, `\u{9b}`); tabs stay, and newlines
+/// too when `keep_newlines`. For text from the network on its way to a terminal.
+pub fn escape_controls(s: &str, keep_newlines: bool) -> std::borrow::Cow<'_, str> {
+    let escaped = |c: char| c.is_control() && c != '\t' && !(keep_newlines && c == '\n');
+    if !s.chars().any(escaped) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            c if !escaped(c) => out.push(c),
+            '\r' => out.push_str("\\r"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Writes one line at `level`, if enabled. Use the macros instead.
@@ -94,8 +118,16 @@ pub fn plain(args: Arguments<'_>) {
     emit(false, line.into_bytes());
 }
 
-/// Writes a finished line to stderr or stdout: queued when [`background`] is on.
+/// Writes a finished line to stderr or stdout: above the prompt while a line editor owns
+/// the terminal ([`print_above_prompt`]), queued when [`background`] is on.
 fn emit(to_stderr: bool, line: Vec<u8>) {
+    let line = match TERMINAL.get() {
+        Some(t) if if to_stderr { t.stderr } else { t.stdout } => match t.print(line) {
+            Ok(()) => return,
+            Err(line) => line,
+        },
+        _ => line,
+    };
     if let Some(q) = QUEUE.get() {
         q.push(to_stderr, line);
     } else {
@@ -111,6 +143,36 @@ fn write_now(to_stderr: bool, line: &[u8]) {
         let _ = out.write_all(line);
         let _ = out.flush();
     }
+}
+
+/// Where lines go while a line editor (reedline) owns the terminal: its external printer,
+/// which prints them above the prompt and repaints it. Written directly, they landed in the
+/// middle of the prompt (a staircase) and vanished at the next repaint.
+#[derive(Debug)]
+struct Terminal {
+    sender: Mutex<std::sync::mpsc::SyncSender<String>>,
+    stdout: bool,
+    stderr: bool,
+}
+
+impl Terminal {
+    /// Hands a line to the editor; gives it back when the editor is gone.
+    fn print(&self, line: Vec<u8>) -> Result<(), Vec<u8>> {
+        let text = String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(&line)).into_owned();
+        let sender = self.sender.lock().unwrap_or_else(|e| e.into_inner());
+        sender.send(text).map_err(|_| line)
+    }
+}
+
+static TERMINAL: OnceLock<Terminal> = OnceLock::new();
+
+/// From now on, lines for stdout (and for stderr, when it is the terminal too) go to
+/// `sender`, a line editor's external printer. Once the editor is gone, lines are written
+/// directly again.
+pub fn print_above_prompt(sender: std::sync::mpsc::SyncSender<String>) {
+    use std::io::IsTerminal;
+    let stderr = std::io::stderr().is_terminal();
+    let _ = TERMINAL.set(Terminal { sender: Mutex::new(sender), stdout: true, stderr });
 }
 
 /// The most bytes of log lines waiting for a blocked output before lines are dropped.
@@ -238,6 +300,17 @@ mod tests {
         assert_eq!(b[5], b'-');
         assert_eq!(b[11], b' ');
         assert_eq!(b[20], b'.');
+    }
+
+    #[test]
+    fn control_characters_from_the_network_are_escaped() {
+        assert_eq!(escape_controls("plain text\tok", false), "plain text\tok");
+        assert_eq!(escape_controls("a\rb\x1b[2Jc\x07", false), "a\\rb\\x1b[2Jc\\x07");
+        assert_eq!(escape_controls("line1\nline2", false), "line1\\nline2");
+        assert_eq!(escape_controls("line1\nline2", true), "line1\nline2");
+        assert_eq!(escape_controls("\u{9b}31m \x1b]0;title\x07", true), "\\u{9b}31m \\x1b]0;title\\x07");
+        let line = format_line(Level::Info, format_args!("reason {}", "bye\r\n[fake] line"));
+        assert!(line.ends_with("reason bye\\r\\n[fake] line"), "{line}");
     }
 
     #[test]

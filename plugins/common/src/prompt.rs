@@ -4,6 +4,10 @@
 //! `~/.local/share/ws/history/<name>`; Ctrl-D or Ctrl-C ends input). Otherwise stdin is read
 //! line by line, so scripts and tests can pipe input in. Either way EOF arrives as
 //! [`Input::Eof`] once, after every line.
+//!
+//! While the editor runs, every line the plugin prints (log lines, received messages) goes
+//! through reedline's external printer ([`crate::log::print_above_prompt`]): it appears above
+//! the prompt, and what the user is typing is repainted below it.
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
@@ -26,11 +30,17 @@ pub fn spawn(prompt: &str, history_name: &str) -> Receiver<Input> {
     let prompt = prompt.to_string();
     let history = history_file(history_name);
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    // While the editor reads a line, everything printed goes above the prompt.
+    let printer = interactive.then(|| {
+        let printer = reedline::ExternalPrinter::<String>::new(1024);
+        crate::log::print_above_prompt(printer.sender());
+        printer
+    });
     std::thread::Builder::new()
         .name("ws-input".into())
         .spawn(move || {
-            if interactive {
-                read_terminal(&prompt, history, |i| tx.send_blocking(i).is_ok());
+            if let Some(printer) = printer {
+                read_terminal(&prompt, history, printer, |i| tx.send_blocking(i).is_ok());
             } else {
                 let stdin = std::io::stdin();
                 for line in stdin.lock().lines() {
@@ -56,8 +66,13 @@ fn history_file(name: &str) -> Option<PathBuf> {
     Some(dir.join(name))
 }
 
-fn read_terminal(prompt: &str, history: Option<PathBuf>, mut send: impl FnMut(Input) -> bool) {
-    let mut editor = Reedline::create();
+fn read_terminal(
+    prompt: &str,
+    history: Option<PathBuf>,
+    printer: reedline::ExternalPrinter<String>,
+    mut send: impl FnMut(Input) -> bool,
+) {
+    let mut editor = Reedline::create().with_external_printer(printer);
     if let Some(h) = history.and_then(|p| FileBackedHistory::with_file(1000, p).ok()) {
         editor = editor.with_history(Box::new(h));
     }

@@ -57,6 +57,8 @@ struct Args {
 }
 
 struct ConnectHandler {
+    /// stdout is a terminal.
+    terminal: bool,
     binary: bool,
     gunzip: bool,
     echo: bool,
@@ -111,15 +113,19 @@ impl Handler for ConnectHandler {
 
 impl ConnectHandler {
     fn print_payload(&self, payload: &[u8]) {
-        if self.gunzip {
-            let mut out = Vec::new();
+        let mut out = Vec::new();
+        let payload = if self.gunzip {
             match flate2::read::GzDecoder::new(payload).read_to_end(&mut out) {
-                Ok(_) => plain(format_args!("ws_connect: received message: {}", String::from_utf8_lossy(&out))),
-                Err(e) => error!("Error decompressing: {e}"),
+                Ok(_) => &out[..],
+                Err(e) => return error!("Error decompressing: {e}"),
             }
         } else {
-            plain(format_args!("ws_connect: received message: {}", String::from_utf8_lossy(payload)));
-        }
+            payload
+        };
+        let text = String::from_utf8_lossy(payload);
+        // At a terminal, a peer's CR, ESC or OSC must not drive it; in a pipe, bytes stay.
+        let text = if self.terminal { ws_common::log::escape_controls(&text, true) } else { text };
+        plain(format_args!("ws_connect: received message: {text}"));
     }
 }
 
@@ -168,7 +174,8 @@ impl Plugin for Connect {
         } else {
             (None, ws_common::prompt::spawn("> ", "connect"))
         };
-        let mut handler = ConnectHandler { binary: args.binary, gunzip: args.gunzip, echo: args.echo };
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        let mut handler = ConnectHandler { terminal, binary: args.binary, gunzip: args.gunzip, echo: args.echo };
         let _ = args.no_deflate;
         ws_common::runtime::block_on(|_| ws_common::session::run(opts, input, &mut handler))
     }

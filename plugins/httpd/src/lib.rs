@@ -266,14 +266,16 @@ fn host_is_valid(req: &Request<Incoming>) -> bool {
 
 async fn debug_request(req: Request<Incoming>, peer: std::net::SocketAddr) -> Response<Body> {
     let mut log = format!("{peer} {} {} {:?}\n== Headers ==\n", req.method(), req.uri(), req.version());
+    // What the client sent is escaped: its CR, ESC or OSC must not drive the terminal.
+    let escape = |b: &[u8]| ws_common::log::escape_controls(&String::from_utf8_lossy(b), true).into_owned();
     for (k, v) in req.headers() {
-        log.push_str(&format!("{}: {}\n", k, String::from_utf8_lossy(v.as_bytes())));
+        log.push_str(&format!("{}: {}\n", k, escape(v.as_bytes())));
     }
     // The body is logged, up to 1 MiB.
     let body = http_body_util::Limited::new(req.into_body(), 1 << 20).collect().await;
     log.push_str("== Body ==\n");
     match body {
-        Ok(b) => log.push_str(&String::from_utf8_lossy(&b.to_bytes())),
+        Ok(b) => log.push_str(&escape(&b.to_bytes())),
         Err(e) => log.push_str(&format!("(not read: {e})")),
     }
     ws_common::log::plain(format_args!("{log}\n"));
