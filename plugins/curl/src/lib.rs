@@ -107,14 +107,24 @@ async fn fetch(
             .map_err(|e| connect_error(e, args.connect_timeout))?;
         let h2 = stream.alpn() == Some(b"h2") || (args.http2_prior_knowledge && !args.http1_1);
         // The connection's own task drives its I/O while this one sends and reads.
-        let drive = |conn: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>| ex.spawn(conn).detach();
+        // Its error (a TLS alert, a reset) is kept: the request itself only learns "canceled".
+        let conn_error: std::rc::Rc<std::cell::RefCell<Option<String>>> = Default::default();
+        let drive = |conn: std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), hyper::Error>>>>| {
+            let slot = conn_error.clone();
+            ex.spawn(async move {
+                if let Err(e) = conn.await {
+                    *slot.borrow_mut() = Some(cause_chain(&e));
+                }
+            })
+            .detach()
+        };
         let mut head_state = None;
         let mut sender = if h2 {
             let io = smol_hyper::rt::FuturesIo::new(stream);
             let (sender, conn) = hyper::client::conn::http2::handshake(ws_common::runtime::LocalExec(ex.clone()), io)
                 .await
                 .map_err(|e| fail(code::CONNECT, e))?;
-            drive(Box::pin(async move { _ = conn.await }));
+            drive(Box::pin(conn));
             Sender::H2(sender)
         } else {
             // A fixed read buffer: smol-hyper zeroes the whole free part of hyper's buffer
@@ -128,7 +138,7 @@ async fn fetch(
                 .handshake(io)
                 .await
                 .map_err(|e| fail(code::CONNECT, e))?;
-            drive(Box::pin(async move { _ = conn.await }));
+            drive(Box::pin(conn));
             Sender::H1(sender)
         };
         if args.verbose && h2 {
@@ -140,7 +150,13 @@ async fn fetch(
         if args.verbose {
             verbose_request(&req);
         }
-        let resp = sender.send_request(req).await.map_err(|e| fail(code::PEER_FAILED, no_response(&e)))?;
+        let resp = match sender.send_request(req).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                let why = conn_error.borrow_mut().take().unwrap_or_else(|| cause_chain(&e));
+                return Err(fail(code::PEER_FAILED, format!("no response: {why}")));
+            }
+        };
         if let Some(state) = head_state {
             state.done.set(true);
         }
@@ -177,12 +193,15 @@ async fn fetch(
     }
 }
 
-/// "no response: …" with the cause hyper wraps (an I/O error of ours says what happened).
-fn no_response(e: &hyper::Error) -> String {
-    match std::error::Error::source(e) {
-        Some(cause) => format!("no response: {e}: {cause}"),
-        None => format!("no response: {e}"),
+/// An error with the causes it wraps ("connection error: received fatal alert: …").
+fn cause_chain(e: &hyper::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text = format!("{text}: {c}");
+        cause = c.source();
     }
+    text
 }
 
 declare_plugin!(Curl);
