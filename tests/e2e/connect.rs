@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::util::{Server, certs, peer_script, run, ws};
+use crate::util::{Server, certs, free_port, peer_script, run, ws};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -91,6 +91,25 @@ fn bad_url_scheme_is_a_usage_error() {
 }
 
 #[test]
+fn a_dropped_connection_comes_back_and_carries_the_next_line() {
+    let port = free_port().to_string();
+    let start = || Server::start_cmd("echo_server", ws().args(["echo_server", "--port", &port]));
+    let first = start();
+    let url = format!("ws://127.0.0.1:{port}/");
+    let mut client = crate::util::Interactive::start("connect", ws().args(["connect", "--max_wait", "200", &url]));
+    client.send_line("before");
+    client.wait_for_lines("received message: before", 1, T);
+    // The server goes away with the connection open; a new one comes up on the same port.
+    drop(first);
+    client.wait_for_lines("connection closed", 1, T);
+    let second = start();
+    second.wait_for_line("New connection", T);
+    client.send_line("after");
+    client.wait_for_lines("received message: after", 1, T);
+    assert!(client.finish(T).success());
+}
+
+#[test]
 fn reconnects_after_the_server_goes_away() {
     // ws connect keeps trying (100, 200, 400 ms ...) until a server appears on the port.
     let port = free_port();
@@ -133,10 +152,6 @@ fn ping_sends_lines_as_pings_and_prints_pongs() {
     assert!(out.stderr.contains("Message too long (200 > 125 bytes)"), "{}", out.stderr);
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// A `ws connect` on a real pseudo-terminal (a tmux session of its own), read off the screen.
 struct Tmux {
     socket: String,
@@ -146,7 +161,7 @@ struct Tmux {
 impl Tmux {
     fn start(url: &str) -> Tmux {
         let home = tempfile::tempdir().unwrap();
-        let socket = format!("ws-test-{}-{}", std::process::id(), crate::connect::free_port());
+        let socket = format!("ws-test-{}-{}", std::process::id(), free_port());
         let command = format!(
             "env -i PATH=/usr/bin:/bin HOME={} TERM=xterm WS_PLUGIN_PATH={} {} connect -d --ping_interval 0 {url}",
             home.path().display(),

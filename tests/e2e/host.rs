@@ -29,6 +29,18 @@ fn help_lists_every_built_plugin_with_its_summary() {
     assert!(out.stdout.starts_with("ws is a websocket tool\n"), "{}", out.stdout);
     let line = out.stdout.lines().find(|l| l.trim_start().starts_with("echo_server")).expect("echo_server listed");
     assert!(line.contains("Echo server"), "{line}");
+    // Every plugin of the workspace, each with a summary after its name.
+    let plugins = std::fs::read_dir(crate::util::repo_root().join("plugins")).unwrap();
+    let mut names: Vec<String> =
+        plugins.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    names.retain(|n| n != "common");
+    assert!(names.len() >= 12, "{names:?}");
+    for name in &names {
+        crate::util::require_plugin(name);
+        let listed = out.stdout.lines().find(|l| l.split_whitespace().next() == Some(name.as_str()));
+        let listed = listed.unwrap_or_else(|| panic!("{name} is not listed:\n{}", out.stdout));
+        assert!(listed.split_whitespace().count() > 1, "{name} has no summary: {listed}");
+    }
     // `ws` alone prints the same.
     assert_eq!(ws_run(&[], None).stdout, out.stdout);
 }

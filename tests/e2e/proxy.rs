@@ -129,7 +129,7 @@ fn routes_by_host_from_both_config_forms() {
 
 #[test]
 fn an_unreachable_upstream_closes_the_client_with_1011_promptly() {
-    let port = crate::connect::free_port();
+    let port = crate::util::free_port();
     let p = proxy(&["--remote_host", &format!("ws://127.0.0.1:{port}/"), "--upstream-timeout", "2"]);
     let start = Instant::now();
     let mut probe = peer_script("probe_client.py");
@@ -138,10 +138,10 @@ fn an_unreachable_upstream_closes_the_client_with_1011_promptly() {
     assert!(out.stdout.contains("closed 1011 upstream ws://127.0.0.1:"), "{out:?}");
     assert!(out.stdout.contains("Connection refused"), "{}", out.stdout);
     assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
-    // The proxy keeps serving.
-    let upstream = Server::start("echo_server", &["-q"]);
-    let p2 = proxy(&["--remote_host", &upstream.url("ws")]);
-    let out = connect_via(&p2, "any", b"still here\n");
+    // The same proxy keeps serving: once an upstream listens on that port, it is reached.
+    let port = port.to_string();
+    let _upstream = Server::start_cmd("echo_server", crate::util::ws().args(["echo_server", "-q", "--port", &port]));
+    let out = connect_via(&p, "any", b"still here\n");
     assert!(out.stdout.contains("received message: still here"), "{}", out.stdout);
 }
 

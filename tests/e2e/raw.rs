@@ -45,24 +45,31 @@ impl RawWs {
         self.s.write_all(&f).unwrap();
     }
 
+    /// Reads one (unmasked, server-sent) frame: its opcode and payload; None if the socket
+    /// closed.
+    pub fn read_frame(&mut self) -> Option<(u8, Vec<u8>)> {
+        let mut h = [0u8; 2];
+        self.s.read_exact(&mut h).ok()?;
+        let opcode = h[0] & 0x0f;
+        let mut len = (h[1] & 0x7f) as u64;
+        if len == 126 {
+            let mut b = [0u8; 2];
+            self.s.read_exact(&mut b).ok()?;
+            len = u16::from_be_bytes(b) as u64;
+        } else if len == 127 {
+            let mut b = [0u8; 8];
+            self.s.read_exact(&mut b).ok()?;
+            len = u64::from_be_bytes(b);
+        }
+        let mut payload = vec![0u8; len as usize];
+        self.s.read_exact(&mut payload).ok()?;
+        Some((opcode, payload))
+    }
+
     /// Reads frames until a close frame; returns its code (None if the socket just closed).
     pub fn read_close_code(&mut self) -> Option<u16> {
         loop {
-            let mut h = [0u8; 2];
-            self.s.read_exact(&mut h).ok()?;
-            let opcode = h[0] & 0x0f;
-            let mut len = (h[1] & 0x7f) as u64;
-            if len == 126 {
-                let mut b = [0u8; 2];
-                self.s.read_exact(&mut b).ok()?;
-                len = u16::from_be_bytes(b) as u64;
-            } else if len == 127 {
-                let mut b = [0u8; 8];
-                self.s.read_exact(&mut b).ok()?;
-                len = u64::from_be_bytes(b);
-            }
-            let mut payload = vec![0u8; len as usize];
-            self.s.read_exact(&mut payload).ok()?;
+            let (opcode, payload) = self.read_frame()?;
             if opcode == 8 {
                 return (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
             }

@@ -6,8 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::connect::free_port;
-use crate::util::{Interactive, Server, certs, peer_script, run, ws};
+use crate::util::{Interactive, Server, certs, free_port, peer_script, run, ws};
 
 const T: Duration = Duration::from_secs(20);
 

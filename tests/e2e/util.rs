@@ -508,3 +508,26 @@ impl Drop for Interactive {
         let _ = self.child.wait();
     }
 }
+
+/// A port for a peer that must be told its port before it starts (kosoku's fuzzingserver,
+/// nginx, redis-server, a server that comes back on the port it had). It lies below the
+/// kernel's ephemeral range, so that neither a port-0 listener nor the source port of an
+/// outgoing connection (which every test makes) can take it between here and the peer's
+/// bind; calls in one process never return the same port twice.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let (low, span) = (10_000u32, ephemeral_low.saturating_sub(10_000).max(1000));
+    // Each test process starts at its own place in the range.
+    let start = std::process::id() * 7919;
+    loop {
+        let port = (low + (start + NEXT.fetch_add(1, Ordering::Relaxed) * 13) % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}

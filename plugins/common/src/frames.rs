@@ -396,9 +396,13 @@ mod tests {
 
     #[test]
     fn mask_is_its_own_inverse() {
+        let mask = [0xde, 0xad, 0xbe, 0xef];
         let mut d: Vec<u8> = (0..11).collect();
-        apply_mask(&mut d, [0xde, 0xad, 0xbe, 0xef]);
-        apply_mask(&mut d, [0xde, 0xad, 0xbe, 0xef]);
+        apply_mask(&mut d, mask);
+        // RFC 6455 §5.3: byte i is XORed with mask[i % 4] (the word path and the tail).
+        let expected: Vec<u8> = (0..11u8).map(|i| i ^ mask[i as usize % 4]).collect();
+        assert_eq!(d, expected);
+        apply_mask(&mut d, mask);
         assert_eq!(d, (0..11).collect::<Vec<u8>>());
     }
 }

@@ -498,7 +498,10 @@ mod tests {
     fn close_reason_is_truncated_on_a_char_boundary() {
         let long = "é".repeat(100);
         let f = close_frame(1000, &long);
-        assert!(f.reason.len() <= 123 && f.reason.len() % 2 == 0);
+        // 61 two-byte characters fit in 123 bytes; the 62nd would be cut in half.
+        assert_eq!(f.reason.as_str(), "é".repeat(61));
+        assert_eq!(close_frame(1001, "bye").reason.as_str(), "bye", "a short reason is kept whole");
+        assert_eq!(u16::from(close_frame(4001, "").code), 4001);
     }
 
     #[test]
