@@ -14,35 +14,50 @@ const T: Duration = Duration::from_secs(20);
 struct Redis {
     child: Option<Child>,
     port: u16,
-    tls: bool,
+    /// TLS with this certificate (`server`: signed by the test CA, clients must present a
+    /// certificate; `self`: self-signed, no client certificate asked).
+    tls: Option<&'static str>,
 }
 
 impl Redis {
     fn start() -> Redis {
-        let mut r = Redis { child: None, port: free_port(), tls: false };
+        let mut r = Redis { child: None, port: free_port(), tls: None };
         r.restart();
         r
     }
 
     /// TLS only, with client certificates required (signed by the test CA).
     fn start_tls() -> Redis {
-        let mut r = Redis { child: None, port: free_port(), tls: true };
+        let mut r = Redis { child: None, port: free_port(), tls: Some("server") };
+        r.restart();
+        r
+    }
+
+    /// TLS only, with a self-signed certificate made the usual way (CA:TRUE).
+    fn start_self_signed() -> Redis {
+        let mut r = Redis { child: None, port: free_port(), tls: Some("self") };
         r.restart();
         r
     }
 
     fn url(&self) -> String {
-        format!("{}://127.0.0.1:{}", if self.tls { "rediss" } else { "redis" }, self.port)
+        format!("{}://127.0.0.1:{}", if self.tls.is_some() { "rediss" } else { "redis" }, self.port)
     }
 
     /// (Re)starts the server on the same port and waits until it accepts connections.
     fn restart(&mut self) {
         let mut cmd = Command::new("redis-server");
         cmd.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
-        if self.tls {
+        if let Some(cert) = self.tls {
             let c = certs();
-            cmd.args(["--port", "0", "--tls-port", &self.port.to_string(), "--tls-auth-clients", "yes"]);
-            cmd.args(["--tls-cert-file", &c.path("server.crt"), "--tls-key-file", &c.path("server.key")]);
+            let clients = if cert == "server" { "yes" } else { "no" };
+            cmd.args(["--port", "0", "--tls-port", &self.port.to_string(), "--tls-auth-clients", clients]);
+            cmd.args([
+                "--tls-cert-file",
+                &c.path(&format!("{cert}.crt")),
+                "--tls-key-file",
+                &c.path(&format!("{cert}.key")),
+            ]);
             cmd.args(["--tls-ca-cert-file", &c.path("ca.crt")]);
         } else {
             cmd.args(["--port", &self.port.to_string()]);
@@ -249,5 +264,21 @@ fn rediss_with_a_client_certificate_carries_the_room_and_an_unknown_ca_is_refuse
     cmd.args(["broadcast_server", "--port", "0", "--redis", &redis.url()]);
     let out = run(cmd, b"", T);
     assert_eq!(out.code(), 1, "{out:?}");
-    assert!(out.stderr.contains("cannot connect to Redis") && out.stderr.contains("UnknownIssuer"), "{out:?}");
+    assert!(out.stderr.contains("cannot connect to Redis") && out.stderr.contains("unknown issuer"), "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+}
+
+/// Issue 25.11: a self-signed Redis certificate given as the CA is trusted, as by curl and
+/// redis-cli (the redis crate's own TLS refused it: CaUsedAsEndEntity).
+#[test]
+fn rediss_trusts_a_self_signed_certificate_given_as_the_ca() {
+    let redis = Redis::start_self_signed();
+    let tls = ["--redis", &redis.url(), "--redis-ca-file", &certs().path("self.crt")];
+    let (a, b) = (Server::start("broadcast_server", &tls), Server::start("broadcast_server", &tls));
+    let mut alice = chat(&a.url("ws"), "alice");
+    let bob = chat(&b.url("ws"), "bob");
+    a.wait_for_line("redis: subscribed", T);
+    b.wait_for_line("redis: subscribed", T);
+    alice.send_line("self-signed and trusted");
+    expect_exactly(&bob, "bob", "alice", &["self-signed and trusted".to_string()]);
 }

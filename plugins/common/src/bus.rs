@@ -22,6 +22,11 @@
 //!
 //! The `redis` crate runs its connection drivers on smol's global executor; everything here
 //! runs on the plugin's local executor, and the two meet only through the crate's channels.
+//!
+//! `rediss://` connections are made here, with the same TLS configuration as every other
+//! client of `ws` ([`crate::tls`]: `--redis-ca-file`, a self-signed certificate given as the
+//! CA, client certificates, plain-sentence failures), and handed to the crate as streams;
+//! the crate's own TLS (webpki alone) refused what curl and the rest of `ws` accept.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -113,6 +118,8 @@ pub struct Bus {
     id: u64,
     url: String,
     client: redis::Client,
+    /// For rediss://: where to connect and the TLS options (the connections are made here).
+    tls: Option<(String, u16, crate::tls::TlsArgs)>,
     /// Encoded messages waiting to be published, with their channel.
     outbox: ByteQueue<(Rc<str>, Vec<u8>)>,
     up: Cell<bool>,
@@ -141,11 +148,12 @@ impl Bus {
     pub async fn connect(args: &RedisArgs) -> Result<Option<Rc<Bus>>, CommonError> {
         let Some(url) = &args.url else { return Ok(None) };
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = open_client(url, args)?;
+        let (client, tls) = open_client(url, args)?;
         let bus = Rc::new(Bus {
             id: crate::random_u64(),
             url: url.clone(),
             client,
+            tls,
             outbox: ByteQueue::new(args.queue_bytes.max(1)),
             up: Cell::new(false),
             dropped: Cell::new(0),
@@ -168,9 +176,17 @@ impl Bus {
             .set_connection_timeout(Some(TIMEOUT))
             .set_response_timeout(Some(Duration::from_secs(30)));
         let run = async {
-            let publisher = self.client.get_multiplexed_async_connection_with_config(&config).await?;
-            let pubsub = self.client.get_async_pubsub().await?;
-            Ok::<_, redis::RedisError>(Conns { pubsub, publisher })
+            let Some((host, port, tls)) = &self.tls else {
+                let publisher = self.client.get_multiplexed_async_connection_with_config(&config).await?;
+                let pubsub = self.client.get_async_pubsub().await?;
+                return Ok::<_, redis::RedisError>(Conns { pubsub, publisher });
+            };
+            let info = self.client.get_connection_info().redis_settings();
+            let stream = tls_stream(host, *port, tls).await?;
+            let (publisher, driver) = MultiplexedConnection::new_with_config(info, stream, config.clone()).await?;
+            smol::spawn(driver).detach();
+            let pubsub = PubSub::new(info, tls_stream(host, *port, tls).await?).await?;
+            Ok(Conns { pubsub, publisher })
         };
         run.or(async {
             smol::Timer::after(TIMEOUT).await;
@@ -328,31 +344,54 @@ impl Bus {
     }
 }
 
-fn open_client(url: &str, args: &RedisArgs) -> Result<redis::Client, CommonError> {
+/// The client (for its parsed settings and plain connections) and, for rediss://, where to
+/// connect over TLS and with which options.
+type Opened = (redis::Client, Option<(String, u16, crate::tls::TlsArgs)>);
+
+fn open_client(url: &str, args: &RedisArgs) -> Result<Opened, CommonError> {
     let bad = |reason: String| CommonError::BadUrl { url: url.to_string(), reason };
     let parsed = ::url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
     match parsed.scheme() {
         "redis" | "rediss" | "redis+unix" | "unix" => {}
         other => return Err(bad(format!("scheme '{other}' is not redis:// or rediss://"))),
     }
-    let read =
-        |what, p: &PathBuf| std::fs::read(p).map_err(|source| CommonError::ReadFile { what, path: p.clone(), source });
     let custom_tls = args.redis_ca_file.is_some() || args.redis_cert_file.is_some();
-    if parsed.scheme() == "rediss" && custom_tls {
-        let root_cert = args.redis_ca_file.as_ref().map(|p| read("CA file", p)).transpose()?;
-        let client_tls = match (&args.redis_cert_file, &args.redis_key_file) {
-            (Some(c), Some(k)) => {
-                Some(redis::ClientTlsConfig { client_cert: read("certificate", c)?, client_key: read("key", k)? })
-            }
-            _ => None,
-        };
-        return redis::Client::build_with_tls(url, redis::TlsCertificates { client_tls, root_cert })
-            .map_err(|e| bad(e.to_string()));
-    }
-    if custom_tls {
+    if custom_tls && parsed.scheme() != "rediss" {
         return Err(CommonError::Usage("--redis-ca-file and --redis-cert-file need a rediss:// URL".into()));
     }
-    redis::Client::open(url).map_err(|e| bad(e.to_string()))
+    let client = redis::Client::open(url).map_err(|e| bad(e.to_string()))?;
+    if parsed.scheme() != "rediss" {
+        return Ok((client, None));
+    }
+    let host = parsed.host_str().ok_or_else(|| bad("no host".into()))?.trim_matches(['[', ']']).to_string();
+    let tls = crate::tls::TlsArgs {
+        ca_file: args.redis_ca_file.clone(),
+        cert_file: args.redis_cert_file.clone(),
+        key_file: args.redis_key_file.clone(),
+        ..Default::default()
+    };
+    tls.client_config(&[])?;
+    Ok((client, Some((host, parsed.port().unwrap_or(6379), tls))))
+}
+
+/// A TLS connection to Redis, made like every other TLS client of `ws`, as the `redis`
+/// crate's I/O traits (tokio's) want it.
+async fn tls_stream(
+    host: &str,
+    port: u16,
+    tls: &crate::tls::TlsArgs,
+) -> Result<tokio_util::compat::Compat<futures_rustls::client::TlsStream<smol::net::TcpStream>>, redis::RedisError> {
+    use tokio_util::compat::FuturesAsyncReadCompatExt;
+    let fail = |msg: String| redis::RedisError::from(std::io::Error::other(msg));
+    let tcp = smol::net::TcpStream::connect((host, port)).await?;
+    let _ = tcp.set_nodelay(true);
+    let config = tls.client_config(&[]).map_err(|e| fail(e.to_string()))?;
+    let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| fail(e.to_string()))?;
+    let stream = futures_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| fail(format!("TLS handshake failed: {}", crate::tls::explain(&e))))?;
+    Ok(stream.compat())
 }
 
 /// A room and how many clients are in it.

@@ -329,17 +329,19 @@ pub async fn accept(
     decide: impl FnOnce(&Handshake) -> Result<(), Refusal>,
 ) -> Result<(WsStream, Handshake), AcceptError> {
     use futures_lite::{AsyncReadExt, AsyncWriteExt};
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 2048];
+    // Read into the heap: a buffer inside this future would make every connection's task
+    // (which holds it) that much bigger for its whole life.
+    let mut buf = Vec::new();
     let end = loop {
-        let from = buf.len().saturating_sub(3);
-        let n = stream.read(&mut chunk).await?;
+        let (from, len) = (buf.len().saturating_sub(3), buf.len());
+        buf.resize(len + 2048, 0);
+        let n = stream.read(&mut buf[len..]).await?;
+        buf.truncate(len + n);
         if n == 0 {
             return Err(
                 std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed before the request head ended").into()
             );
         }
-        buf.extend_from_slice(&chunk[..n]);
         if let Some(i) = buf[from..].windows(4).position(|w| w == b"\r\n\r\n") {
             break from + i + 4;
         }
