@@ -195,7 +195,7 @@ bench_echo() {
         stop_server
     done
     {
-        echo "Cross-check with the Node client (\`node scripts/peers/ws_bench.js URL $DUR 64 32\`; the client itself is the limit near 50k):"
+        echo "Cross-check with the Node client (\`node scripts/peers/ws_bench.js URL $DUR 64 32\`): one Node process is itself the limit here (both servers get about what it can send), so this row bounds the client, not the servers; the ratios above come from \`ws bench\` alone:"
         echo
         echo "| server | Node client result |"
         echo "|---|---|"
