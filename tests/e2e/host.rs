@@ -164,3 +164,91 @@ fn a_library_without_the_declaration_is_refused() {
     let line = one_line(&out.stderr);
     assert!(line.contains("is not a ws plugin") && line.contains("ws_plugin_declaration"), "{line}");
 }
+
+/// `ws` copied alone into a bin folder, as an installer would put it.
+fn installed_ws(prefix: &std::path::Path) -> std::path::PathBuf {
+    std::fs::create_dir_all(prefix.join("bin")).unwrap();
+    let exe = prefix.join("bin/ws");
+    std::fs::copy(crate::util::ws_bin(), &exe).unwrap();
+    exe
+}
+
+fn run_exe(exe: &std::path::Path, args: &[&str], env: &[(&str, &std::path::Path)]) -> Output {
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(args).env_clear().env("PATH", "/usr/bin:/bin").env("HOME", "/nonexistent");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    run(cmd, b"", T)
+}
+
+/// Issue 22: the search folders the README promises, beyond WS_PLUGIN_PATH and the
+/// executable's own folder.
+#[test]
+fn the_installed_layout_and_the_user_data_folder_are_searched() {
+    let hello = build_fixture("hello", 0).join(hello_file());
+    let prefix = tempfile::tempdir().unwrap();
+    let exe = installed_ws(prefix.path());
+    // Nothing to find yet: the error names the folders searched.
+    let out = run_exe(&exe, &["hello", "x"], &[]);
+    assert_eq!(out.code(), 2, "{out:?}");
+    // <exe>/../lib/ws/plugins
+    let lib = prefix.path().join("lib/ws/plugins");
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::copy(&hello, lib.join(hello_file())).unwrap();
+    let out = run_exe(&exe, &["hello", "installed"], &[]);
+    assert_eq!((out.code(), out.stdout.as_str()), (0, "hello, installed\n"), "{out:?}");
+    std::fs::remove_file(lib.join(hello_file())).unwrap();
+    // $XDG_DATA_HOME/ws/plugins
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(data.path().join("ws/plugins")).unwrap();
+    std::fs::copy(&hello, data.path().join("ws/plugins").join(hello_file())).unwrap();
+    let out = run_exe(&exe, &["hello", "data"], &[("XDG_DATA_HOME", data.path())]);
+    assert_eq!((out.code(), out.stdout.as_str()), (0, "hello, data\n"), "{out:?}");
+    // ~/.local/share/ws/plugins when XDG_DATA_HOME is not set
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join(".local/share/ws/plugins")).unwrap();
+    std::fs::copy(&hello, home.path().join(".local/share/ws/plugins").join(hello_file())).unwrap();
+    let out = run_exe(&exe, &["hello", "home"], &[("HOME", home.path())]);
+    assert_eq!((out.code(), out.stdout.as_str()), (0, "hello, home\n"), "{out:?}");
+}
+
+/// Issue 22: several folders in WS_PLUGIN_PATH, and a broken file beside good plugins (a
+/// warning for it; every other command unaffected).
+#[test]
+fn several_plugin_path_folders_and_a_broken_file_beside_good_plugins() {
+    let hello = build_fixture("hello", 0);
+    let panicky = build_fixture("panicky", 0);
+    let junk = tempfile::tempdir().unwrap();
+    let junk_file = format!("{}ws_junk{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
+    std::fs::write(junk.path().join(&junk_file), b"not a library").unwrap();
+    let path = std::env::join_paths([junk.path(), hello.as_path(), panicky.as_path()]).unwrap();
+    let mut cmd = std::process::Command::new(crate::util::ws_bin());
+    cmd.args(["--help"]).env_clear().env("PATH", "/usr/bin:/bin").env("WS_PLUGIN_PATH", &path);
+    let out = run(cmd, b"", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    let listed = |name: &str| out.stdout.lines().any(|l| l.split_whitespace().next() == Some(name));
+    assert!(listed("hello") && listed("panicky") && listed("echo_server"), "{}", out.stdout);
+    assert!(out.stderr.contains("warning") && out.stderr.contains(&junk_file), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    let mut cmd = std::process::Command::new(crate::util::ws_bin());
+    cmd.args(["hello", "anyway"]).env_clear().env("PATH", "/usr/bin:/bin").env("WS_PLUGIN_PATH", &path);
+    let out = run(cmd, b"", T);
+    assert_eq!((out.code(), out.stdout.as_str()), (0, "hello, anyway\n"), "{out:?}");
+}
+
+/// Issue 22: a reader that goes away (`ws --help | head -c1`) is success, for the host and
+/// for a plugin, never a panic.
+#[test]
+fn a_closed_stdout_is_success() {
+    for args in [&["--help"][..], &["echo_server", "--help"][..], &["plugins", "-v"][..]] {
+        let mut child =
+            ws().args(args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+        drop(child.stdout.take());
+        let status = crate::util::wait_timeout(&mut child, T).expect("exits");
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(status.success(), "{args:?}: {status:?} {err}");
+        assert!(!err.contains("panicked") && !err.contains("internal error"), "{args:?}: {err}");
+    }
+}
