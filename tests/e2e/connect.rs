@@ -239,3 +239,73 @@ fn at_a_terminal_messages_print_above_the_prompt_and_escapes_are_shown() {
     assert!(screen.contains(r"evil \x1b]0;pwned\x07 \x1b[2J \rend"), "escapes not shown:\n{screen}");
     assert!(screen.contains("received message: first from a peer"), "the screen was cleared:\n{screen}");
 }
+
+/// Issue 22: the heartbeat: pongs are logged, and a server that never answers pings is
+/// closed with 1011 "Ping timeout" after one missed period.
+#[test]
+fn heartbeat_pings_are_logged_and_a_silent_server_gets_1011() {
+    let answering = Server::start("echo_server", &["-q"]);
+    let c = crate::util::Interactive::start(
+        "connect",
+        ws().args(["connect", "-d", "--ping_interval", "1", &answering.url("ws")]),
+    );
+    c.wait_for_lines("Received pong ixwebsocket::heartbeat::1s::1", 1, T);
+    drop(c);
+    let silent = Server::start("echo_server", &["-q", "-p"]);
+    let started = std::time::Instant::now();
+    let c = crate::util::Interactive::start(
+        "connect",
+        ws().args(["connect", "-d", "--ping_interval", "1", &silent.url("ws")]),
+    );
+    c.wait_for_lines("connection closed: code 1011 reason Ping timeout", 1, T);
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(10), "closed after {took:?}");
+}
+
+/// Issue 22: `/stop` closes the connection, `/start` opens it again, and lines flow again.
+#[test]
+fn stop_and_start_close_and_reopen_the_connection() {
+    let server = Server::start("echo_server", &[]);
+    let mut c = crate::util::Interactive::start("connect", ws().args(["connect", &server.url("ws")]));
+    c.send_line("one");
+    c.wait_for_lines("received message: one", 1, T);
+    c.send_line("/stop");
+    c.wait_for_lines("Stopping connection...", 1, T);
+    server.wait_for_line("Closed connection: client id 0", T);
+    c.send_line("/start");
+    c.wait_for_lines("Starting connection...", 1, T);
+    server.wait_for_line("id: 1", T);
+    c.send_line("two");
+    c.wait_for_lines("received message: two", 1, T);
+    assert!(c.finish(T).success());
+}
+
+/// Issue 22: -g gunzips what arrives, --subprotocol is offered (and the answer shown),
+/// --pidfile holds the client's pid, --connect-timeout ends a handshake that never comes.
+#[test]
+fn gunzip_subprotocol_pidfile_and_connect_timeout() {
+    let server = Server::start("broadcast_server", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("connect.pid");
+    let url = server.url("ws");
+    let c = crate::util::Interactive::start(
+        "connect",
+        ws().args(["connect", "-d", "-g", "--subprotocol", "chat", "--pidfile", pidfile.to_str().unwrap(), &url]),
+    );
+    c.wait_for_lines("Sec-Websocket-Protocol: chat", 1, T);
+    server.wait_for_line("Sec-Websocket-Protocol: chat", T);
+    assert_eq!(std::fs::read_to_string(&pidfile).unwrap().trim(), c.pid().to_string());
+    // A peer sends a gzip-compressed message through the room.
+    let script = "import gzip, sys\nfrom websockets.sync.client import connect\nwith connect(sys.argv[1]) as ws:\n    ws.send(gzip.compress(b'unzipped text'))\n";
+    let mut peer = std::process::Command::new(crate::util::python());
+    peer.args(["-c", script, &url]);
+    assert_eq!(run(peer, b"", T).code(), 0);
+    c.wait_for_lines("received message: unzipped text", 1, T);
+    // A listener that never answers the handshake.
+    let mute = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let started = std::time::Instant::now();
+    let out = connect(&["-d", "--connect-timeout", "1", &format!("ws://{}/", mute.local_addr().unwrap())], b"");
+    assert_ne!(out.code(), 0, "{out:?}");
+    assert!(out.stderr.to_ascii_lowercase().contains("timed out"), "{}", out.stderr);
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+}

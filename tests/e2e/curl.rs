@@ -561,3 +561,33 @@ fn saved_files_get_the_usual_mode() {
     assert_eq!(std::fs::read(&ours).unwrap(), b"abc");
     assert_eq!(format!("{:o}", mode(&ours)), format!("{:o}", mode(&theirs)));
 }
+
+/// Issue 22: `--data-binary @file` byte-exact, a POST answered 303 goes on as GET without
+/// its body (307 keeps both), and `--http2-prior-knowledge` speaks h2c to a server that
+/// expects it.
+#[test]
+fn data_binary_files_303_method_change_and_h2c_prior_knowledge() {
+    let httpbin = Httpbin::start();
+    let base = &httpbin.url();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("body.bin");
+    std::fs::write(&file, b"line one\nline two\r\n\x01\x02").unwrap();
+    let at = format!("@{}", file.display());
+    let out =
+        ws_curl(&["-s", "--data-binary", &at, "-H", "Content-Type: application/octet-stream", &format!("{base}/post")]);
+    assert!(out.stdout.contains(r#""data": "line one\nline two\r\n\u0001\u0002""#), "{}", out.stdout);
+    let see_other = format!("{base}/redirect-to?url=%2Fanything&status_code=303");
+    let out = ws_curl(&["-s", "-L", "-d", "a=1", &see_other]);
+    assert!(out.stdout.contains(r#""method": "GET""#) && out.stdout.contains(r#""form": {}"#), "{}", out.stdout);
+    let temporary = format!("{base}/redirect-to?url=%2Fanything&status_code=307");
+    let out = ws_curl(&["-s", "-L", "-d", "a=1", &temporary]);
+    assert!(out.stdout.contains(r#""method": "POST""#) && out.stdout.contains(r#""a": "1""#), "{}", out.stdout);
+    // h2c: ws httpd answers HTTP/2 prior knowledge on its plain port.
+    let site = tempfile::tempdir().unwrap();
+    std::fs::write(site.path().join("h2.txt"), "over h2c\n").unwrap();
+    let h = Server::start("httpd", &["--root", site.path().to_str().unwrap()]);
+    let out = ws_curl(&["-v", "--http2-prior-knowledge", &format!("{}/h2.txt", h.url("http"))]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(out.stderr.contains("< HTTP/2 200"), "{}", out.stderr);
+    assert!(out.stdout.contains("payload: over h2c"), "{}", out.stdout);
+}

@@ -457,3 +457,66 @@ fn stalled_http2_streams_hold_bounded_memory() {
     assert!(grown < 64 * 1024, "peak RSS grew by {grown} KiB with 1,000 stalled streams");
     drop(conns);
 }
+
+/// Issue 22: listings escape hostile names, --no-listing hides them, a folder without its
+/// slash is redirected.
+#[test]
+fn listings_escape_hostile_names_and_folders_redirect_to_their_slash() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("files")).unwrap();
+    for name in ["<img src=x onerror=alert(1)>.txt", "a&b\"c'.txt", "plain.txt", "sp ace#?.txt"] {
+        std::fs::write(dir.path().join("files").join(name), "x").unwrap();
+    }
+    std::fs::create_dir(dir.path().join("files/sub")).unwrap();
+    let s = httpd(dir.path(), &[]);
+    let base = s.url("http");
+    let out = curl(&["-D", "-", &format!("{base}/files/")]);
+    let page = &out.stdout;
+    assert!(
+        page.starts_with("HTTP/1.1 200") && header(page, "content-type") == Some("text/html; charset=utf-8"),
+        "{page}"
+    );
+    assert!(!page.contains("<img"), "an unescaped name: {page}");
+    assert!(page.contains("&lt;img src=x onerror=alert(1)&gt;.txt"), "{page}");
+    assert!(page.contains("a&amp;b&quot;c'.txt"), "{page}");
+    assert!(page.contains("href=\"sp%20ace%23%3F.txt\""), "the link must lead to the file: {page}");
+    assert!(page.contains("href=\"sub/\""), "{page}");
+    // Every link works.
+    for (href, want) in [("sp%20ace%23%3F.txt", "200"), ("%3Cimg%20src=x%20onerror=alert(1)%3E.txt", "200")] {
+        let out = curl(&["-o", "/dev/null", "-w", "%{http_code}", &format!("{base}/files/{href}")]);
+        assert_eq!(out.stdout, want, "{href}");
+    }
+    let out = curl(&["-D", "-", "-o", "/dev/null", &format!("{base}/files")]);
+    assert!(
+        out.stdout.starts_with("HTTP/1.1 301") && header(&out.stdout, "location") == Some("/files/"),
+        "{}",
+        out.stdout
+    );
+    let hidden = httpd(dir.path(), &["--no-listing"]);
+    let out = curl(&["-o", "/dev/null", "-w", "%{http_code}", &format!("{}/files/", hidden.url("http"))]);
+    assert_eq!(out.stdout, "404");
+}
+
+/// Issue 22: --max-connections answers 503 beyond the limit, and a big download streams in
+/// constant memory.
+#[test]
+fn connections_over_the_limit_get_503_and_big_files_stream_in_constant_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = std::fs::File::create(dir.path().join("big.bin")).unwrap();
+    f.set_len(512 << 20).unwrap();
+    drop(f);
+    std::fs::write(dir.path().join("small.txt"), "small\n").unwrap();
+    let s = httpd(dir.path(), &["--max-connections", "1"]);
+    let mut held = TcpStream::connect(s.addr).unwrap();
+    held.write_all(b"GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    held.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 256];
+    assert!(held.read(&mut buf).unwrap() > 0, "the first connection is served");
+    assert_eq!(status_of(s.addr, "GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n"), "HTTP/1.1 503 Service Unavailable");
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    let out = curl(&["-o", "/dev/null", "-w", "%{http_code} %{size_download}", &format!("{}/big.bin", s.url("http"))]);
+    assert_eq!(out.stdout, format!("200 {}", 512 << 20), "{}", out.stderr);
+    let peak = s.peak_rss_kib();
+    assert!(peak < 32 * 1024, "peak RSS {peak} KiB while sending 512 MiB");
+}

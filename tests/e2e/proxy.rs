@@ -195,3 +195,36 @@ fn an_upstream_that_does_not_read_slows_the_client_and_memory_stays_bounded() {
     let hwm_kib = p.peak_rss_kib();
     assert!(hwm_kib < 32 * 1024, "proxy peak RSS {hwm_kib} KiB");
 }
+
+/// Issue 22: the proxy's own limits: a message over --max-message-size is closed with 1009
+/// (and the upstream never sees it), a client over --max-connections gets 503, and an
+/// upstream that dies mid-session closes the client instead of leaving it hanging.
+#[test]
+fn limits_through_the_proxy_and_an_upstream_dying_mid_session() {
+    let upstream = Server::start("echo_server", &[]);
+    let p = proxy(&["--remote_host", &upstream.url("ws"), "--max-message-size", "1000", "--max-connections", "1"]);
+    let mut probe = peer_script("probe_client.py");
+    probe.args([&p.url("ws"), "--send-size", "2000"]);
+    let out = run(probe, b"", T);
+    assert!(out.stdout.contains("closed 1009"), "{out:?}");
+    assert!(!upstream.output().iter().any(|l| l.contains("Received 2000 bytes")), "the upstream got it");
+    // One client inside the limit, the next one refused.
+    let mut first = crate::raw::RawWs::connect(p.addr);
+    p.wait_for_line("client id 0", T);
+    let mut second = std::net::TcpStream::connect(p.addr).unwrap();
+    second.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    use std::io::Write;
+    write!(
+        second,
+        "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .unwrap();
+    assert!(crate::raw::read_head(&mut second).starts_with("HTTP/1.1 503"));
+    first.send_frame(0x81, b"alive");
+    assert_eq!(first.read_frame(), Some((0x1, b"alive".to_vec())));
+    // The upstream dies with the session open: the client hears about it.
+    drop(upstream);
+    let code = first.read_close_code();
+    assert_eq!(code, Some(1011), "the client is told the upstream went away");
+}

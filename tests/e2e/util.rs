@@ -482,6 +482,10 @@ impl Interactive {
         self.lines.lock().unwrap().clone()
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits until `count` printed lines contain `needle`.
     pub fn wait_for_lines(&self, needle: &str, count: usize, timeout: Duration) -> Vec<String> {
         let deadline = Instant::now() + timeout;
