@@ -172,3 +172,44 @@ fn send_refuses_a_missing_file_before_connecting() {
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     assert!(out.stderr.contains("cannot read /nonexistent/file"), "{}", out.stderr);
 }
+
+/// Issue 22: every receiver of the relay gets the file; --overwrite replaces an existing one.
+#[test]
+fn several_receivers_each_get_the_file_and_overwrite_replaces() {
+    let server = Server::start("transfer", &[]);
+    let url = server.url("ws");
+    let src = tempfile::tempdir().unwrap();
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::write(d2.path().join("shared.bin"), b"old content").unwrap();
+    let file = random_file(src.path(), "shared.bin", 3_000_000);
+    let r1 = receiver(&server, &url, d1.path(), &[], 0);
+    let r2 = receiver(&server, &url, d2.path(), &["--overwrite"], 1);
+    let out = send(&url, &file, &[]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(r1.finish(T).success() && r2.finish(T).success());
+    let want = std::fs::read(&file).unwrap();
+    assert!(std::fs::read(d1.path().join("shared.bin")).unwrap() == want, "receiver 1");
+    assert!(std::fs::read(d2.path().join("shared.bin")).unwrap() == want, "receiver 2 (--overwrite)");
+}
+
+/// Issue 22: a receiver that stops reading is closed after --stall-timeout (1008), and the
+/// file still reaches the others; the relay's memory stays bounded by --max-queue-bytes.
+#[test]
+fn a_stalled_receiver_is_closed_and_the_others_get_the_file() {
+    let server = Server::start("transfer", &["--stall-timeout", "1", "--max-queue-bytes", "262144"]);
+    let url = server.url("ws");
+    let stuck = crate::raw::RawWs::connect(server.addr);
+    server.wait_for_line("id: 0", T);
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let file = random_file(src.path(), "past-the-stuck.bin", 20_000_000);
+    let r = receiver(&server, &url, dst.path(), &[], 1);
+    let out = send(&url, &file, &[]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(r.finish(T).success());
+    assert!(std::fs::read(dst.path().join("past-the-stuck.bin")).unwrap() == std::fs::read(&file).unwrap());
+    server.wait_for_line("Closed connection: client id 0 code 1008", T);
+    let peak = server.peak_rss_kib();
+    assert!(peak < 64 * 1024, "relay peak RSS {peak} KiB");
+    drop(stuck);
+}

@@ -191,13 +191,28 @@ pub async fn run_member(room: &Rc<FrameRoom>, id: u64, stream: Stream, observer:
             }
             me.bytes.set(0);
             me.drained.notify(usize::MAX);
-            for f in &batch {
-                if write_half.write_all(f).await.is_err() {
-                    return Ended::Gone;
+            // A receiver that does not read blocks this write for good: a kick must end it
+            // (it is how a stuck receiver is let go), not wait for a write that never ends.
+            let write = async {
+                for f in &batch {
+                    write_half.write_all(f).await.map_err(Some)?;
                 }
-            }
-            if write_half.flush().await.is_err() {
-                return Ended::Gone;
+                write_half.flush().await.map_err(Some)
+            };
+            let kicked = async {
+                loop {
+                    let l = me.wake.listen();
+                    if me.is_kicked() {
+                        return Err(None);
+                    }
+                    l.await;
+                }
+            };
+            match write.or(kicked).await {
+                Ok(()) => {}
+                Err(Some(_)) => return Ended::Gone,
+                // Cut off mid-write: a close frame now could land inside a frame.
+                Err(None) => return Ended::Cut(me.kicked.borrow().clone().unwrap_or_default()),
             }
             if batch.iter().any(|f| f.first().is_some_and(|b| b & 0x0f == op::CLOSE)) {
                 return Ended::CloseSent;
@@ -296,6 +311,7 @@ pub async fn run_member(room: &Rc<FrameRoom>, id: u64, stream: Stream, observer:
             }
             (code, e.to_string())
         }
+        Ended::Cut((code, reason)) => (code, reason),
         Ended::Kicked((code, reason)) => {
             // The client is probably not reading: say why, but do not wait on it.
             let close = frames::encode(true, op::CLOSE, &frames::close_payload(code, &reason), None);
@@ -322,4 +338,6 @@ enum Ended {
     Closed(u16, String),
     Failed(FrameError),
     Kicked((u16, String)),
+    /// Kicked while a write to it was blocked: closed without a close frame.
+    Cut((u16, String)),
 }
