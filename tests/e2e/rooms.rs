@@ -115,3 +115,42 @@ fn a_stuck_client_is_closed_and_never_slows_the_others() {
     let hwm_kib = server.peak_rss_kib();
     assert!(hwm_kib < 64 * 1024, "server peak RSS {hwm_kib} KiB: memory was not bounded");
 }
+
+/// Issue 22: broadcast_server's other limits: --max-queue-messages (a client that does not
+/// read is closed 1008 by count, not only by bytes), 1009 over --max-message-size, 503 over
+/// --max-connections, and the room over wss with a Python client.
+#[test]
+fn queue_count_message_size_connection_limits_and_tls() {
+    let server = Server::start("broadcast_server", &["--max-queue-messages", "100", "--max-message-size", "1000"]);
+    let _stuck = RawWs::connect(server.addr);
+    server.wait_for_line("id: 0", T);
+    let mut bench = ws();
+    bench.args(["bench", &server.url("ws"), "--mode", "fanout", "-c", "1", "-n", "1000000", "-s", "16"]);
+    assert_eq!(run(bench, b"", T).code(), 0);
+    let line = server.wait_for_line("closing client id 0: Slow consumer", T);
+    assert!(line.contains("messages"), "closed by message count: {line}");
+    let mut probe = peer_script("probe_client.py");
+    probe.args([&server.url("ws"), "--send-size", "2000"]);
+    let out = run(probe, b"", T);
+    assert!(out.stdout.contains("closed 1009"), "{out:?}");
+
+    let limited = Server::start("broadcast_server", &["--max-connections", "1"]);
+    let _first = RawWs::connect(limited.addr);
+    limited.wait_for_line("id: 0", T);
+    let mut probe = peer_script("probe_client.py");
+    probe.arg(limited.url("ws"));
+    let out = run(probe, b"", T);
+    assert!(out.stderr.contains("503") || out.stdout.contains("503"), "{out:?}");
+
+    let c = crate::util::certs();
+    let (crt, key, ca) = (c.path("server.crt"), c.path("server.key"), c.path("ca.crt"));
+    let secure = Server::start("broadcast_server", &["--tls", "--cert-file", &crt, "--key-file", &key]);
+    let url = format!("wss://localhost:{}", secure.addr.port());
+    let alice = Interactive::start("alice", ws().args(["chat", "--ca-file", &ca, &url, "alice"]));
+    alice.wait_for_lines("ws chat: user alice connected !", 1, T);
+    let mut bob = Interactive::start("bob", ws().args(["chat", "--ca-file", &ca, &url, "bob"]));
+    bob.wait_for_lines("ws chat: user bob connected !", 1, T);
+    secure.wait_for_line("id: 1", T);
+    bob.send_line("over wss");
+    alice.wait_for_lines("over wss", 1, T);
+}
