@@ -213,6 +213,7 @@ bench_echo() {
         # shellcheck disable=SC2046
         start_server $(echo_cmd "$s")
         local c0 c1 res
+        node scripts/peers/ws_bench.js "ws://127.0.0.1:$SERVER_PORT" 1 64 32 >/dev/null # warm-up
         c0=$(cpu_s "$SERVER_PID")
         res=$(node scripts/peers/ws_bench.js "ws://127.0.0.1:$SERVER_PORT" "$DUR" 64 32)
         c1=$(cpu_s "$SERVER_PID")
@@ -535,6 +536,7 @@ bench_httpd() {
             fi
             # only 2xx answers count: a server answering errors fast must not score
             local out
+            wrk -t1 -c32 -d1s "http://127.0.0.1:$port/1k.txt" >/dev/null # warm-up
             out=$(wrk -t1 -c32 -d"${DUR}s" "http://127.0.0.1:$port/1k.txt")
             if echo "$out" | grep -q "Non-2xx"; then echo "bench.sh: $s answered errors: $out" >&2; exit 1; fi
             rps[$s]+="$(echo "$out" | awk '/Requests\/sec/ { print $2 }') "
@@ -591,6 +593,8 @@ bench_curl() {
     start_nginx "$work" "$port"
     local url="http://127.0.0.1:$port"
     declare -A dl null rss many
+    # warm-up: the page cache holds the file and each client has run once
+    for c in curl "$WS curl"; do $c -s -o /dev/null "$url/big.bin"; done
     for _ in $(seq "$ROUNDS"); do
         for c in ws curl; do
             local cmd=(curl -s -o "$work/out.bin")

@@ -155,7 +155,7 @@ fn ping_sends_lines_as_pings_and_prints_pongs() {
 /// A `ws connect` on a real pseudo-terminal (a tmux session of its own), read off the screen.
 struct Tmux {
     socket: String,
-    _home: tempfile::TempDir,
+    home: tempfile::TempDir,
 }
 
 impl Tmux {
@@ -173,7 +173,7 @@ impl Tmux {
             .status()
             .expect("tmux is needed (scripts/peers.sh installs it)");
         assert!(ok.success());
-        Tmux { socket, _home: home }
+        Tmux { socket, home }
     }
 
     fn screen(&self) -> String {
@@ -308,4 +308,26 @@ fn gunzip_subprotocol_pidfile_and_connect_timeout() {
     assert_ne!(out.code(), 0, "{out:?}");
     assert!(out.stderr.to_ascii_lowercase().contains("timed out"), "{}", out.stderr);
     assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+}
+
+/// Issue 22: lines typed at the prompt are kept in the history file, and Ctrl-D ends the
+/// session.
+#[test]
+fn typed_lines_are_kept_in_the_history_file() {
+    let server = Server::start("echo_server", &["-q"]);
+    let term = Tmux::start(&server.url("ws"));
+    term.wait_for("ws_connect: connected");
+    term.keys(&["remember this line", "Enter"]);
+    term.wait_for("received message: remember this line");
+    term.keys(&["C-d"]);
+    let history = term.home.path().join(".local/share/ws/history/connect");
+    let start = std::time::Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&history).unwrap_or_default();
+        if text.contains("remember this line") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "history file {}: {text:?}", history.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -252,3 +252,17 @@ fn a_closed_stdout_is_success() {
         assert!(!err.contains("panicked") && !err.contains("internal error"), "{args:?}: {err}");
     }
 }
+
+/// Issue 22: a plugin file renamed to another command is refused, naming what it declares.
+#[test]
+fn a_plugin_whose_declared_name_differs_from_its_file_is_refused() {
+    let hello = build_fixture("hello", 0).join(hello_file());
+    let dir = tempfile::tempdir().unwrap();
+    let greet = format!("{}ws_greet{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
+    std::fs::copy(&hello, dir.path().join(&greet)).unwrap();
+    let out = ws_run(&["greet", "world"], Some(dir.path()));
+    assert_eq!(out.code(), 2, "{out:?}");
+    let line = one_line(&out.stderr);
+    assert!(line.contains(&greet) && line.contains("declares the command 'hello', not 'greet'"), "{line}");
+    assert!(out.stdout.is_empty(), "the plugin ran: {}", out.stdout);
+}

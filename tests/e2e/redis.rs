@@ -282,3 +282,26 @@ fn rediss_trusts_a_self_signed_certificate_given_as_the_ca() {
     alice.send_line("self-signed and trusted");
     expect_exactly(&bob, "bob", "alice", &["self-signed and trusted".to_string()]);
 }
+
+/// Issue 22: --channel names the default room's channel (anything published there reaches
+/// the clients), and binary messages cross Redis as binary.
+#[test]
+fn a_named_channel_and_binary_messages_cross_redis() {
+    let redis = Redis::start();
+    let args = ["--redis", &redis.url(), "--channel", "custom:room"];
+    let (a, b) = (Server::start("broadcast_server", &args), Server::start("broadcast_server", &args));
+    let mut probe = peer_script("probe_client.py");
+    probe.args([&b.url("ws"), "--expect", "2"]);
+    let receiver = Interactive::start("probe", &mut probe);
+    b.wait_for_line("redis: subscribed", T);
+    let publish = Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "publish", "custom:room", "hello-from-redis"])
+        .output()
+        .expect("redis-cli");
+    assert!(publish.status.success());
+    receiver.wait_for_lines("recv text 16 hello-from-redis", 1, T);
+    let mut sender = peer_script("probe_client.py");
+    sender.args([&a.url("ws"), "--send-size", "10", "--expect", "0"]);
+    let _ = run(sender, b"", T);
+    receiver.wait_for_lines("recv binary 10", 1, T);
+}

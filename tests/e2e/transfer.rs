@@ -213,3 +213,80 @@ fn a_stalled_receiver_is_closed_and_the_others_get_the_file() {
     assert!(peak < 64 * 1024, "relay peak RSS {peak} KiB");
     drop(stuck);
 }
+
+/// A relay in Python that answers a file first with an ack carrying another id, then (with
+/// `right`) with the real one.
+fn fake_relay(mode: &str) -> Server {
+    let script = r#"
+import sys
+sys.path.insert(0, sys.argv[2])
+from websockets.sync.server import serve
+from pdu import decode, encode
+def handler(ws):
+    p = decode(ws.recv())
+    ws.send(encode({"ack": b"true", "filename": p["filename"], "id": b"0" * 32}))
+    if sys.argv[1] == "right":
+        ws.send(encode({"ack": b"true", "filename": p["filename"], "id": p["id"]}))
+    try:
+        ws.recv(timeout=10)
+    except Exception:
+        pass
+with serve(handler, "127.0.0.1", 0, max_size=None, compression=None) as server:
+    print(f"Listening on 127.0.0.1:{server.socket.getsockname()[1]}", flush=True)
+    server.serve_forever()
+"#;
+    let mut cmd = std::process::Command::new(crate::util::python());
+    cmd.args(["-c", script, mode, crate::util::repo_root().join("tests/peers").to_str().unwrap()]);
+    Server::start_cmd("fake-relay", &mut cmd)
+}
+
+/// Issue 22: `send` waits for an ack with its own id: another id is ignored (and logged),
+/// the right one ends it with 0, none is exit 1 after --timeout; a relay that dies
+/// mid-send is exit 1 promptly.
+#[test]
+fn send_ignores_acks_for_other_ids_and_fails_when_the_relay_dies() {
+    let src = tempfile::tempdir().unwrap();
+    let file = random_file(src.path(), "acked.bin", 10_000);
+    let right = fake_relay("right");
+    let out = send(&right.url("ws"), &file, &["--timeout", "5"]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(out.stdout.contains("ignoring a message"), "{}", out.stdout);
+    let wrong = fake_relay("wrong");
+    let out = send(&wrong.url("ws"), &file, &["--timeout", "2"]);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(out.stderr.contains("no acknowledgement within 2 s"), "{}", out.stderr);
+    // The relay dies while a slow receiver holds the transfer back.
+    let mut relay = Server::start("transfer", &[]);
+    let url = relay.url("ws");
+    let dst = tempfile::tempdir().unwrap();
+    let big = random_file(src.path(), "cut.bin", 20_000_000);
+    let _r = receiver(&relay, &url, dst.path(), &["--delay", "100"], 0);
+    let s = Interactive::start("send", ws().args(["send", &url, big.to_str().unwrap(), "--timeout", "30"]));
+    std::thread::sleep(Duration::from_millis(800));
+    relay.stop_with("KILL");
+    let started = std::time::Instant::now();
+    let status = s.finish(T);
+    assert_eq!(status.code(), Some(1), "the sender must fail when its relay dies");
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+}
+
+/// Issue 22: rooms: a file sent to /room/b reaches the receivers in that room only.
+#[test]
+fn a_file_sent_to_a_room_reaches_only_that_room() {
+    let server = Server::start("transfer", &[]);
+    let base = server.url("ws");
+    let (room_a, room_b) = (format!("{base}/room/a"), format!("{base}/room/b"));
+    let src = tempfile::tempdir().unwrap();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let file = random_file(src.path(), "for-b.bin", 100_000);
+    let ra = receiver(&server, &room_a, da.path(), &[], 0);
+    let rb = receiver(&server, &room_b, db.path(), &[], 1);
+    let out = send(&room_b, &file, &[]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(rb.finish(T).success());
+    assert!(std::fs::read(db.path().join("for-b.bin")).unwrap() == std::fs::read(&file).unwrap());
+    server.wait_for_line("relayed to 1 clients", T);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!da.path().join("for-b.bin").exists(), "room a got room b's file");
+    assert!(ra.output().iter().all(|l| !l.contains("for-b.bin")), "{:?}", ra.output());
+}
