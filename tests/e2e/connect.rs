@@ -23,12 +23,15 @@ fn piped_lines_reach_a_python_server_and_the_echoes_are_printed() {
     let server = python_server(&[]);
     let out = connect(&[&server.url("ws")], b"hello\nsecond line\n");
     assert_eq!(out.code(), 0, "{out:?}");
-    let s = &out.stdout;
-    assert!(s.starts_with("Type Ctrl-D to exit prompt...\nConnecting to url: ws://"), "{s}");
-    assert!(s.contains("ws_connect: connected") && s.contains("Handshake Headers:"), "{s}");
-    assert!(s.contains("ws_connect: received message: hello\n"), "{s}");
-    assert!(s.contains("ws_connect: received message: second line\n"), "{s}");
-    assert!(s.contains("Received 5 bytes"), "{s}");
+    // In a pipe, stdout carries the messages alone; the reference's lines go to stderr.
+    assert_eq!(out.stdout, "hello\nsecond line\n");
+    assert_eq!(out.stderr, "", "quiet in a pipe unless something goes wrong");
+    let out = connect(&["-v", &server.url("ws")], b"hello\nsecond line\n");
+    assert_eq!(out.stdout, "hello\nsecond line\n");
+    let e = &out.stderr;
+    assert!(e.starts_with("Type Ctrl-D to exit prompt...\nConnecting to url: ws://"), "{e}");
+    assert!(e.contains("ws_connect: connected") && e.contains("Handshake Headers:"), "{e}");
+    assert!(e.contains("Received 5 bytes") && e.contains("connection closed: code 1000"), "{e}");
 }
 
 #[test]
@@ -36,7 +39,7 @@ fn piped_lines_reach_a_node_server_as_binary_with_b() {
     let server = Server::start_cmd("node-echo", &mut peer_script("echo_server.js"));
     let out = connect(&["-b", &server.url("ws")], b"bin line\n");
     assert_eq!(out.code(), 0, "{out:?}");
-    assert!(out.stdout.contains("ws_connect: received message: bin line"), "{}", out.stdout);
+    assert!(out.stdout.lines().any(|l| l == "bin line"), "{}", out.stdout);
 }
 
 #[test]
@@ -46,7 +49,7 @@ fn wss_verifies_the_server_against_ca_file_and_names_the_reason_when_it_fails() 
     let url = server.url("wss");
     let out = connect(&["--ca-file", &c.path("ca.crt"), &url], b"secure\n");
     assert_eq!(out.code(), 0, "{out:?}");
-    assert!(out.stdout.contains("ws_connect: received message: secure"), "{}", out.stdout);
+    assert!(out.stdout.lines().any(|l| l == "secure"), "{}", out.stdout);
     // Without our CA the system store cannot vouch for it: one line, exit 1, the reason named.
     let out = connect(&[&url], b"secure\n");
     assert_eq!(out.code(), 1, "{out:?}");
@@ -62,7 +65,10 @@ fn a_close_from_the_server_is_printed_with_its_code_and_exits_1_when_refused() {
     let server = python_server(&["--close-with", "4001", "Permission denied"]);
     let out = connect(&[&server.url("ws")], b"");
     assert_eq!(out.code(), 1, "{out:?}");
-    assert!(out.stdout.contains("ws_connect: connection closed: code 4001 reason Permission denied"), "{}", out.stdout);
+    assert_eq!(out.stderr, "ws connect: server refused the connection: code 4001 reason Permission denied\n");
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    let out = connect(&["-v", &server.url("ws")], b"");
+    assert!(out.stderr.contains("ws_connect: connection closed: code 4001 reason Permission denied"), "{}", out.stderr);
 }
 
 #[test]
@@ -96,16 +102,17 @@ fn a_dropped_connection_comes_back_and_carries_the_next_line() {
     let start = || Server::start_cmd("echo_server", ws().args(["echo_server", "--port", &port]));
     let first = start();
     let url = format!("ws://127.0.0.1:{port}/");
-    let mut client = crate::util::Interactive::start("connect", ws().args(["connect", "--max_wait", "200", &url]));
-    client.send_line("before");
-    client.wait_for_lines("received message: before", 1, T);
+    let mut client =
+        crate::util::Interactive::start("connect", ws().args(["connect", "-v", "--max_wait", "200", &url]));
+    client.send_line("msg-before");
+    client.wait_for_lines("msg-before", 1, T);
     // The server goes away with the connection open; a new one comes up on the same port.
     drop(first);
     client.wait_for_lines("connection closed", 1, T);
     let second = start();
     second.wait_for_line("New connection", T);
-    client.send_line("after");
-    client.wait_for_lines("received message: after", 1, T);
+    client.send_line("msg-after");
+    client.wait_for_lines("msg-after", 1, T);
     assert!(client.finish(T).success());
 }
 
@@ -247,7 +254,7 @@ fn heartbeat_pings_are_logged_and_a_silent_server_gets_1011() {
     let answering = Server::start("echo_server", &["-q"]);
     let c = crate::util::Interactive::start(
         "connect",
-        ws().args(["connect", "-d", "--ping_interval", "1", &answering.url("ws")]),
+        ws().args(["connect", "-v", "-d", "--ping_interval", "1", &answering.url("ws")]),
     );
     c.wait_for_lines("Received pong ixwebsocket::heartbeat::1s::1", 1, T);
     drop(c);
@@ -266,17 +273,17 @@ fn heartbeat_pings_are_logged_and_a_silent_server_gets_1011() {
 #[test]
 fn stop_and_start_close_and_reopen_the_connection() {
     let server = Server::start("echo_server", &[]);
-    let mut c = crate::util::Interactive::start("connect", ws().args(["connect", &server.url("ws")]));
-    c.send_line("one");
-    c.wait_for_lines("received message: one", 1, T);
+    let mut c = crate::util::Interactive::start("connect", ws().args(["connect", "-v", &server.url("ws")]));
+    c.send_line("msg-one");
+    c.wait_for_lines("msg-one", 1, T);
     c.send_line("/stop");
     c.wait_for_lines("Stopping connection...", 1, T);
     server.wait_for_line("Closed connection: client id 0", T);
     c.send_line("/start");
     c.wait_for_lines("Starting connection...", 1, T);
     server.wait_for_line("id: 1", T);
-    c.send_line("two");
-    c.wait_for_lines("received message: two", 1, T);
+    c.send_line("msg-two");
+    c.wait_for_lines("msg-two", 1, T);
     assert!(c.finish(T).success());
 }
 
@@ -290,7 +297,7 @@ fn gunzip_subprotocol_pidfile_and_connect_timeout() {
     let url = server.url("ws");
     let c = crate::util::Interactive::start(
         "connect",
-        ws().args(["connect", "-d", "-g", "--subprotocol", "chat", "--pidfile", pidfile.to_str().unwrap(), &url]),
+        ws().args(["connect", "-v", "-d", "-g", "--subprotocol", "chat", "--pidfile", pidfile.to_str().unwrap(), &url]),
     );
     c.wait_for_lines("Sec-Websocket-Protocol: chat", 1, T);
     server.wait_for_line("Sec-Websocket-Protocol: chat", T);
@@ -300,7 +307,7 @@ fn gunzip_subprotocol_pidfile_and_connect_timeout() {
     let mut peer = std::process::Command::new(crate::util::python());
     peer.args(["-c", script, &url]);
     assert_eq!(run(peer, b"", T).code(), 0);
-    c.wait_for_lines("received message: unzipped text", 1, T);
+    c.wait_for_lines("unzipped text", 1, T);
     // A listener that never answers the handshake.
     let mute = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let started = std::time::Instant::now();
@@ -330,4 +337,130 @@ fn typed_lines_are_kept_in_the_history_file() {
         assert!(start.elapsed() < Duration::from_secs(10), "history file {}: {text:?}", history.display());
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A Python server that, once a client says anything, sends `count` messages `gap` seconds
+/// apart and then keeps the connection open.
+fn streaming_server(count: u32, gap: f64) -> Server {
+    let script = r#"
+import sys, time
+from websockets.sync.server import serve
+count, gap = int(sys.argv[1]), float(sys.argv[2])
+def handler(ws):
+    ws.recv()
+    for i in range(count):
+        ws.send(f"update {i + 1}")
+        time.sleep(gap)
+    try:
+        ws.recv(timeout=30)
+    except Exception:
+        pass
+with serve(handler, "127.0.0.1", 0) as server:
+    print(f"Listening on 127.0.0.1:{server.socket.getsockname()[1]}", flush=True)
+    server.serve_forever()
+"#;
+    let mut cmd = std::process::Command::new(crate::util::python());
+    cmd.args(["-c", script, &count.to_string(), &gap.to_string()]);
+    Server::start_cmd("py-stream", &mut cmd)
+}
+
+/// Issue 16: in a pipe, stdout is the messages alone (`| jq` works), and `--jsonl` carries
+/// any bytes losslessly both ways.
+#[test]
+fn in_a_pipe_stdout_is_the_messages_and_jsonl_is_lossless() {
+    let server = Server::start("echo_server", &["-q"]);
+    let url = server.url("ws");
+    let mut sh = std::process::Command::new("sh");
+    let ws_cmd = format!("{} connect {url}", crate::util::ws_bin().display());
+    sh.args(["-c", &format!("printf '{{\"a\":1}}\\n' | {ws_cmd} | jq .a")]);
+    if let Some(p) = std::env::var_os("WS_PLUGIN_PATH") {
+        sh.env("WS_PLUGIN_PATH", p);
+    }
+    let out = run(sh, b"", T);
+    assert_eq!((out.code(), out.stdout.as_str()), (0, "1\n"), "{out:?}");
+    // Random bytes (newlines, NULs, invalid UTF-8 included) as base64 JSON in, the same out.
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let blobs: Vec<Vec<u8>> = (0..20u32)
+        .map(|n| {
+            (0..(n * 97 % 1000 + 1)).map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(n) >> 13) as u8).collect()
+        })
+        .collect();
+    let input: String =
+        blobs.iter().map(|b| format!("{{\"type\":\"binary\",\"data\":\"{}\"}}\n", b64.encode(b))).collect();
+    let out = connect(&["--jsonl", &url], input.as_bytes());
+    assert_eq!(out.code(), 0, "{out:?}");
+    let back: Vec<Vec<u8>> = out
+        .stdout
+        .lines()
+        .map(|l| {
+            let data = l.strip_prefix("{\"type\":\"binary\",\"data\":\"").and_then(|r| r.strip_suffix("\"}"));
+            b64.decode(data.unwrap_or_else(|| panic!("not a binary message: {l}"))).unwrap()
+        })
+        .collect();
+    assert!(back == blobs, "the bytes changed on the way");
+    // Text with a newline stays one message in --jsonl; binary lines with -b come back as hex.
+    let out = connect(&["--jsonl", &url], b"{\"type\":\"text\",\"data\":\"two\\nlines\"}\n");
+    assert_eq!(out.stdout, "{\"type\":\"text\",\"data\":\"two\\nlines\"}\n");
+    let out = connect(&["-b", "--binary-output", "hex", &url], b"\xff\x00\xfe\n");
+    assert_eq!(out.stdout, "ff00fe\n", "{out:?}");
+}
+
+/// Issue 16: how long a session lasts after its input ends.
+#[test]
+fn session_lifetime_no_close_max_messages_idle_timeout_and_send() {
+    let stream = streaming_server(5, 0.4);
+    let url = stream.url("ws");
+    // Closing after the input ends would miss most of a slow stream; --no-close does not.
+    let out = connect(&["--no-close", "--max-messages", "5", &url], b"subscribe\n");
+    assert_eq!((out.code(), out.stdout.lines().count()), (0, 5), "{out:?}");
+    assert!(out.stdout.ends_with("update 5\n"), "{}", out.stdout);
+    let out = connect(&["--no-close", "--max-messages", "2", &url], b"subscribe\n");
+    assert_eq!((out.code(), out.stdout.as_str()), (0, "update 1\nupdate 2\n"), "{out:?}");
+    let started = std::time::Instant::now();
+    let out = connect(&["--no-close", "--idle-timeout", "1", &url], b"subscribe\n");
+    assert_eq!((out.code(), out.stdout.lines().count()), (0, 5), "{out:?}");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(2500) && took < Duration::from_secs(10), "took {took:?}");
+    // --send goes first on every connection; -1 ends after one message.
+    let echo = Server::start("echo_server", &["-q"]);
+    let out = connect(&["--send", "first", "-1", &echo.url("ws")], b"");
+    assert_eq!((out.code(), out.stdout.as_str()), (0, "first\n"), "{out:?}");
+}
+
+/// Issue 16: credentials from the URL or --auth (never shown), --origin, several
+/// subprotocols, and the /ping and /close prompt commands.
+#[test]
+fn userinfo_auth_origin_subprotocols_and_prompt_commands() {
+    // "user:p@ss" in Basic form.
+    let server = Server::start("echo_server", &["--http_authorization_header", "Basic dXNlcjpwQHNz"]);
+    let addr = server.addr;
+    let out = connect(&["-v", &format!("ws://user:p%40ss@{addr}/")], b"let me in\n");
+    // (The reference's greeting, spelling included, then the echo.)
+    assert_eq!((out.code(), out.stdout.as_str()), (0, "Authorization suceeded!\nlet me in\n"), "{out:?}");
+    assert!(!out.stderr.contains("p%40ss") && !out.stderr.contains("p@ss"), "a password was shown: {}", out.stderr);
+    let host = server.wait_for_line("Host: ", T);
+    assert!(!host.contains("user"), "credentials went into the Host header: {host}");
+    let out = connect(&["--auth", "user:p@ss", &format!("ws://{addr}/")], b"again\n");
+    assert_eq!(out.stdout, "Authorization suceeded!\nagain\n", "{out:?}");
+    let out = connect(&["--auth", "user:wrong", &format!("ws://{addr}/")], b"no\n");
+    assert_eq!(out.code(), 1, "{out:?}");
+
+    let open = Server::start("echo_server", &[]);
+    let url = open.url("ws");
+    let out =
+        connect(&["-v", "--origin", "http://app.test", "--subprotocol", "v2", "--subprotocol", "v1", &url], b"x\n");
+    assert_eq!(out.code(), 0, "{out:?}");
+    open.wait_for_line("Origin: http://app.test", T);
+    open.wait_for_line("Sec-Websocket-Protocol: v2, v1", T);
+    assert!(out.stderr.contains("Sec-Websocket-Protocol: v2"), "the chosen one is shown: {}", out.stderr);
+
+    let mut c = crate::util::Interactive::start("connect", ws().args(["connect", "-v", "-d", &url]));
+    c.wait_for_lines("ws_connect: connected", 1, T);
+    c.send_line("/ping hello");
+    c.wait_for_lines("Received pong hello", 1, T);
+    c.send_line("/close 4000 done here");
+    open.wait_for_line("code 4000 reason done here", T);
+    let status = c.finish(T);
+    assert_eq!(status.code(), Some(1), "4000 is not a normal close");
 }

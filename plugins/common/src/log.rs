@@ -118,9 +118,18 @@ pub fn plain(args: Arguments<'_>) {
     emit(false, line.into_bytes());
 }
 
+static ALL_TO_STDERR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// From now on every line (stamped or [`plain`]) goes to stderr: for a client whose stdout
+/// carries its data (`ws connect URL | jq .`).
+pub fn all_to_stderr() {
+    ALL_TO_STDERR.store(true, Ordering::Relaxed);
+}
+
 /// Writes a finished line to stderr or stdout: above the prompt while a line editor owns
 /// the terminal ([`print_above_prompt`]), queued when [`background`] is on.
 fn emit(to_stderr: bool, line: Vec<u8>) {
+    let to_stderr = to_stderr || ALL_TO_STDERR.load(Ordering::Relaxed);
     let line = match TERMINAL.get() {
         Some(t) if if to_stderr { t.stderr } else { t.stdout } => match t.print(line) {
             Ok(()) => return,

@@ -21,6 +21,8 @@ use smol::channel::{Receiver, unbounded};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     Line(String),
+    /// A piped line that is not UTF-8 (its bytes, without the newline).
+    Bytes(Vec<u8>),
     Eof,
 }
 
@@ -42,10 +44,26 @@ pub fn spawn(prompt: &str, history_name: &str) -> Receiver<Input> {
             if let Some(printer) = printer {
                 read_terminal(&prompt, history, printer, |i| tx.send_blocking(i).is_ok());
             } else {
-                let stdin = std::io::stdin();
-                for line in stdin.lock().lines() {
-                    let Ok(line) = line else { break };
-                    if tx.send_blocking(Input::Line(line)).is_err() {
+                // Bytes, not `lines()`: a line that is not UTF-8 must not end the input.
+                let mut stdin = std::io::stdin().lock();
+                let mut buf = Vec::new();
+                loop {
+                    buf.clear();
+                    match stdin.read_until(b'\n', &mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                    if buf.ends_with(b"\n") {
+                        buf.pop();
+                        if buf.ends_with(b"\r") {
+                            buf.pop();
+                        }
+                    }
+                    let input = match String::from_utf8(std::mem::take(&mut buf)) {
+                        Ok(line) => Input::Line(line),
+                        Err(e) => Input::Bytes(e.into_bytes()),
+                    };
+                    if tx.send_blocking(input).is_err() {
                         return;
                     }
                 }

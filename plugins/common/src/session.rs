@@ -3,10 +3,13 @@
 //! stop cleanly at end of input.
 //!
 //! Fixes over the reference: lines typed before the connection opens are queued and sent
-//! on open (the reference dropped them); end of piped input sends the queue, waits a short
-//! grace period for replies, closes with 1000 and exits, instead of hanging or racing; a
-//! connection that never opens, a fatal refusal (bad certificate, HTTP 4xx, close 4001/1008)
-//! or an abnormal close with reconnection off ends the run with exit code 1.
+//! on open (the reference dropped them); end of piped input sends the queue and then ends
+//! as the subcommand asks ([`AfterEof`]: a grace period, a close once replies stop, or
+//! waiting for the server), instead of hanging or racing; a connection that never opens, a
+//! fatal refusal (bad certificate, HTTP 4xx, close 4001/1008) or an abnormal close with
+//! reconnection off ends the run with exit code 1. Limits (`max_messages`, `idle_timeout`),
+//! messages sent on every open, and the prompt commands `/stop`, `/start`, `/ping [PAYLOAD]`
+//! and `/close [CODE [REASON]]` live here too.
 //!
 //! Each subcommand supplies a [`Handler`] that turns lines into messages and prints events.
 
@@ -22,6 +25,20 @@ use crate::prompt::Input;
 use crate::ws::{ClientOptions, Message, WsStream, backoff, close_frame, close_parts, connect};
 use ws_plugin_api::Error;
 
+/// What a session does when its input ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterEof {
+    /// Wait this long for replies, then close with 1000 (the reference's way: `chat`, `ping`).
+    Grace(Duration),
+    /// Once no message has arrived for `quiet`, close with 1000 and keep taking messages
+    /// until the server's close arrives, at most `timeout`: replies in flight are not lost.
+    /// (Closing at once lost them: Python `websockets` servers stop sending as soon as
+    /// they read a close, even the replies to messages read before it.)
+    Close { quiet: Duration, timeout: Duration },
+    /// Keep the connection open until the server closes it (or a limit fires).
+    KeepOpen,
+}
+
 /// How a session behaves, from the subcommand's flags.
 #[derive(Debug, Clone)]
 pub struct SessionOptions {
@@ -32,8 +49,14 @@ pub struct SessionOptions {
     pub max_wait: Duration,
     /// Heartbeat ping period; `None` disables it.
     pub ping_interval: Option<Duration>,
-    /// How long to wait for replies after the last line of piped input.
-    pub grace: Duration,
+    /// What to do when input ends.
+    pub after_eof: AfterEof,
+    /// End (close 1000, exit 0) after this many received messages.
+    pub max_messages: Option<u64>,
+    /// End (close 1000, exit 0) after this long without a received message.
+    pub idle_timeout: Option<Duration>,
+    /// Sent first on every connection (before queued lines), again after each reconnect.
+    pub on_open: Vec<Message>,
     /// Prefix of the error lines (`ws connect`).
     pub name: &'static str,
 }
@@ -47,7 +70,10 @@ impl SessionOptions {
             reconnect: true,
             max_wait: Duration::from_millis(10_000),
             ping_interval: None,
-            grace: Duration::from_millis(500),
+            after_eof: AfterEof::Grace(Duration::from_millis(500)),
+            max_messages: None,
+            idle_timeout: None,
+            on_open: Vec::new(),
             name,
         }
     }
@@ -63,12 +89,26 @@ pub trait Handler {
     );
     /// A line of input; returns what to send, if anything (it may print an error instead).
     fn on_line(&mut self, line: &str) -> Option<Message>;
+    /// A piped line that is not UTF-8; by default it is taken as text, lossily.
+    fn on_bytes(&mut self, bytes: &[u8]) -> Option<Message> {
+        self.on_line(&String::from_utf8_lossy(bytes))
+    }
     /// A message arrived; returns a reply to send, if any.
     fn on_message(&mut self, msg: &Message) -> Option<Message>;
     /// The connection closed with `code` and `reason` (1006 when it just died).
     fn on_close(&mut self, code: u16, reason: &str);
     /// Whether the session should end after the first close (an echo driver does).
     fn exit_on_close(&self) -> bool {
+        false
+    }
+    /// Whether `/ping [PAYLOAD]` and `/close [CODE [REASON]]` are commands (in `connect`)
+    /// rather than text to send (`ping` sends `/close` as a message, as the reference does).
+    fn prompt_commands(&self) -> bool {
+        false
+    }
+    /// Whether the session should end now (the handler's output went away, say): checked
+    /// after each message.
+    fn finished(&self) -> bool {
         false
     }
 }
@@ -78,6 +118,7 @@ enum Event {
     Ws(Option<Result<Message, async_tungstenite::tungstenite::Error>>),
     Tick,
     GraceOver,
+    Idle,
 }
 
 /// How one connected period ended.
@@ -115,6 +156,7 @@ pub async fn run(opts: SessionOptions, input: Receiver<Input>, handler: &mut imp
                     attempt = 0;
                 }
                 Input::Line(l) => queue_line(handler, &mut pending, &l),
+                Input::Bytes(b) => pending.extend(handler.on_bytes(&b)),
                 Input::Eof => return Ok(()),
             }
             continue;
@@ -133,6 +175,7 @@ pub async fn run(opts: SessionOptions, input: Receiver<Input>, handler: &mut imp
                             Input::Line(l) => {
                                 queue_line(handler, &mut pending, &l);
                             }
+                            Input::Bytes(b) => pending.extend(handler.on_bytes(&b)),
                             Input::Eof => eof = true,
                         }
                         None
@@ -192,6 +235,11 @@ pub async fn run(opts: SessionOptions, input: Receiver<Input>, handler: &mut imp
 }
 
 fn queue_line(handler: &mut impl Handler, pending: &mut VecDeque<Message>, line: &str) {
+    let command = line.split(' ').next().unwrap_or_default();
+    if handler.prompt_commands() && matches!(command, "/ping" | "/close") {
+        crate::warning!("{command}: not connected now; ignored");
+        return;
+    }
     if let Some(m) = handler.on_line(line) {
         pending.push_back(m);
     }
@@ -227,6 +275,7 @@ async fn wait_or_eof(
                 return true;
             }
             Some(Input::Line(l)) => queue_line(handler, pending, &l),
+            Some(Input::Bytes(b)) => pending.extend(handler.on_bytes(&b)),
         }
     }
 }
@@ -239,7 +288,9 @@ async fn connected(
     pending: &mut VecDeque<Message>,
     eof: &mut bool,
 ) -> Ended {
-    while let Some(m) = pending.pop_front() {
+    let first = opts.on_open.iter().cloned();
+    let queued: Vec<Message> = pending.drain(..).collect();
+    for m in first.chain(queued) {
         if let Err(e) = ws.send(m).await {
             handler.on_close(1006, &e.to_string());
             return Ended::Closed(1006, e.to_string());
@@ -248,7 +299,15 @@ async fn connected(
     let mut pings_sent: u64 = 0;
     let mut pong_seen = true;
     let mut next_ping = opts.ping_interval.map(|_| Instant::now());
-    let mut grace_until = eof.then(|| Instant::now() + opts.grace);
+    let mut received: u64 = 0;
+    let mut idle_until = opts.idle_timeout.map(|d| Instant::now() + d);
+    // When the session ends by itself: the grace after input ended, or the bound on the
+    // server's answer to our close.
+    let mut grace_until = None;
+    let mut close_sent = false;
+    if *eof {
+        grace_until = input_ended(opts);
+    }
     loop {
         let ev = async { Event::Ws(ws.next().await) }
             .or(async {
@@ -271,11 +330,24 @@ async fn connected(
                 };
                 Event::GraceOver
             })
+            .or(async {
+                match idle_until {
+                    Some(t) => Timer::at(t).await,
+                    None => std::future::pending().await,
+                };
+                Event::Idle
+            })
             .await;
         match ev {
             Event::Input(Input::Eof) => {
                 *eof = true;
-                grace_until = Some(Instant::now() + opts.grace);
+                grace_until = input_ended(opts);
+            }
+            Event::Idle => {
+                let idle = opts.idle_timeout.unwrap_or_default();
+                crate::info!("{}: no message for {} s: closing", opts.name, idle.as_secs_f64());
+                close_and_drain(ws, 1000, "Normal closure").await;
+                return Ended::Eof;
             }
             Event::Input(Input::Line(l)) if l == "/stop" => {
                 crate::info!("Stopping connection...");
@@ -283,6 +355,41 @@ async fn connected(
                 return Ended::Stopped;
             }
             Event::Input(Input::Line(l)) if l == "/start" => {}
+            Event::Input(Input::Line(l)) if handler.prompt_commands() && (l == "/ping" || l.starts_with("/ping ")) => {
+                let payload = l.strip_prefix("/ping").unwrap_or_default().trim_start().as_bytes().to_vec();
+                if payload.len() > 125 {
+                    crate::error!("{}: a ping payload is at most 125 bytes ({} given)", opts.name, payload.len());
+                } else {
+                    let _ = ws.send(Message::Ping(payload.into())).await;
+                }
+            }
+            Event::Input(Input::Line(l))
+                if handler.prompt_commands() && (l == "/close" || l.starts_with("/close ")) =>
+            {
+                let mut words = l.strip_prefix("/close").unwrap_or_default().trim_start().splitn(2, ' ');
+                let code = words.next().filter(|w| !w.is_empty()).map(str::parse::<u16>);
+                let reason = words.next().unwrap_or("").to_string();
+                match code {
+                    Some(Err(_)) => crate::error!("{}: usage: /close [CODE [REASON]]", opts.name),
+                    Some(Ok(c)) if !crate::ws::CloseCode::from(c).is_allowed() => {
+                        crate::error!("{}: {c} is not a close code that may be sent", opts.name)
+                    }
+                    code => {
+                        let code = code.and_then(Result::ok).unwrap_or(1000);
+                        close_and_drain(ws, code, &reason).await;
+                        handler.on_close(code, &reason);
+                        return Ended::Closed(code, reason);
+                    }
+                }
+            }
+            Event::Input(Input::Bytes(b)) => {
+                if let Some(m) = handler.on_bytes(&b)
+                    && let Err(e) = ws.send(m).await
+                {
+                    handler.on_close(1006, &e.to_string());
+                    return Ended::Closed(1006, e.to_string());
+                }
+            }
             Event::Input(Input::Line(l)) => {
                 if let Some(m) = handler.on_line(&l)
                     && let Err(e) = ws.send(m).await
@@ -291,10 +398,23 @@ async fn connected(
                     return Ended::Closed(1006, e.to_string());
                 }
             }
-            Event::GraceOver => {
-                close_and_drain(ws, 1000, "Normal closure").await;
-                return Ended::Eof;
-            }
+            Event::GraceOver => match opts.after_eof {
+                AfterEof::Close { timeout, .. } if !close_sent => {
+                    // Quiet since the end of input: close, and print what still comes.
+                    let _ = ws.close(Some(close_frame(1000, "Normal closure"))).await;
+                    close_sent = true;
+                    grace_until = Some(Instant::now() + timeout);
+                }
+                AfterEof::Close { timeout, .. } => {
+                    let s = timeout.as_secs_f64();
+                    crate::warning!("{}: the server did not answer our close within {s} s", opts.name);
+                    return Ended::Eof;
+                }
+                _ => {
+                    close_and_drain(ws, 1000, "Normal closure").await;
+                    return Ended::Eof;
+                }
+            },
             Event::Tick => {
                 let Some(period) = opts.ping_interval else { continue };
                 if !pong_seen {
@@ -329,14 +449,34 @@ async fn connected(
                 if matches!(msg, Message::Pong(_)) {
                     pong_seen = true;
                 }
+                let data = matches!(msg, Message::Text(_) | Message::Binary(_));
+                if data {
+                    received += 1;
+                    idle_until = opts.idle_timeout.map(|d| Instant::now() + d);
+                    if let (true, false, AfterEof::Close { quiet, .. }) = (*eof, close_sent, opts.after_eof) {
+                        grace_until = Some(Instant::now() + quiet);
+                    }
+                }
                 if let Some(reply) = handler.on_message(&msg)
                     && let Err(e) = ws.send(reply).await
                 {
                     handler.on_close(1006, &e.to_string());
                     return Ended::Closed(1006, e.to_string());
                 }
+                if handler.finished() || (data && opts.max_messages.is_some_and(|n| received >= n)) {
+                    close_and_drain(ws, 1000, "Normal closure").await;
+                    return Ended::Eof;
+                }
             }
         }
+    }
+}
+
+/// When input has ended, the next step of [`AfterEof`] is due at the returned time.
+fn input_ended(opts: &SessionOptions) -> Option<Instant> {
+    match opts.after_eof {
+        AfterEof::Grace(d) | AfterEof::Close { quiet: d, .. } => Some(Instant::now() + d),
+        AfterEof::KeepOpen => None,
     }
 }
 

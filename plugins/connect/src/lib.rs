@@ -1,16 +1,29 @@
-//! `ws connect URL`: an interactive WebSocket client.
+//! `ws connect URL`: an interactive WebSocket client, and a pipe for scripts.
 //!
 //! Each line typed (or piped in) is sent as a text message (`-b`: binary); every message
-//! received is printed. Output lines follow IXWebSocket's `ws connect` so scripts written for
-//! it keep working. `--echo` turns it into an echo client for conformance drivers.
+//! received is printed. `--echo` turns it into an echo client for conformance drivers.
+//!
+//! - **At a terminal** the output is IXWebSocket's (`ws_connect: received message: …`, log
+//!   lines), printed above the prompt; a peer's control characters are shown escaped.
+//! - **In a pipe** (stdout not a terminal) stdout carries only the received messages, one per
+//!   line, as received (binary: `--binary-output raw|base64|hex`), or one JSON object each with
+//!   `--jsonl` (`{"type":"text","data":…}`, binary as base64: lossless); every log line, the
+//!   close notice and errors go to stderr. `printf '{"a":1}\n' | ws connect URL | jq .a`.
+//! - **Lifetime**: at the end of input, once nothing has arrived for half a second, the
+//!   client closes with 1000 and keeps printing until the server's close (`--close-timeout`),
+//!   so replies in flight are kept; `--no-close` waits for the server to close instead; `--max-messages N` (`-1`) and `--idle-timeout S` end it early;
+//!   `--send TEXT` is sent on every (re)connection first. Exit 0 after a normal close or a
+//!   limit, 1 after an abnormal one.
+//! - **Handshake**: `ws://user:pass@host/` and `--auth` send Basic credentials (never
+//!   printed: the URL is shown without them), `--origin`, `--subprotocol` repeatable.
 
 use std::ffi::{CStr, OsString};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use async_tungstenite::tungstenite::handshake::client::Response;
 use clap::Parser;
-use ws_common::session::{Handler, SessionOptions};
+use ws_common::session::{AfterEof, Handler, SessionOptions};
 use ws_common::url::Url;
 use ws_common::ws::{ClientArgs, ClientOptions, DEFAULT_MAX_MESSAGE, Message};
 use ws_common::{error, info, log::plain};
@@ -40,15 +53,49 @@ struct Args {
     /// Heartbeat ping interval in seconds; 0 or less disables it
     #[arg(long = "ping_interval", default_value_t = 30, allow_negative_numbers = true, value_name = "S")]
     ping_interval: i64,
-    /// Ask for this subprotocol (Sec-WebSocket-Protocol)
+    /// Offer this subprotocol (Sec-WebSocket-Protocol; repeatable: offered in order)
     #[arg(long)]
-    subprotocol: Option<String>,
+    subprotocol: Vec<String>,
+    /// Send Basic credentials USER:PASSWORD (as does ws://user:pass@host/)
+    #[arg(long, value_name = "USER:PASSWORD")]
+    auth: Option<String>,
+    /// Origin header to send
+    #[arg(long, value_name = "URL")]
+    origin: Option<String>,
+    /// Send this text message first on every connection (repeatable)
+    #[arg(long = "send", value_name = "TEXT")]
+    send: Vec<String>,
+    /// In a pipe: print each message as a JSON object {"type":"text"|"binary","data":...}
+    /// (binary as base64)
+    #[arg(long)]
+    jsonl: bool,
+    /// In a pipe: how binary messages are printed
+    #[arg(long = "binary-output", value_enum, default_value_t = BinaryOutput::Raw)]
+    binary_output: BinaryOutput,
+    /// At the end of input, keep the connection open until the server closes it
+    #[arg(long = "no-close")]
+    no_close: bool,
+    /// Seconds to wait for the server's close after ours (at the end of input)
+    #[arg(long = "close-timeout", default_value_t = 5.0, value_name = "S")]
+    close_timeout: f64,
+    /// Exit (after closing with 1000) once N messages have been received
+    #[arg(long = "max-messages", value_name = "N")]
+    max_messages: Option<u64>,
+    /// Same as --max-messages 1
+    #[arg(short = '1', conflicts_with = "max_messages")]
+    one: bool,
+    /// Exit (after closing with 1000) after S seconds without a received message
+    #[arg(long = "idle-timeout", value_name = "S")]
+    idle_timeout: Option<f64>,
     /// Gunzip each received message before printing it
     #[arg(short = 'g')]
     gunzip: bool,
     /// Echo every received message back and exit when the connection closes (for test drivers)
     #[arg(long)]
     echo: bool,
+    /// In a pipe: also print the progress lines (connected, headers, sizes, closes) on stderr
+    #[arg(short = 'v', long = "verbose")]
+    verbose: bool,
     /// Largest message accepted, in bytes (larger ones close the connection with 1009)
     #[arg(long = "max-message-size", default_value_t = DEFAULT_MAX_MESSAGE, value_name = "BYTES")]
     max_message_size: usize,
@@ -56,9 +103,22 @@ struct Args {
     client: ClientArgs,
 }
 
+/// How a binary message is printed in a pipe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BinaryOutput {
+    /// The bytes as received, then a newline
+    Raw,
+    Base64,
+    Hex,
+}
+
 struct ConnectHandler {
     /// stdout is a terminal.
     terminal: bool,
+    jsonl: bool,
+    binary_output: BinaryOutput,
+    /// stdout went away (the reader of the pipe left): the session ends.
+    gone: bool,
     binary: bool,
     gunzip: bool,
     echo: bool,
@@ -76,7 +136,20 @@ impl Handler for ConnectHandler {
         if self.echo {
             return None;
         }
+        if self.jsonl
+            && let Some(m) = message_from_json(line)
+        {
+            return Some(m);
+        }
         Some(if self.binary { Message::Binary(line.as_bytes().to_vec().into()) } else { Message::Text(line.into()) })
+    }
+
+    fn on_bytes(&mut self, bytes: &[u8]) -> Option<Message> {
+        if self.binary {
+            return Some(Message::Binary(bytes.to_vec().into()));
+        }
+        error!("ws_connect: a line of input is not UTF-8, so not a text message: skipped (-b sends lines as bytes)");
+        None
     }
 
     fn on_message(&mut self, msg: &Message) -> Option<Message> {
@@ -86,14 +159,14 @@ impl Handler for ConnectHandler {
                 if self.echo {
                     return Some(msg.clone());
                 }
-                self.print_payload(t.as_bytes());
+                self.print_payload(t.as_bytes(), false);
             }
             Message::Binary(b) => {
                 info!("Received {} bytes", b.len());
                 if self.echo {
                     return Some(msg.clone());
                 }
-                self.print_payload(b);
+                self.print_payload(b, true);
             }
             Message::Ping(_) => info!("Received ping"),
             Message::Pong(p) => info!("Received pong {}", String::from_utf8_lossy(p)),
@@ -103,16 +176,27 @@ impl Handler for ConnectHandler {
     }
 
     fn on_close(&mut self, code: u16, reason: &str) {
-        plain(format_args!("ws_connect: connection closed: code {code} reason {reason}"));
+        // In a quiet pipe a failure is told once, by the exit line.
+        if ws_common::log::enabled(ws_common::log::Level::Info) {
+            plain(format_args!("ws_connect: connection closed: code {code} reason {reason}"));
+        }
     }
 
     fn exit_on_close(&self) -> bool {
         self.echo
     }
+
+    fn finished(&self) -> bool {
+        self.gone
+    }
+
+    fn prompt_commands(&self) -> bool {
+        true
+    }
 }
 
 impl ConnectHandler {
-    fn print_payload(&self, payload: &[u8]) {
+    fn print_payload(&mut self, payload: &[u8], binary: bool) {
         let mut out = Vec::new();
         let payload = if self.gunzip {
             match flate2::read::GzDecoder::new(payload).read_to_end(&mut out) {
@@ -122,11 +206,67 @@ impl ConnectHandler {
         } else {
             payload
         };
-        let text = String::from_utf8_lossy(payload);
-        // At a terminal, a peer's CR, ESC or OSC must not drive it; in a pipe, bytes stay.
-        let text = if self.terminal { ws_common::log::escape_controls(&text, true) } else { text };
-        plain(format_args!("ws_connect: received message: {text}"));
+        if self.terminal {
+            // The reference's line; a peer's CR, ESC or OSC must not drive the terminal.
+            let text = String::from_utf8_lossy(payload);
+            let text = ws_common::log::escape_controls(&text, true);
+            return plain(format_args!("ws_connect: received message: {text}"));
+        }
+        let line = pipe_line(payload, binary, self.jsonl, self.binary_output);
+        let mut stdout = std::io::stdout().lock();
+        if stdout.write_all(&line).and_then(|_| stdout.flush()).is_err() {
+            self.gone = true;
+        }
     }
+}
+
+/// With `--jsonl`, an input line `{"type":"text"|"binary","data":…}` (binary as base64) is the
+/// message it describes; any other line is sent as it is.
+fn message_from_json(line: &str) -> Option<Message> {
+    use base64::Engine;
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    let data = v.get("data")?.as_str()?;
+    match v.get("type")?.as_str()? {
+        "text" => Some(Message::Text(data.into())),
+        "binary" => base64::engine::general_purpose::STANDARD.decode(data).ok().map(|b| Message::Binary(b.into())),
+        _ => None,
+    }
+}
+
+/// A received message as one line of a pipe's output (see the module docs).
+fn pipe_line(payload: &[u8], binary: bool, jsonl: bool, binary_output: BinaryOutput) -> Vec<u8> {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let mut line = if jsonl {
+        let (kind, data) = match std::str::from_utf8(payload) {
+            Ok(text) if !binary => ("text", serde_json::Value::from(text)),
+            _ => ("binary", serde_json::Value::from(b64(payload))),
+        };
+        format!("{{\"type\":\"{kind}\",\"data\":{data}}}").into_bytes()
+    } else if binary {
+        match binary_output {
+            BinaryOutput::Raw => payload.to_vec(),
+            BinaryOutput::Base64 => b64(payload).into_bytes(),
+            BinaryOutput::Hex => payload.iter().map(|b| format!("{b:02x}")).collect::<String>().into_bytes(),
+        }
+    } else {
+        payload.to_vec()
+    };
+    line.push(b'\n');
+    line
+}
+
+/// `user:pass@` taken out of the URL (so that it is neither sent in the Host header nor
+/// printed), percent-decoded.
+fn take_userinfo(url: &mut Url) -> Option<String> {
+    if url.username().is_empty() && url.password().is_none() {
+        return None;
+    }
+    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+    let credentials = format!("{}:{}", decode(url.username()), decode(url.password().unwrap_or("")));
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    Some(credentials)
 }
 
 /// The path and query asked for, as the reference prints it after `Uri:`.
@@ -146,27 +286,65 @@ impl Plugin for Connect {
 
     fn run(&self, args: Vec<OsString>) -> Result<(), Error> {
         let args: Args = ws_common::args::parse(args)?;
-        let url = ws_common::url::parse_ws_url(&args.url)?;
-        let headers = ws_common::headers::parse_headers(&args.headers)?;
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        // In a pipe, stdout carries the messages only, and stderr only what went wrong
+        // (with -v, the reference's progress lines too).
+        let chatty = terminal || args.echo || args.verbose;
+        if !terminal && !args.echo {
+            ws_common::log::all_to_stderr();
+        }
+        if !chatty {
+            ws_common::log::set_level(ws_common::log::Level::Warning);
+        }
+        let mut url = ws_common::url::parse_ws_url(&args.url)?;
+        let mut headers = ws_common::headers::parse_headers(&args.headers)?;
         for (k, v) in &headers {
-            info!("{k}: {v}");
+            let secret = k.eq_ignore_ascii_case("authorization") || k.eq_ignore_ascii_case("proxy-authorization");
+            info!("{k}: {}", if secret { "(hidden)" } else { v.as_str() });
+        }
+        let userinfo = take_userinfo(&mut url);
+        // Shown as typed, unless that would show a password.
+        let shown = if userinfo.is_some() { url.to_string() } else { args.url.clone() };
+        if let Some(credentials) = userinfo.or(args.auth.clone()) {
+            use base64::Engine;
+            let basic = base64::engine::general_purpose::STANDARD.encode(credentials);
+            headers.push(("Authorization".into(), format!("Basic {basic}")));
+        }
+        if let Some(origin) = &args.origin {
+            headers.push(("Origin".into(), origin.clone()));
         }
         args.client.prepare()?;
         let client = ClientOptions {
             headers,
-            subprotocol: args.subprotocol.clone(),
+            subprotocol: (!args.subprotocol.is_empty()).then(|| args.subprotocol.join(", ")),
             max_message: args.max_message_size,
             ..args.client.options(url.clone())
+        };
+        let after_eof = if args.no_close {
+            AfterEof::KeepOpen
+        } else if args.echo {
+            AfterEof::Grace(Duration::from_millis(500))
+        } else {
+            AfterEof::Close {
+                quiet: Duration::from_millis(500),
+                timeout: Duration::from_secs_f64(args.close_timeout.max(0.0)),
+            }
         };
         let opts = SessionOptions {
             reconnect: !args.disable_reconnect && !args.echo,
             max_wait: Duration::from_millis(args.max_wait),
             ping_interval: (args.ping_interval > 0 && !args.echo)
                 .then(|| Duration::from_secs(args.ping_interval as u64)),
+            after_eof,
+            max_messages: if args.one { Some(1) } else { args.max_messages },
+            idle_timeout: args.idle_timeout.map(|s| Duration::from_secs_f64(s.max(0.0))),
+            on_open: args.send.iter().map(|t| Message::Text(t.as_str().into())).collect(),
             ..SessionOptions::new(client, "ws_connect")
         };
-        plain(format_args!("Type Ctrl-D to exit prompt..."));
-        plain(format_args!("Connecting to url: {}", args.url));
+        if chatty {
+            plain(format_args!("Type Ctrl-D to exit prompt..."));
+            plain(format_args!("Connecting to url: {shown}"));
+        }
         // An echo driver answers the server only; its stdin (often /dev/null) is not input.
         let (_keep_open, input) = if args.echo {
             let (tx, rx) = smol::channel::unbounded();
@@ -174,8 +352,15 @@ impl Plugin for Connect {
         } else {
             (None, ws_common::prompt::spawn("> ", "connect"))
         };
-        let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
-        let mut handler = ConnectHandler { terminal, binary: args.binary, gunzip: args.gunzip, echo: args.echo };
+        let mut handler = ConnectHandler {
+            terminal,
+            jsonl: args.jsonl,
+            binary_output: args.binary_output,
+            gone: false,
+            binary: args.binary,
+            gunzip: args.gunzip,
+            echo: args.echo,
+        };
         let _ = args.no_deflate;
         ws_common::runtime::block_on(|_| ws_common::session::run(opts, input, &mut handler))
     }
