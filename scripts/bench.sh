@@ -20,6 +20,8 @@
 # code (not in CI: these machines are too noisy for a pass/fail line).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Loopback only: no proxy from the environment in between (ws's clients read them, as curl).
+unset http_proxy https_proxy all_proxy HTTPS_PROXY ALL_PROXY no_proxy NO_PROXY
 
 SMOKE=0
 CHECK=0

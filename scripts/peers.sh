@@ -2,7 +2,7 @@
 # Installs the real peers the tests and benchmarks talk to, into .peers/ (git-ignored):
 #   .peers/venv        Python: websockets (client/server peer), kosoku (Autobahn cases)
 #   .peers/node        Node: ws (client/server peer)
-# and, with apt when missing and we are root: curl, openssl, nginx, wrk, socat, redis-server, tmux, jq.
+# and, with apt when missing and we are root: curl, openssl, nginx, wrk, socat, redis-server, tmux, jq, tinyproxy, microsocks.
 # Idempotent: a stamp per part skips what is already installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +11,7 @@ mkdir -p "$PEERS"
 
 PY_PACKAGES=(websockets==17.4 kosoku==0.1.0 httpbin==0.10.4 gunicorn==23.0.0)
 NODE_PACKAGES=(ws@8)
-APT_PACKAGES=(curl openssl nginx wrk socat redis-server tmux jq)
+APT_PACKAGES=(curl openssl nginx wrk socat redis-server tmux jq tinyproxy microsocks)
 # installed by name when their command is missing: time provides /usr/bin/time, nghttp2-client h2load
 
 py_stamp="$PEERS/venv/.stamp-$(printf '%s ' "${PY_PACKAGES[@]}" | md5sum | cut -c1-8)"

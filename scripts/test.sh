@@ -4,6 +4,9 @@
 # alone does not build), then runs every test. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Every test talks to 127.0.0.1: a proxy from the environment (read by curl and by ws's own
+# clients) must not come between.
+unset http_proxy https_proxy all_proxy HTTPS_PROXY ALL_PROXY no_proxy NO_PROXY
 scripts/peers.sh
 cargo build --workspace --all-targets
 cargo test --workspace "$@"

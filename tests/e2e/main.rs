@@ -1,6 +1,7 @@
 //! The one integration-test binary: every test spawns the real `ws` with its real plugins,
 //! against real peers on 127.0.0.1. See `util` for the harness.
 
+mod proxies;
 mod proxy;
 mod raw;
 mod redis;

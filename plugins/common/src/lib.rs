@@ -11,6 +11,7 @@
 //! - [`net`]: listeners, the `Listening on HOST:PORT` ready line, pidfiles, plain/TLS streams;
 //! - [`tls`]: the TLS option group and rustls configurations built from it;
 //! - [`bus`]: rooms shared between servers through Redis pub/sub;
+//! - [`proxy`]: clients through HTTP CONNECT and SOCKS5 proxies;
 //! - [`progress`]: transfer progress on stderr (a bar on a terminal, else a line per 10 %);
 //! - [`relay`], [`frame_relay`], [`frames`]: the rooms' message and frame relays, and frame I/O;
 //! - [`url`](mod@url) and [`headers`]: parsing of what users type.
@@ -26,6 +27,7 @@ pub mod net;
 pub mod pdu;
 pub mod progress;
 pub mod prompt;
+pub mod proxy;
 pub mod relay;
 pub mod runtime;
 pub mod server;

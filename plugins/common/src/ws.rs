@@ -114,6 +114,8 @@ pub enum ConnectError {
     Handshake(String),
     #[error("{0}")]
     Config(#[from] crate::CommonError),
+    #[error("{0}")]
+    Proxy(String),
 }
 
 impl ConnectError {
@@ -123,7 +125,7 @@ impl ConnectError {
         match self {
             ConnectError::Tls { reason, .. } => reason.contains("certificate") || reason.contains("Certificate"),
             ConnectError::Http { status } => (400..500).contains(status),
-            ConnectError::Config(_) => true,
+            ConnectError::Config(_) | ConnectError::Proxy(_) => true,
             _ => false,
         }
     }
@@ -138,6 +140,8 @@ pub struct ClientOptions {
     pub tls: TlsArgs,
     pub timeout: Duration,
     pub max_message: usize,
+    /// Reach the server through this proxy (see [`crate::proxy`]).
+    pub proxy: Option<crate::proxy::Proxy>,
 }
 
 /// The flags every WebSocket client shares.
@@ -149,6 +153,10 @@ pub struct ClientArgs {
     /// Write the process id to FILE
     #[arg(long, value_name = "FILE")]
     pub pidfile: Option<std::path::PathBuf>,
+    /// Connect through this proxy: http://[user:pass@]host:port (CONNECT), socks5://,
+    /// socks5h:// (default: https_proxy, http_proxy, all_proxy, no_proxy; "" for none)
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
     #[command(flatten)]
     pub tls: TlsArgs,
 }
@@ -158,6 +166,9 @@ impl ClientArgs {
     /// attempt) and write the pidfile.
     pub fn prepare(&self) -> Result<(), crate::CommonError> {
         self.tls.client_config(&[])?;
+        if let Some(p) = self.proxy.as_deref().filter(|p| !p.is_empty()) {
+            crate::proxy::Proxy::parse(p).map_err(crate::CommonError::Usage)?;
+        }
         if let Some(p) = &self.pidfile {
             crate::net::write_pidfile(p)?;
         }
@@ -171,14 +182,26 @@ impl ClientArgs {
 
     /// Options to connect to `url` with these flags.
     pub fn options(&self, url: Url) -> ClientOptions {
-        ClientOptions::new(url, self.tls.clone(), self.timeout())
+        let proxy = crate::proxy::Proxy::for_target(self.proxy.as_deref(), &url).unwrap_or_else(|e| {
+            crate::warning!("{e}: connecting directly");
+            None
+        });
+        ClientOptions { proxy, ..ClientOptions::new(url, self.tls.clone(), self.timeout()) }
     }
 }
 
 impl ClientOptions {
     /// Options for `url`: no extra headers, no subprotocol, the default message limit.
     pub fn new(url: Url, tls: TlsArgs, timeout: Duration) -> Self {
-        ClientOptions { url, headers: Vec::new(), subprotocol: None, tls, timeout, max_message: DEFAULT_MAX_MESSAGE }
+        ClientOptions {
+            url,
+            headers: Vec::new(),
+            subprotocol: None,
+            tls,
+            timeout,
+            max_message: DEFAULT_MAX_MESSAGE,
+            proxy: None,
+        }
     }
 }
 
@@ -200,10 +223,37 @@ async fn with_timeout<T>(
     .await
 }
 
-/// Opens a TCP (and, for `wss://`/`https://`, TLS) connection to the URL's host.
-pub async fn open_stream(url: &Url, tls: &TlsArgs, alpn: &[&[u8]]) -> Result<Stream, ConnectError> {
+/// Opens a TCP (and, for `wss://`/`https://`, TLS) connection to the URL's host, directly
+/// or through `proxy` (TLS then runs end to end, inside the tunnel).
+pub async fn open_stream(
+    url: &Url,
+    tls: &TlsArgs,
+    alpn: &[&[u8]],
+    proxy: Option<&crate::proxy::Proxy>,
+) -> Result<Stream, ConnectError> {
     let (host, port) = crate::url::host_and_port(url);
     let addr = crate::net::format_host_port(&host, port);
+    let tcp = match proxy {
+        Some(p) => p.tunnel(&host, port).await.map_err(ConnectError::Proxy)?,
+        None => direct(&host, port, &addr).await?,
+    };
+    if !crate::url::is_tls(url) {
+        return Ok(Stream::Plain(tcp));
+    }
+    let config = tls.client_config(alpn)?;
+    let name = rustls::pki_types::ServerName::try_from(host.clone())
+        .map_err(|e| ConnectError::Tls { addr: addr.clone(), reason: e.to_string() })?;
+    let s = futures_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| ConnectError::Tls { addr, reason: crate::tls::explain(&e) })?;
+    Ok(Stream::ClientTls(Box::new(s)))
+}
+
+/// A TCP connection to the first of `host`'s addresses that answers.
+async fn direct(host: &str, port: u16, addr: &str) -> Result<TcpStream, ConnectError> {
+    let host = host.to_string();
+    let addr = addr.to_string();
     let addrs: Vec<std::net::SocketAddr> = smol::net::resolve((host.as_str(), port))
         .await
         .map_err(|source| ConnectError::Resolve { host: host.clone(), source })?;
@@ -223,23 +273,13 @@ pub async fn open_stream(url: &Url, tls: &TlsArgs, alpn: &[&[u8]]) -> Result<Str
         source: last.unwrap_or_else(|| std::io::Error::other("no address")),
     })?;
     let _ = tcp.set_nodelay(true);
-    if !crate::url::is_tls(url) {
-        return Ok(Stream::Plain(tcp));
-    }
-    let config = tls.client_config(alpn)?;
-    let name = rustls::pki_types::ServerName::try_from(host.clone())
-        .map_err(|e| ConnectError::Tls { addr: addr.clone(), reason: e.to_string() })?;
-    let s = futures_rustls::TlsConnector::from(config)
-        .connect(name, tcp)
-        .await
-        .map_err(|e| ConnectError::Tls { addr, reason: crate::tls::explain(&e) })?;
-    Ok(Stream::ClientTls(Box::new(s)))
+    Ok(tcp)
 }
 
 /// Connects, runs the opening handshake, and returns the socket and the server's response.
 pub async fn connect(opts: &ClientOptions) -> Result<(WsStream, Response), ConnectError> {
     with_timeout(opts.timeout, async {
-        let stream = open_stream(&opts.url, &opts.tls, &[]).await?;
+        let stream = open_stream(&opts.url, &opts.tls, &[], opts.proxy.as_ref()).await?;
         let mut req = opts.url.as_str().into_client_request().map_err(|e| ConnectError::Handshake(e.to_string()))?;
         let h = req.headers_mut();
         h.insert("User-Agent", HeaderValue::from_static(USER_AGENT));
@@ -267,7 +307,7 @@ pub async fn connect(opts: &ClientOptions) -> Result<(WsStream, Response), Conne
 /// frames as bytes. Returns the response headers.
 pub async fn connect_raw(opts: &ClientOptions) -> Result<(Stream, Vec<(String, String)>), ConnectError> {
     with_timeout(opts.timeout, async {
-        let mut stream = open_stream(&opts.url, &opts.tls, &[]).await?;
+        let mut stream = open_stream(&opts.url, &opts.tls, &[], opts.proxy.as_ref()).await?;
         let mut extra = opts.headers.clone();
         if let Some(p) = &opts.subprotocol {
             extra.push(("Sec-WebSocket-Protocol".into(), p.clone()));

@@ -21,6 +21,7 @@ pub(crate) mod code {
     pub const TLS: i32 = 35;
     pub const REDIRECTS: i32 = 47;
     pub const PEER_FAILED: i32 = 56;
+    pub const PROXY: i32 = 97;
     pub const CERTIFICATE: i32 = 60;
     pub const BAD_ENCODING: i32 = 61;
 }
@@ -49,6 +50,10 @@ pub(crate) struct Args {
     /// Send a HEAD request
     #[arg(short = 'I', long = "head")]
     pub(crate) head: bool,
+    /// Use this proxy: http://[user:pass@]host[:port] (CONNECT), socks5://, socks5h://
+    /// (default: https_proxy, http_proxy, all_proxy, no_proxy; "" for none)
+    #[arg(short = 'x', long = "proxy", value_name = "URL")]
+    pub(crate) proxy: Option<String>,
     /// Follow redirects
     #[arg(short = 'L', long = "location")]
     pub(crate) follow: bool,

@@ -98,7 +98,9 @@ async fn fetch(
     loop {
         let connect_timeout = Duration::from_secs_f64(args.connect_timeout.max(0.001));
         let alpn: &[&[u8]] = if args.http1_1 { &[b"http/1.1"] } else { &[b"h2", b"http/1.1"] };
-        let stream = ws_common::ws::open_stream(&url, &args.tls, alpn)
+        let proxy =
+            ws_common::proxy::Proxy::for_target(args.proxy.as_deref(), &url).map_err(|e| fail(code::PROXY, e))?;
+        let stream = ws_common::ws::open_stream(&url, &args.tls, alpn, proxy.as_ref())
             .or(async {
                 smol::Timer::after(connect_timeout).await;
                 Err(ConnectError::Timeout(connect_timeout))

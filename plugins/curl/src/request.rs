@@ -94,6 +94,11 @@ pub(crate) fn connect_error(e: ConnectError, timeout: f64) -> Error {
             fail(code::CERTIFICATE, e)
         }
         ConnectError::Tls { .. } => fail(code::TLS, e),
+        // As curl: 7 when the proxy cannot be reached, 56 when it refuses the CONNECT, 97
+        // for a SOCKS failure.
+        ConnectError::Proxy(ref m) if m.starts_with("cannot connect to proxy") => fail(code::CONNECT, e),
+        ConnectError::Proxy(ref m) if m.starts_with("SOCKS5") => fail(code::PROXY, e),
+        ConnectError::Proxy(_) => fail(code::PEER_FAILED, e),
         other => fail(code::CONNECT, other),
     }
 }

@@ -213,6 +213,7 @@ impl Plugin for ProxyServer {
                     tls: upstream_tls,
                     timeout,
                     max_message,
+                    proxy: None,
                 };
                 proxy(client, opts).await
             }

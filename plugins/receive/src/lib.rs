@@ -77,7 +77,8 @@ struct Incoming {
 async fn receive(args: Args, url: ws_common::url::Url) -> Result<(), Error> {
     info!("ws_receive: Connecting to url: {}", args.url);
     let connect = async {
-        let mut stream = ws_common::ws::open_stream(&url, &args.client.tls, &[]).await?;
+        let proxy = args.client.options(url.clone()).proxy;
+        let mut stream = ws_common::ws::open_stream(&url, &args.client.tls, &[], proxy.as_ref()).await?;
         let headers = frames::client_handshake(&mut stream, &url, &[]).await?;
         Ok::<_, ws_common::ws::ConnectError>((stream, headers))
     };

@@ -1,0 +1,139 @@
+//! Issue 16: clients through real proxies from Debian's packages: tinyproxy (HTTP CONNECT)
+//! and microsocks (SOCKS5), by flag and by the usual environment variables.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::util::{Output, Server, certs, free_port, run, wait_for_port, ws};
+
+const T: Duration = Duration::from_secs(30);
+
+/// A proxy process on a port of its own, killed when dropped.
+struct Proxy {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// tinyproxy allowing CONNECT to any port, or (`only_443`) to 443 alone.
+fn tinyproxy(only_443: bool) -> Proxy {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut conf = format!("Port {port}\nListen 127.0.0.1\nAllow 127.0.0.1\nLogLevel Info\nMaxClients 20\n");
+    if only_443 {
+        conf.push_str("ConnectPort 443\n");
+    }
+    let path = dir.path().join("tinyproxy.conf");
+    std::fs::write(&path, conf).unwrap();
+    let child = Command::new("tinyproxy")
+        .args(["-d", "-c", path.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tinyproxy is missing: scripts/peers.sh installs it");
+    wait_for_port(port, "tinyproxy", T);
+    Proxy { child, port, _dir: dir }
+}
+
+/// microsocks, with a user and password when given.
+fn microsocks(auth: Option<(&str, &str)>) -> Proxy {
+    let port = free_port();
+    let mut cmd = Command::new("microsocks");
+    cmd.args(["-i", "127.0.0.1", "-p", &port.to_string()]);
+    if let Some((u, p)) = auth {
+        cmd.args(["-u", u, "-P", p]);
+    }
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("microsocks is missing: scripts/peers.sh installs it");
+    wait_for_port(port, "microsocks", T);
+    Proxy { child, port, _dir: tempfile::tempdir().unwrap() }
+}
+
+fn ws_with(args: &[&str], env: &[(&str, String)], stdin: &[u8]) -> Output {
+    let mut cmd = ws();
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    run(cmd, stdin, T)
+}
+
+#[test]
+fn connect_goes_through_http_connect_and_socks5_proxies() {
+    let echo = Server::start("echo_server", &["-q"]);
+    let url = echo.url("ws");
+    let http = tinyproxy(false);
+    let via = format!("http://127.0.0.1:{}", http.port);
+    let out = ws_with(&["connect", "--proxy", &via, &url], &[], b"through tinyproxy\n");
+    assert_eq!((out.code(), out.stdout.as_str()), (0, "through tinyproxy\n"), "{out:?}");
+    // A proxy that refuses the CONNECT: one line, exit 1, the proxy's answer named.
+    let strict = tinyproxy(true);
+    let out = ws_with(&["connect", "--proxy", &format!("127.0.0.1:{}", strict.port), &url], &[], b"x\n");
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("refused CONNECT") && out.stderr.contains("403"), "{}", out.stderr);
+    // SOCKS5, the name resolved by the proxy, with credentials; wrong ones are refused.
+    let socks = microsocks(Some(("alice", "s3cret")));
+    let local = format!("ws://localhost:{}/", echo.addr.port());
+    let good = format!("socks5h://alice:s3cret@127.0.0.1:{}", socks.port);
+    let out = ws_with(&["connect", "--proxy", &good, &local], &[], b"through socks\n");
+    assert_eq!((out.code(), out.stdout.as_str()), (0, "through socks\n"), "{out:?}");
+    let bad = format!("socks5://alice:wrong@127.0.0.1:{}", socks.port);
+    let out = ws_with(&["connect", "--proxy", &bad, &url], &[], b"x\n");
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(out.stderr.contains("refused the user name and password"), "{}", out.stderr);
+    assert!(!out.stderr.contains("wrong"), "the password was printed: {}", out.stderr);
+}
+
+#[test]
+fn wss_runs_tls_end_to_end_inside_the_tunnel_and_the_environment_is_read() {
+    let c = certs();
+    let (crt, key, ca) = (c.path("server.crt"), c.path("server.key"), c.path("ca.crt"));
+    let echo = Server::start("echo_server", &["-q", "--tls", "--cert-file", &crt, "--key-file", &key]);
+    let secure = format!("wss://localhost:{}/", echo.addr.port());
+    let http = tinyproxy(false);
+    let via = format!("http://127.0.0.1:{}", http.port);
+    let out = ws_with(&["connect", "--ca-file", &ca, &secure], &[("https_proxy", via.clone())], b"secret stuff\n");
+    assert_eq!((out.code(), out.stdout.as_str()), (0, "secret stuff\n"), "{out:?}");
+    // A proxy in the environment that is not there: the variable is used...
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let plain = Server::start("echo_server", &["-q"]);
+    let out = ws_with(&["connect", &plain.url("ws")], &[("http_proxy", dead.clone())], b"x\n");
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(out.stderr.contains("cannot connect to proxy"), "{}", out.stderr);
+    // ...unless no_proxy names the host, or --proxy "" turns it off.
+    let env = [("http_proxy", dead.clone()), ("no_proxy", "localhost,127.0.0.1".to_string())];
+    let out = ws_with(&["connect", &plain.url("ws")], &env, b"direct\n");
+    assert_eq!(out.stdout, "direct\n", "{out:?}");
+    let out = ws_with(&["connect", "--proxy", "", &plain.url("ws")], &[("http_proxy", dead)], b"direct\n");
+    assert_eq!(out.stdout, "direct\n", "{out:?}");
+}
+
+#[test]
+fn curl_goes_through_proxies_like_the_real_curl() {
+    let site = tempfile::tempdir().unwrap();
+    std::fs::write(site.path().join("hi.txt"), "hello through a proxy\n").unwrap();
+    let httpd = Server::start("httpd", &["-q", "--root", site.path().to_str().unwrap()]);
+    let url = format!("{}/hi.txt", httpd.url("http"));
+    let http = tinyproxy(false);
+    let socks = microsocks(None);
+    for proxy in [format!("http://127.0.0.1:{}", http.port), format!("socks5h://127.0.0.1:{}", socks.port)] {
+        let out = ws_with(&["curl", "-s", "-x", &proxy, &url], &[], b"");
+        assert_eq!((out.code(), out.stdout.as_str()), (0, "hello through a proxy\n"), "{proxy}: {out:?}");
+        let real = Command::new("curl").args(["-sS", "-x", &proxy, &url]).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&real.stdout), "hello through a proxy\n", "the real curl, {proxy}");
+    }
+    let strict = tinyproxy(true);
+    let out = ws_with(&["curl", "-s", "-x", &format!("http://127.0.0.1:{}", strict.port), &url], &[], b"");
+    assert_eq!(out.code(), 56, "{out:?}");
+}
