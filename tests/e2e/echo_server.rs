@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::raw::{RawWs, read_head};
+use crate::raw::RawWs;
 use crate::util::{Server, certs, peer_script, run, ws};
 
 const T: Duration = Duration::from_secs(30);
@@ -212,15 +212,7 @@ fn clients_over_max_connections_get_503_and_the_others_keep_working() {
     let server = Server::start("echo_server", &["--max-connections", "1"]);
     let mut first = RawWs::connect(server.addr);
     server.wait_for_line("New connection", Duration::from_secs(5));
-    let mut second = TcpStream::connect(server.addr).unwrap();
-    second.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        second,
-        "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    .unwrap();
-    let head = read_head(&mut second);
+    let (_second, head) = crate::raw::upgrade(server.addr);
     assert!(head.starts_with("HTTP/1.1 503"), "{head}");
     // The client inside the limit still exchanges data.
     first.send_frame(0x81, b"still served");

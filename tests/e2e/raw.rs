@@ -12,15 +12,7 @@ pub struct RawWs {
 impl RawWs {
     /// Connects and runs the opening handshake; panics unless the server answers 101.
     pub fn connect(addr: SocketAddr) -> RawWs {
-        let mut s = TcpStream::connect(addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        write!(
-            s,
-            "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-        .unwrap();
-        let head = read_head(&mut s);
+        let (s, head) = upgrade(addr);
         assert!(head.starts_with("HTTP/1.1 101"), "no upgrade: {head}");
         RawWs { s }
     }
@@ -75,6 +67,21 @@ impl RawWs {
             }
         }
     }
+}
+
+/// Sends a valid upgrade request on a new connection; returns the socket and the answer's
+/// head, whatever it is (101, 503, …).
+pub fn upgrade(addr: SocketAddr) -> (TcpStream, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .unwrap();
+    let head = read_head(&mut s);
+    (s, head)
 }
 
 /// Reads an HTTP response head (up to the blank line).

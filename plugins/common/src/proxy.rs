@@ -251,14 +251,12 @@ pub fn bypassed(no_proxy: &str, host: &str) -> bool {
     })
 }
 
-/// A proxy URL as it may be printed: without its password.
+/// A proxy URL as it may be printed: without any `user:password@` (parsed or not).
 fn redact(raw: &str) -> String {
-    match Url::parse(raw) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => raw.to_string(),
+    let start = raw.find("://").map_or(0, |i| i + 3);
+    match raw[start..].rfind('@') {
+        Some(at) => format!("{}***@{}", &raw[..start], &raw[start + at + 1..]),
+        None => raw.to_string(),
     }
 }
 

@@ -65,8 +65,8 @@ struct Args {
     /// Send this text message first on every connection (repeatable)
     #[arg(long = "send", value_name = "TEXT")]
     send: Vec<String>,
-    /// In a pipe: print each message as a JSON object {"type":"text"|"binary","data":...}
-    /// (binary as base64)
+    /// Messages as JSON objects {"type":"text"|"binary","data":...} (binary as base64):
+    /// printed so in a pipe, and input lines of that form are sent as what they describe
     #[arg(long)]
     jsonl: bool,
     /// In a pipe: how binary messages are printed
