@@ -133,8 +133,9 @@ fn get_and_head_match_curl_and_print_the_reference_summary() {
     let upload = full.stdout.find("Upload size: ").unwrap_or(usize::MAX);
     assert!(upload < full.stdout.find("Download size").unwrap(), "{}", full.stdout);
     assert!(!full.stdout.contains("Content-Encoding:"), "no phantom header: {}", full.stdout);
+    // -I is one of curl's output flags: the head as curl prints it.
     let head = ws_curl(&["-I", &url]);
-    assert!(head.stdout.contains("Status: 200") && !head.stdout.contains("payload"), "{}", head.stdout);
+    assert!(head.stdout.starts_with("HTTP/1.1 200 OK\r\n") && !head.stdout.contains("payload"), "{}", head.stdout);
 }
 
 #[test]
@@ -238,10 +239,12 @@ fn client_certificates_are_presented_when_the_server_requires_them() {
     let url = format!("{}/secret.txt", s.url("https"));
     let out = ws_curl(&["-s", "--cacert", &ca, &url]);
     // TLS 1.3: the server's alert arrives after the client's handshake, with the response:
-    // 56 (receive). The real curl says 55 (send) for the same refusal: its write saw it first.
+    // 56 (receive). The real curl says 55 (send) or 56 for the same refusal, depending on
+    // whether its write or its read meets the alert first.
     assert_eq!(out.code(), 56, "served without a client certificate: {out:?}");
     assert!(out.stderr.contains("CertificateRequired"), "{out:?}");
-    assert_eq!(real_curl(&["--cacert", &ca, &url]).code(), 55, "the real curl changed its mind");
+    let theirs = real_curl(&["--cacert", &ca, &url]).code();
+    assert!(matches!(theirs, 55 | 56), "the real curl: {theirs}");
     assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
     let out = ws_curl(&["-s", "--cacert", &ca, "--cert-file", &crt, "--key-file", &key, &url]);
     assert_eq!((out.code(), out.stdout.as_str()), (0, "for certified clients\n"), "{out:?}");
@@ -590,4 +593,72 @@ fn data_binary_files_303_method_change_and_h2c_prior_knowledge() {
     assert_eq!(out.code(), 0, "{out:?}");
     assert!(out.stderr.contains("< HTTP/2 200"), "{}", out.stderr);
     assert!(out.stdout.contains("payload: over h2c"), "{}", out.stdout);
+}
+
+/// Issue 17: curl's body rules: -d as given (@file without newlines, @- stdin, several
+/// joined by &), --data-raw, --data-urlencode, --json, -G.
+#[test]
+fn request_bodies_follow_curls_rules() {
+    let httpbin = Httpbin::start();
+    let base = &httpbin.url();
+    let post = format!("{base}/post");
+    let out = ws_curl(&["-s", "-d", r#"{"a":1}"#, "-H", "Content-Type: application/json", &post]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(out.stdout.contains(r#""json": {"#) && out.stdout.contains(r#""a": 1"#), "{}", out.stdout);
+    let out = ws_curl(&["-s", "--json", r#"{"b":[1,2]}"#, &post]);
+    assert!(out.stdout.contains(r#""Accept": "application/json""#), "{}", out.stdout);
+    assert!(out.stdout.contains(r#""Content-Type": "application/json""#), "{}", out.stdout);
+    assert!(out.stdout.contains(r#""b": ["#), "{}", out.stdout);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("form.txt");
+    std::fs::write(&file, "x=1\n&y=2\r\n").unwrap();
+    let at = format!("@{}", file.display());
+    let mut cmd = ws();
+    cmd.args(["curl", "-s", "-d", &at, "-d", "@-", "--data-raw", "@raw", &post]);
+    let out = run(cmd, b"z=3\n", T);
+    for field in [r#""x": "1""#, r#""y": "2""#, r#""z": "3""#, r#""@raw": """#] {
+        assert!(out.stdout.contains(field), "{field}: {}", out.stdout);
+    }
+    let out = ws_curl(&["-s", "--data-urlencode", "msg=a b&c=d", "--data-urlencode", "=solo", &post]);
+    assert!(out.stdout.contains(r#""msg": "a b&c=d""#) && out.stdout.contains(r#""solo": """#), "{}", out.stdout);
+    let out = ws_curl(&["-s", "-G", "-d", "q=1", "-d", "r=two", &format!("{base}/get?p=0")]);
+    assert!(out.stdout.contains(r#""q": "1""#) && out.stdout.contains(r#""p": "0""#), "{}", out.stdout);
+    assert!(out.stdout.contains(&format!(r#""url": "{base}/get?p=0&q=1&r=two""#)), "{}", out.stdout);
+}
+
+/// Issue 17: curl's output flags, compared with the real curl: -I, -i, -D, -w.
+#[test]
+fn output_flags_print_what_curl_prints() {
+    let site = tempfile::tempdir().unwrap();
+    std::fs::write(site.path().join("page.txt"), "the page\n").unwrap();
+    let s = Server::start("httpd", &["-q", "--root", site.path().to_str().unwrap()]);
+    let url = format!("{}/page.txt", s.url("http"));
+    // The Date header may tick between the two requests.
+    let same = |a: &str, b: &str| {
+        let clean =
+            |t: &str| t.lines().filter(|l| !l.to_ascii_lowercase().starts_with("date:")).collect::<Vec<_>>().join("\n");
+        clean(a) == clean(b)
+    };
+    for flags in [&["-sI"][..], &["-I"], &["-si"], &["-s", "-D", "-"]] {
+        let ours = ws_curl(&[flags, &[&url]].concat());
+        let theirs = real_curl(&[flags, &[&url]].concat());
+        assert_eq!(ours.code(), 0, "{flags:?}: {ours:?}");
+        assert!(same(&ours.stdout, &theirs.stdout), "{flags:?}:\nours:\n{}\ncurl:\n{}", ours.stdout, theirs.stdout);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let head = dir.path().join("head.txt");
+    let out = ws_curl(&["-s", "-D", head.to_str().unwrap(), &url]);
+    assert_eq!(out.stdout, "the page\n");
+    assert!(std::fs::read_to_string(&head).unwrap().starts_with("HTTP/1.1 200 OK\r\n"));
+    let httpbin = Httpbin::start();
+    let format = "%{http_code} %{response_code} %{size_download} %{num_redirects} %{url_effective} %{content_type}\\n";
+    // A redirect to a body that does not depend on the client (httpbin's /get echoes the
+    // User-Agent).
+    let redirect = format!("{}/redirect-to?url={}", httpbin.url(), url);
+    let ours = ws_curl(&["-s", "-L", "-o", "/dev/null", "-w", format, &redirect]);
+    let theirs = real_curl(&["-s", "-L", "-o", "/dev/null", "-w", format, &redirect]);
+    assert_eq!(ours.stdout, theirs.stdout, "{ours:?}");
+    let ours = ws_curl(&["-s", "-o", "/dev/null", "-w", "%{http_code}|%{redirect_url}|100%%", &redirect]);
+    let theirs = real_curl(&["-s", "-o", "/dev/null", "-w", "%{http_code}|%{redirect_url}|100%%", &redirect]);
+    assert_eq!(ours.stdout, theirs.stdout, "{ours:?}");
 }

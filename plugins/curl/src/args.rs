@@ -32,9 +32,31 @@ pub(crate) mod code {
 pub(crate) struct Args {
     /// Connection url (http:// or https://)
     pub(crate) url: String,
-    /// Form field k=v, urlencoded (repeatable); makes the request a POST
-    #[arg(short = 'd', value_name = "TEXT")]
+    /// Request body, sent as given (@file: a file, newlines stripped; @-: stdin); several are
+    /// joined with &; makes the request a POST
+    #[arg(short = 'd', long = "data", value_name = "DATA")]
     pub(crate) data: Vec<String>,
+    /// Like -d, but @ is not special
+    #[arg(long = "data-raw", value_name = "DATA")]
+    pub(crate) data_raw: Vec<String>,
+    /// Like -d, URL-encoded: content, =content, name=content, @file, name@file
+    #[arg(long = "data-urlencode", value_name = "DATA")]
+    pub(crate) data_urlencode: Vec<String>,
+    /// JSON body (@file, @-), with Content-Type and Accept application/json
+    #[arg(long = "json", value_name = "DATA")]
+    pub(crate) json: Vec<String>,
+    /// Put the -d data into the URL's query and send a GET
+    #[arg(short = 'G', long = "get")]
+    pub(crate) get: bool,
+    /// Include the response head in the output
+    #[arg(short = 'i', long = "include")]
+    pub(crate) include: bool,
+    /// Write the response head to FILE (- for stdout)
+    #[arg(short = 'D', long = "dump-header", value_name = "FILE")]
+    pub(crate) dump_header: Option<std::path::PathBuf>,
+    /// After the transfer, print FORMAT with %{http_code}, %{time_total}, … filled in
+    #[arg(short = 'w', long = "write-out", value_name = "FORMAT")]
+    pub(crate) write_out: Option<String>,
     /// Multipart field k=v, or k=@file to upload a file (repeatable)
     #[arg(short = 'F', value_name = "TEXT")]
     pub(crate) form: Vec<String>,
@@ -108,6 +130,14 @@ pub(crate) struct Args {
     pub(crate) http2_prior_knowledge: bool,
     #[command(flatten)]
     pub(crate) tls: TlsArgs,
+}
+
+impl Args {
+    /// Whether the output is curl's (any of curl's output flags) rather than the reference's
+    /// layout (headers, sizes, `Status`, `payload:`).
+    pub(crate) fn curl_output(&self) -> bool {
+        self.silent || self.include || self.head || self.dump_header.is_some() || self.write_out.is_some()
+    }
 }
 
 pub(crate) fn fail(code: i32, msg: impl std::fmt::Display) -> Error {

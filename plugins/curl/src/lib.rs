@@ -2,7 +2,9 @@
 //!
 //! Output follows IXWebSocket's `ws curl` (the sent form/header pairs, the response headers,
 //! `Upload size`, `Download size`, `Status`, then the body), without its phantom empty
-//! `Content-Encoding:` header; `-s` prints the body alone, as curl does. Bodies are streamed
+//! `Content-Encoding:` header; with any of curl's output flags (`-s`, `-i`, `-I`, `-D`, `-w`)
+//! it prints what curl prints. Request bodies follow curl's rules (`-d` as given,
+//! `--data-urlencode`, `--json`, `-G`). Bodies are streamed
 //! to stdout or to a temporary file renamed when complete, decoded on the fly with
 //! `--compressed`, so a download of any size needs constant memory. Unlike the reference,
 //! failures exit with curl's codes (it exited 0), and HTTP/1.0 and close-delimited replies
@@ -22,9 +24,9 @@ use ws_common::url::Url;
 use ws_common::ws::ConnectError;
 use ws_plugin_api::{Error, Plugin, declare_plugin};
 
-/// Prints a line unless `-s`.
+/// Prints a line of the reference's layout (not with `-s` or curl's other output flags).
 macro_rules! say {
-    ($args:expr, $($t:tt)*) => { if !$args.silent { ws_common::log::plain(format_args!($($t)*)); } };
+    ($args:expr, $($t:tt)*) => { if !$args.curl_output() { ws_common::log::plain(format_args!($($t)*)); } };
 }
 
 mod args;
@@ -86,13 +88,25 @@ async fn fetch(
     for (k, v) in &headers {
         say!(args, "{k}: {v}");
     }
+    let mut body = body;
+    // -G: the data goes into the query string instead.
+    if args.get
+        && let Some(b) = body.take()
+    {
+        let data = String::from_utf8_lossy(&b.bytes).into_owned();
+        let query = match url.query() {
+            Some(old) if !old.is_empty() => format!("{old}&{data}"),
+            _ => data,
+        };
+        url.set_query(Some(&query));
+    }
+    let started = std::time::Instant::now();
     let mut method = match (&args.method, args.head, &body) {
         (Some(m), _, _) => Method::from_bytes(m.as_bytes()).map_err(|_| Error::usage(format!("bad method {m}")))?,
         (None, true, _) => Method::HEAD,
         (None, false, Some(_)) => Method::POST,
         (None, false, None) => Method::GET,
     };
-    let mut body = body;
     let mut redirects = 0;
     let origin = url.clone();
     loop {
@@ -191,7 +205,8 @@ async fn fetch(
         if args.fail && status.as_u16() >= 400 {
             return Err(fail(code::HTTP_ERROR, format!("the requested URL returned error: {}", status.as_u16())));
         }
-        return deliver(args, &url, resp, upload, method == Method::HEAD).await;
+        let facts = output::Facts { upload, head: method == Method::HEAD, redirects, started };
+        return deliver(args, &url, resp, facts).await;
     }
 }
 

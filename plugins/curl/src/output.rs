@@ -45,14 +45,72 @@ pub(crate) fn output_path(args: &Args, url: &Url) -> Result<Option<PathBuf>, Err
     }
 }
 
+/// What the transfer did before the response, for the summary and `-w`.
+pub(crate) struct Facts {
+    /// Bytes of the request (head and body).
+    pub(crate) upload: usize,
+    /// The request was a HEAD: no body to print.
+    pub(crate) head: bool,
+    pub(crate) redirects: u32,
+    pub(crate) started: std::time::Instant,
+}
+
+/// The response head as curl prints it: status line, headers as received, blank line.
+fn head_text(resp: &hyper::Response<hyper::body::Incoming>) -> String {
+    let status = resp.status();
+    let version = crate::request::version_name(resp.version());
+    let mut text = if resp.version() == hyper::Version::HTTP_2 {
+        format!("{version} {} \r\n", status.as_u16())
+    } else {
+        let reason = resp
+            .extensions()
+            .get::<hyper::ext::ReasonPhrase>()
+            .map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned())
+            .or_else(|| status.canonical_reason().map(str::to_string))
+            .unwrap_or_default();
+        format!("{version} {} {reason}\r\n", status.as_u16())
+    };
+    for (k, v) in resp.headers() {
+        text.push_str(&format!("{k}: {}\r\n", String::from_utf8_lossy(v.as_bytes())));
+    }
+    text.push_str("\r\n");
+    text
+}
+
 pub(crate) async fn deliver(
     args: &Args,
     url: &Url,
     resp: hyper::Response<hyper::body::Incoming>,
-    upload: usize,
-    head: bool,
+    facts: Facts,
 ) -> Result<(), Error> {
+    let Facts { upload, head, .. } = facts;
     let status = resp.status();
+    let head_text = head_text(&resp);
+    let version = resp.version();
+    let header_value = |name: &str| {
+        resp.headers().get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).unwrap_or_default()
+    };
+    let location = header_value("location");
+    let wanted_headers: Vec<(String, String)> = args
+        .write_out
+        .as_deref()
+        .map(write_out_headers)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|n| {
+            let v = header_value(&n);
+            (n, v)
+        })
+        .collect();
+    if let Some(path) = &args.dump_header {
+        if path.as_os_str() == "-" {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(head_text.as_bytes()).map_err(|e| write_error(&e))?;
+        } else {
+            std::fs::write(path, &head_text)
+                .map_err(|e| fail(code::WRITE, format!("cannot write {}: {e}", path.display())))?;
+        }
+    }
     // Every Content-Encoding line, in order; decoded only with --compressed, as curl does.
     let codings =
         resp.headers().get_all(header::CONTENT_ENCODING).iter().map(|v| String::from_utf8_lossy(v.as_bytes()));
@@ -117,8 +175,12 @@ pub(crate) async fn deliver(
     // The guide's order is the summary (Download size, Status), then `payload: ` and the
     // body; the size is known only at the end, so a body printed with the summary is held
     // back up to HOLD bytes. A bigger one streams, and its summary follows it.
-    let layout = to_stdout && !args.silent;
+    let layout = to_stdout && !args.curl_output();
     let mut w = Writer { out, held: (layout && print_body).then(Vec::new), prefix: layout, started: false, print_body };
+    // -i and -I: the head goes first, where the body goes (as curl, into -o's file too).
+    if args.include || args.head {
+        w.out.write_all(head_text.as_bytes()).map_err(|e| write_error(&e))?;
+    }
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| receive_error(&e, content_length, downloaded))?;
         let Ok(data) = frame.into_data() else { continue };
@@ -153,7 +215,7 @@ pub(crate) async fn deliver(
                 .map_err(|e| fail(code::WRITE, format!("cannot write {}: {}", path.display(), e.error)))?;
             say!(args, "Writing to disk: {}", path.display());
         }
-        Sink::Stdout if started && !args.silent => say!(args, ""),
+        Sink::Stdout if started && !args.curl_output() => say!(args, ""),
         _ => {}
     }
     if binary_to_terminal && downloaded > 0 {
@@ -165,7 +227,131 @@ pub(crate) async fn deliver(
         say!(args, "Download size: {downloaded}");
         say!(args, "Status: {}", status.as_u16());
     }
+    if let Some(format) = &args.write_out {
+        let elapsed = facts.started.elapsed().as_secs_f64();
+        let vars = WriteOut {
+            http_code: status.as_u16(),
+            http_version: match version {
+                hyper::Version::HTTP_2 => "2",
+                hyper::Version::HTTP_10 => "1.0",
+                _ => "1.1",
+            },
+            size_download: downloaded,
+            size_upload: upload,
+            size_header: head_text.len(),
+            time_total: elapsed,
+            url_effective: url.as_str(),
+            num_redirects: facts.redirects,
+            redirect_url: if status.is_redirection() { &location } else { "" },
+            content_type: &content_type,
+            headers: &wanted_headers,
+        };
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(vars.render(format).as_bytes()).and_then(|_| stdout.flush()).map_err(|e| write_error(&e))?;
+    }
     Ok(())
+}
+
+/// The names in `%{header{NAME}}` of a -w format.
+fn write_out_headers(format: &str) -> Vec<String> {
+    format
+        .split("%{header{")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("}}").map(|(name, _)| name.to_ascii_lowercase()))
+        .collect()
+}
+
+/// What `-w` can print (curl's names).
+struct WriteOut<'a> {
+    http_code: u16,
+    http_version: &'static str,
+    size_download: u64,
+    size_upload: usize,
+    size_header: usize,
+    time_total: f64,
+    url_effective: &'a str,
+    num_redirects: u32,
+    redirect_url: &'a str,
+    content_type: &'a str,
+    headers: &'a [(String, String)],
+}
+
+impl WriteOut<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        let speed = if self.time_total > 0.0 { (self.size_download as f64 / self.time_total) as u64 } else { 0 };
+        Some(match name {
+            "http_code" | "response_code" => format!("{:03}", self.http_code),
+            "http_version" => self.http_version.to_string(),
+            "size_download" => self.size_download.to_string(),
+            "size_upload" => self.size_upload.to_string(),
+            "size_header" => self.size_header.to_string(),
+            "time_total" => format!("{:.6}", self.time_total),
+            "speed_download" => speed.to_string(),
+            "url_effective" | "url" => self.url_effective.to_string(),
+            "num_redirects" => self.num_redirects.to_string(),
+            "redirect_url" => self.redirect_url.to_string(),
+            "content_type" => self.content_type.to_string(),
+            "exitcode" => "0".to_string(),
+            "errormsg" => String::new(),
+            "json" => serde_json::json!({
+                "http_code": self.http_code,
+                "http_version": self.http_version,
+                "size_download": self.size_download,
+                "size_upload": self.size_upload,
+                "size_header": self.size_header,
+                "time_total": self.time_total,
+                "speed_download": speed,
+                "url_effective": self.url_effective,
+                "num_redirects": self.num_redirects,
+                "redirect_url": self.redirect_url,
+                "content_type": self.content_type,
+                "exitcode": 0,
+            })
+            .to_string(),
+            _ => {
+                let header = name.strip_prefix("header{")?.strip_suffix('}')?.to_ascii_lowercase();
+                self.headers.iter().find(|(k, _)| *k == header).map(|(_, v)| v.clone()).unwrap_or_default()
+            }
+        })
+    }
+
+    /// The format with `%{name}`, `%%`, `\n`, `\r` and `\t` replaced, as curl does.
+    fn render(&self, format: &str) -> String {
+        let mut out = String::new();
+        let mut rest = format;
+        while let Some(c) = rest.chars().next() {
+            if let Some(after) = rest.strip_prefix("%{")
+                && let Some(end) = find_var_end(after)
+                && let Some(value) = self.var(&after[..end])
+            {
+                out.push_str(&value);
+                rest = &after[end + 1..];
+                continue;
+            }
+            let (text, skip) = match c {
+                '%' if rest.starts_with("%%") => ("%", 2),
+                '\\' if rest.starts_with("\\n") => ("\n", 2),
+                '\\' if rest.starts_with("\\r") => ("\r", 2),
+                '\\' if rest.starts_with("\\t") => ("\t", 2),
+                _ => {
+                    out.push(c);
+                    rest = &rest[c.len_utf8()..];
+                    continue;
+                }
+            };
+            out.push_str(text);
+            rest = &rest[skip..];
+        }
+        out
+    }
+}
+
+/// Where a `%{…}` variable's name ends (its closing brace; `header{…}` has one inside).
+fn find_var_end(after: &str) -> Option<usize> {
+    if after.starts_with("header{") {
+        return after.find("}}").map(|i| i + 1);
+    }
+    after.find('}')
 }
 
 /// Where the (decoded) body goes, in the reference's layout when `prefix`: `payload: ` before

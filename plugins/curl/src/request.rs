@@ -11,10 +11,42 @@ use ws_plugin_api::Error;
 
 use crate::args::{Args, code, fail};
 
-/// The request body and its content type, from -d, -F and --data-binary.
+/// The request body, its content type, and for --json the Accept it implies.
 pub(crate) struct Body {
     pub(crate) bytes: Vec<u8>,
     pub(crate) content_type: Option<String>,
+    pub(crate) accept: Option<&'static str>,
+}
+
+/// The bytes of a -d style argument: @file (or @- for stdin) read, else the text itself.
+fn read_arg(raw: &str, strip_newlines: bool) -> Result<Vec<u8>, Error> {
+    let Some(path) = raw.strip_prefix('@') else { return Ok(raw.as_bytes().to_vec()) };
+    let mut bytes = if path == "-" {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut b).map(|_| b)
+    } else {
+        std::fs::read(path)
+    }
+    .map_err(|e| fail(code::READ, format!("cannot read {path}: {e}")))?;
+    if strip_newlines {
+        bytes.retain(|b| *b != b'\r' && *b != b'\n');
+    }
+    Ok(bytes)
+}
+
+/// One --data-urlencode argument, as curl encodes its five forms.
+fn urlencoded(raw: &str) -> Result<Vec<u8>, Error> {
+    const SET: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+    let enc = |b: &[u8]| percent_encoding::percent_encode(b, SET).to_string().into_bytes();
+    let (name, value) = match (raw.find('='), raw.find('@')) {
+        (Some(eq), at) if at.is_none_or(|at| eq < at) => (&raw[..eq], raw.as_bytes()[eq + 1..].to_vec()),
+        (_, Some(at)) => (&raw[..at], read_arg(&raw[at..], false)?),
+        _ => ("", raw.as_bytes().to_vec()),
+    };
+    let mut out = if name.is_empty() { Vec::new() } else { format!("{name}=").into_bytes() };
+    out.extend(enc(&value));
+    Ok(out)
 }
 
 pub(crate) fn split_pair(raw: &str) -> Result<(&str, &str), Error> {
@@ -27,7 +59,18 @@ pub(crate) fn build_body(args: &Args) -> Result<Option<Body>, Error> {
             Some(path) => std::fs::read(path).map_err(|e| fail(code::READ, format!("cannot read {path}: {e}")))?,
             None => raw.as_bytes().to_vec(),
         };
-        return Ok(Some(Body { bytes, content_type: Some("application/x-www-form-urlencoded".into()) }));
+        return Ok(Some(Body { bytes, content_type: Some("application/x-www-form-urlencoded".into()), accept: None }));
+    }
+    if !args.json.is_empty() {
+        let mut bytes = Vec::new();
+        for raw in &args.json {
+            bytes.extend(read_arg(raw, false)?);
+        }
+        return Ok(Some(Body {
+            bytes,
+            content_type: Some("application/json".into()),
+            accept: Some("application/json"),
+        }));
     }
     if !args.form.is_empty() {
         let boundary = format!("------------------------{}", &ws_common::transfer::new_id()[..16]);
@@ -63,23 +106,25 @@ pub(crate) fn build_body(args: &Args) -> Result<Option<Body>, Error> {
             );
         }
         out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-        return Ok(Some(Body { bytes: out, content_type: Some(format!("multipart/form-data; boundary={boundary}")) }));
-    }
-    if !args.data.is_empty() {
-        const SET: &percent_encoding::AsciiSet =
-            &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
-        let mut pairs = Vec::new();
-        for raw in &args.data {
-            let (k, v) = split_pair(raw)?;
-            pairs.push(format!(
-                "{}={}",
-                percent_encoding::utf8_percent_encode(k, SET),
-                percent_encoding::utf8_percent_encode(v, SET)
-            ));
-        }
         return Ok(Some(Body {
-            bytes: pairs.join("&").into_bytes(),
+            bytes: out,
+            content_type: Some(format!("multipart/form-data; boundary={boundary}")),
+            accept: None,
+        }));
+    }
+    let mut parts = Vec::new();
+    for raw in &args.data {
+        parts.push(read_arg(raw, true)?);
+    }
+    parts.extend(args.data_raw.iter().map(|raw| raw.as_bytes().to_vec()));
+    for raw in &args.data_urlencode {
+        parts.push(urlencoded(raw)?);
+    }
+    if !parts.is_empty() {
+        return Ok(Some(Body {
+            bytes: parts.join(&b'&'),
             content_type: Some("application/x-www-form-urlencoded".into()),
+            accept: None,
         }));
     }
     Ok(None)
@@ -160,7 +205,7 @@ pub(crate) fn build_request(
     }
     let h = req.headers_mut();
     set(h, header::USER_AGENT, concat!("ws-curl/", env!("CARGO_PKG_VERSION")));
-    set(h, header::ACCEPT, "*/*");
+    set(h, header::ACCEPT, body.and_then(|b| b.accept).unwrap_or("*/*"));
     if args.compressed {
         set(h, header::ACCEPT_ENCODING, "gzip, deflate");
     }
