@@ -662,3 +662,40 @@ fn output_flags_print_what_curl_prints() {
     let theirs = real_curl(&["-s", "-o", "/dev/null", "-w", "%{http_code}|%{redirect_url}|100%%", &redirect]);
     assert_eq!(ours.stdout, theirs.stdout, "{ours:?}");
 }
+
+/// Issue 17: -A, -e, --fail-with-body, --output-dir with --create-dirs, -S accepted,
+/// against the real curl where the bytes are deterministic.
+#[test]
+fn agent_referer_fail_with_body_and_output_folders() {
+    let httpbin = Httpbin::start();
+    let base = &httpbin.url();
+    let out = ws_curl(&["-sS", "-A", "agent/1.0", "-e", "http://from.test/", &format!("{base}/headers")]);
+    assert!(out.stdout.contains(r#""User-Agent": "agent/1.0""#), "{}", out.stdout);
+    assert!(out.stdout.contains(r#""Referer": "http://from.test/""#), "{}", out.stdout);
+    let teapot = format!("{base}/status/418");
+    let ours = ws_curl(&["-s", "--fail-with-body", &teapot]);
+    let theirs = real_curl(&["-s", "--fail-with-body", &teapot]);
+    assert_eq!((ours.code(), ours.stdout.as_str()), (22, theirs.stdout.as_str()), "{ours:?}");
+    assert!(ours.stdout.contains("teapot"), "the body is written: {}", ours.stdout);
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("new/sub");
+    let out = ws_curl(&[
+        "-s",
+        "--output-dir",
+        out_dir.to_str().unwrap(),
+        "--create-dirs",
+        "-O",
+        &format!("{base}/robots.txt"),
+    ]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    let theirs = real_curl(&[&format!("{base}/robots.txt")]);
+    assert_eq!(std::fs::read_to_string(out_dir.join("robots.txt")).unwrap(), theirs.stdout);
+    let out = ws_curl(&[
+        "-s",
+        "--output-dir",
+        dir.path().join("missing").to_str().unwrap(),
+        "-O",
+        &format!("{base}/robots.txt"),
+    ]);
+    assert_eq!(out.code(), 23, "no folder without --create-dirs: {out:?}");
+}

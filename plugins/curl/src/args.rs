@@ -107,6 +107,25 @@ pub(crate) struct Args {
     /// Fail (exit 22, no body) on HTTP status 400 or more
     #[arg(short = 'f', long = "fail")]
     pub(crate) fail: bool,
+    /// Like -f, but the body is still written
+    #[arg(long = "fail-with-body", conflicts_with = "fail")]
+    pub(crate) fail_with_body: bool,
+    /// User-Agent to send
+    #[arg(short = 'A', long = "user-agent", value_name = "NAME")]
+    pub(crate) user_agent: Option<String>,
+    /// Referer to send
+    #[arg(short = 'e', long = "referer", value_name = "URL")]
+    pub(crate) referer: Option<String>,
+    /// Show errors with -s (accepted for curl compatibility: ws curl always shows its one
+    /// error line)
+    #[arg(short = 'S', long = "show-error")]
+    pub(crate) show_error: bool,
+    /// Folder for -o and -O files
+    #[arg(long = "output-dir", value_name = "DIR")]
+    pub(crate) output_dir: Option<PathBuf>,
+    /// Create the folders -o and --output-dir name
+    #[arg(long = "create-dirs")]
+    pub(crate) create_dirs: bool,
     /// Print only the body
     #[arg(short = 's', long = "silent")]
     pub(crate) silent: bool,

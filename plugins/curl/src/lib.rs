@@ -206,7 +206,12 @@ async fn fetch(
             return Err(fail(code::HTTP_ERROR, format!("the requested URL returned error: {}", status.as_u16())));
         }
         let facts = output::Facts { upload, head: method == Method::HEAD, redirects, started };
-        return deliver(args, &url, resp, facts).await;
+        deliver(args, &url, resp, facts).await?;
+        // --fail-with-body: the body is written, and the exit is still 22.
+        if args.fail_with_body && status.as_u16() >= 400 {
+            return Err(fail(code::HTTP_ERROR, format!("the requested URL returned error: {}", status.as_u16())));
+        }
+        return Ok(());
     }
 }
 

@@ -31,18 +31,33 @@ pub(crate) enum Sink {
 }
 
 pub(crate) fn output_path(args: &Args, url: &Url) -> Result<Option<PathBuf>, Error> {
-    if let Some(o) = &args.output {
-        return Ok(Some(o.clone()));
+    let name = match &args.output {
+        Some(o) if o.as_os_str() == "-" => return Ok(Some(o.clone())),
+        Some(o) => o.clone(),
+        None if !args.remote_name => return Ok(None),
+        None => {
+            let last = url.path_segments().and_then(|mut s| s.next_back()).unwrap_or("");
+            let decoded = percent_encoding::percent_decode_str(last).decode_utf8_lossy();
+            match ws_common::transfer::safe_file_name(&decoded) {
+                Some(name) => PathBuf::from(name),
+                None => {
+                    return Err(fail(code::WRITE, format!("cannot take a file name from {url}: use --output FILE")));
+                }
+            }
+        }
+    };
+    // As curl: --output-dir prefixes relative names; --create-dirs makes the folders.
+    let path = match &args.output_dir {
+        Some(dir) if name.is_relative() => dir.join(name),
+        _ => name,
+    };
+    if args.create_dirs
+        && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| fail(code::WRITE, format!("cannot create {}: {e}", parent.display())))?;
     }
-    if !args.remote_name {
-        return Ok(None);
-    }
-    let last = url.path_segments().and_then(|mut s| s.next_back()).unwrap_or("");
-    let decoded = percent_encoding::percent_decode_str(last).decode_utf8_lossy();
-    match ws_common::transfer::safe_file_name(&decoded) {
-        Some(name) => Ok(Some(PathBuf::from(name))),
-        None => Err(fail(code::WRITE, format!("cannot take a file name from {url}: use --output FILE"))),
-    }
+    Ok(Some(path))
 }
 
 /// What the transfer did before the response, for the summary and `-w`.

@@ -204,7 +204,10 @@ pub(crate) fn build_request(
         set(req.headers_mut(), header::HOST, &host_header);
     }
     let h = req.headers_mut();
-    set(h, header::USER_AGENT, concat!("ws-curl/", env!("CARGO_PKG_VERSION")));
+    set(h, header::USER_AGENT, args.user_agent.as_deref().unwrap_or(concat!("ws-curl/", env!("CARGO_PKG_VERSION"))));
+    if let Some(referer) = &args.referer {
+        set(h, header::REFERER, referer);
+    }
     set(h, header::ACCEPT, body.and_then(|b| b.accept).unwrap_or("*/*"));
     if args.compressed {
         set(h, header::ACCEPT_ENCODING, "gzip, deflate");
