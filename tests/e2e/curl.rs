@@ -699,3 +699,78 @@ fn agent_referer_fail_with_body_and_output_folders() {
     ]);
     assert_eq!(out.code(), 23, "no folder without --create-dirs: {out:?}");
 }
+
+/// Issue 17: -T uploads a file (PUT, streamed: a 256 MiB upload in constant memory) or
+/// stdin; a URL ending in / gets the file's name; -r, --max-filesize, --noproxy.
+#[test]
+fn uploads_ranges_size_limits_and_noproxy() {
+    let httpbin = Httpbin::start();
+    let base = &httpbin.url();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("upload.txt");
+    std::fs::write(&file, "uploaded body\n").unwrap();
+    let out = ws_curl(&["-s", "-T", file.to_str().unwrap(), &format!("{base}/put")]);
+    assert!(out.stdout.contains(r#""data": "uploaded body\n""#), "{out:?}");
+    let out = ws_curl(&["-s", "-T", file.to_str().unwrap(), &format!("{base}/anything/")]);
+    assert!(out.stdout.contains(r#""method": "PUT""#), "{}", out.stdout);
+    assert!(out.stdout.contains(&format!(r#""url": "{base}/anything/upload.txt""#)), "{}", out.stdout);
+    let mut cmd = ws();
+    cmd.args(["curl", "-s", "-T", "-", &format!("{base}/put")]);
+    let out = run(cmd, b"from stdin\n", T);
+    assert!(out.stdout.contains(r#""data": "from stdin\n""#), "{out:?}");
+    // A big upload to a server that reads and discards it: the client's peak RSS stays small.
+    let sink = canned(|head, conn| {
+        use std::io::Read;
+        let len: u64 = head
+            .lines()
+            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+            .unwrap_or(0);
+        let got = std::io::copy(&mut conn.take(len), &mut std::io::sink()).unwrap_or(0);
+        reply(
+            conn,
+            format!(
+                "HTTP/1.1 201 Created\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{got}",
+                got.to_string().len()
+            )
+            .as_bytes(),
+        );
+    });
+    let big = dir.path().join("big.bin");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len(256 << 20).unwrap();
+    drop(f);
+    let mut timed = Command::new("/usr/bin/time");
+    timed.args([
+        "-f",
+        "%M",
+        crate::util::ws_bin().to_str().unwrap(),
+        "curl",
+        "-s",
+        "-T",
+        big.to_str().unwrap(),
+        &format!("{sink}/big.bin"),
+    ]);
+    timed.env_clear().env("PATH", "/usr/bin:/bin");
+    if let Some(p) = std::env::var_os("WS_PLUGIN_PATH") {
+        timed.env("WS_PLUGIN_PATH", p);
+    }
+    let out = run(timed, b"", Duration::from_secs(60));
+    assert_eq!((out.code(), out.stdout.as_str()), (0, (256u64 << 20).to_string().as_str()), "{out:?}");
+    let peak_kib: u64 = out.stderr.trim().lines().last().and_then(|l| l.parse().ok()).expect("peak RSS");
+    assert!(peak_kib < 32 * 1024, "peak RSS {peak_kib} KiB for a 256 MiB upload");
+    // -r and --max-filesize against ws httpd, as the real curl.
+    let site = tempfile::tempdir().unwrap();
+    std::fs::write(site.path().join("page.txt"), "the page\n").unwrap();
+    let s = Server::start("httpd", &["-q", "--root", site.path().to_str().unwrap()]);
+    let page = format!("{}/page.txt", s.url("http"));
+    let ours = ws_curl(&["-s", "-r", "4-7", "-w", " %{http_code}", &page]);
+    assert_eq!(ours.stdout, real_curl(&["-s", "-r", "4-7", "-w", " %{http_code}", &page]).stdout);
+    assert_eq!(ours.stdout, "page 206");
+    let ours = ws_curl(&["-s", "--max-filesize", "3", &page]);
+    assert_eq!(ours.code(), 63, "{ours:?}");
+    assert_eq!(real_curl(&["--max-filesize", "3", &page]).code(), 63);
+    // --noproxy: the named hosts skip even an explicit proxy.
+    let dead = format!("http://127.0.0.1:{}", crate::util::free_port());
+    let out = ws_curl(&["-s", "-x", &dead, "--noproxy", "127.0.0.1", &page]);
+    assert_eq!((out.code(), out.stdout.as_str()), (0, "the page\n"), "{out:?}");
+}

@@ -21,6 +21,7 @@ pub(crate) mod code {
     pub const TLS: i32 = 35;
     pub const REDIRECTS: i32 = 47;
     pub const PEER_FAILED: i32 = 56;
+    pub const TOO_LARGE: i32 = 63;
     pub const PROXY: i32 = 97;
     pub const CERTIFICATE: i32 = 60;
     pub const BAD_ENCODING: i32 = 61;
@@ -45,6 +46,18 @@ pub(crate) struct Args {
     /// JSON body (@file, @-), with Content-Type and Accept application/json
     #[arg(long = "json", value_name = "DATA")]
     pub(crate) json: Vec<String>,
+    /// Upload FILE (- for stdin) with PUT, streamed; a URL ending in / gets the file's name
+    #[arg(short = 'T', long = "upload-file", value_name = "FILE")]
+    pub(crate) upload_file: Option<PathBuf>,
+    /// Ask for a part of the body: bytes RANGE, as 0-99 or 500-
+    #[arg(short = 'r', long = "range", value_name = "RANGE")]
+    pub(crate) range: Option<String>,
+    /// Fail (exit 63) when the body is bigger than BYTES
+    #[arg(long = "max-filesize", value_name = "BYTES")]
+    pub(crate) max_filesize: Option<u64>,
+    /// Hosts reached without the proxy (comma-separated; overrides no_proxy)
+    #[arg(long = "noproxy", value_name = "LIST")]
+    pub(crate) noproxy: Option<String>,
     /// Put the -d data into the URL's query and send a GET
     #[arg(short = 'G', long = "get")]
     pub(crate) get: bool,

@@ -100,10 +100,21 @@ async fn fetch(
         };
         url.set_query(Some(&query));
     }
+    // -T FILE to a URL ending in /: the file's name is appended, as curl does.
+    if let Some(file) = args.upload_file.as_ref().filter(|f| f.as_os_str() != "-")
+        && url.path().ends_with('/')
+        && let Some(name) = file.file_name()
+    {
+        let encoded: String =
+            percent_encoding::utf8_percent_encode(&name.to_string_lossy(), percent_encoding::NON_ALPHANUMERIC)
+                .collect();
+        url = url.join(&encoded).map_err(|e| fail(code::URL, e))?;
+    }
     let started = std::time::Instant::now();
     let mut method = match (&args.method, args.head, &body) {
         (Some(m), _, _) => Method::from_bytes(m.as_bytes()).map_err(|_| Error::usage(format!("bad method {m}")))?,
         (None, true, _) => Method::HEAD,
+        (None, false, Some(b)) if b.upload.is_some() => Method::PUT,
         (None, false, Some(_)) => Method::POST,
         (None, false, None) => Method::GET,
     };
@@ -112,8 +123,12 @@ async fn fetch(
     loop {
         let connect_timeout = Duration::from_secs_f64(args.connect_timeout.max(0.001));
         let alpn: &[&[u8]] = if args.http1_1 { &[b"http/1.1"] } else { &[b"h2", b"http/1.1"] };
-        let proxy =
-            ws_common::proxy::Proxy::for_target(args.proxy.as_deref(), &url).map_err(|e| fail(code::PROXY, e))?;
+        let listed = |list: &str| ws_common::proxy::bypassed(list, url.host_str().unwrap_or(""));
+        let proxy = if args.noproxy.as_deref().is_some_and(listed) {
+            None
+        } else {
+            ws_common::proxy::Proxy::for_target(args.proxy.as_deref(), &url).map_err(|e| fail(code::PROXY, e))?
+        };
         let stream = ws_common::ws::open_stream(&url, &args.tls, alpn, proxy.as_ref())
             .or(async {
                 smol::Timer::after(connect_timeout).await;
@@ -162,7 +177,7 @@ async fn fetch(
         }
         let credentials = args.location_trusted || redirects::same_origin(&origin, &url);
         let req = build_request(args, &url, &method, &headers, body.as_ref(), h2, credentials)?;
-        let upload = request_size(&req, body.as_ref());
+        let upload = request_size(&req);
         if args.verbose {
             verbose_request(&req);
         }

@@ -140,6 +140,11 @@ pub(crate) async fn deliver(
         .map(|(k, v)| format!("{}: {}", ws_common::ws::header_case(k.as_str()), String::from_utf8_lossy(v.as_bytes())))
         .collect();
     lines.sort_by_key(|l| l.to_ascii_lowercase());
+    if let (Some(max), Some(len)) = (args.max_filesize, content_length)
+        && len > max
+    {
+        return Err(fail(code::TOO_LARGE, format!("Maximum file size exceeded ({len} > {max} bytes)")));
+    }
     let target = output_path(args, url)?;
     let mut sink = match &target {
         None => Sink::Stdout,
@@ -200,6 +205,11 @@ pub(crate) async fn deliver(
         let frame = frame.map_err(|e| receive_error(&e, content_length, downloaded))?;
         let Ok(data) = frame.into_data() else { continue };
         downloaded += data.len() as u64;
+        if let Some(max) = args.max_filesize
+            && downloaded > max
+        {
+            return Err(fail(code::TOO_LARGE, format!("Maximum file size exceeded (more than {max} bytes)")));
+        }
         if let Some(p) = &progress {
             p.set(downloaded);
         }

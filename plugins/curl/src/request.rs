@@ -2,7 +2,6 @@
 //! one connection (HTTP/1.1 or HTTP/2).
 
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Method, Request};
 use ws_common::url::Url;
@@ -16,6 +15,8 @@ pub(crate) struct Body {
     pub(crate) bytes: Vec<u8>,
     pub(crate) content_type: Option<String>,
     pub(crate) accept: Option<&'static str>,
+    /// `-T`: the file (or `-` for stdin) streamed as the body instead of `bytes`.
+    pub(crate) upload: Option<std::path::PathBuf>,
 }
 
 /// The bytes of a -d style argument: @file (or @- for stdin) read, else the text itself.
@@ -54,12 +55,20 @@ pub(crate) fn split_pair(raw: &str) -> Result<(&str, &str), Error> {
 }
 
 pub(crate) fn build_body(args: &Args) -> Result<Option<Body>, Error> {
+    if let Some(path) = &args.upload_file {
+        return Ok(Some(Body { bytes: Vec::new(), content_type: None, accept: None, upload: Some(path.clone()) }));
+    }
     if let Some(raw) = &args.data_binary {
         let bytes = match raw.strip_prefix('@') {
             Some(path) => std::fs::read(path).map_err(|e| fail(code::READ, format!("cannot read {path}: {e}")))?,
             None => raw.as_bytes().to_vec(),
         };
-        return Ok(Some(Body { bytes, content_type: Some("application/x-www-form-urlencoded".into()), accept: None }));
+        return Ok(Some(Body {
+            bytes,
+            content_type: Some("application/x-www-form-urlencoded".into()),
+            accept: None,
+            upload: None,
+        }));
     }
     if !args.json.is_empty() {
         let mut bytes = Vec::new();
@@ -70,6 +79,7 @@ pub(crate) fn build_body(args: &Args) -> Result<Option<Body>, Error> {
             bytes,
             content_type: Some("application/json".into()),
             accept: Some("application/json"),
+            upload: None,
         }));
     }
     if !args.form.is_empty() {
@@ -110,6 +120,7 @@ pub(crate) fn build_body(args: &Args) -> Result<Option<Body>, Error> {
             bytes: out,
             content_type: Some(format!("multipart/form-data; boundary={boundary}")),
             accept: None,
+            upload: None,
         }));
     }
     let mut parts = Vec::new();
@@ -125,6 +136,7 @@ pub(crate) fn build_body(args: &Args) -> Result<Option<Body>, Error> {
             bytes: parts.join(&b'&'),
             content_type: Some("application/x-www-form-urlencoded".into()),
             accept: None,
+            upload: None,
         }));
     }
     Ok(None)
@@ -150,14 +162,14 @@ pub(crate) fn connect_error(e: ConnectError, timeout: f64) -> Error {
 
 /// One connection's request sender, by protocol.
 pub(crate) enum Sender {
-    H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
-    H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+    H1(hyper::client::conn::http1::SendRequest<ReqBody>),
+    H2(hyper::client::conn::http2::SendRequest<ReqBody>),
 }
 
 impl Sender {
     pub(crate) async fn send_request(
         &mut self,
-        req: Request<Full<Bytes>>,
+        req: Request<ReqBody>,
     ) -> hyper::Result<hyper::Response<hyper::body::Incoming>> {
         match self {
             Sender::H1(s) => s.send_request(req).await,
@@ -174,7 +186,7 @@ pub(crate) fn build_request(
     body: Option<&Body>,
     h2: bool,
     credentials: bool,
-) -> Result<Request<Full<Bytes>>, Error> {
+) -> Result<Request<ReqBody>, Error> {
     let mut path = url.path().to_string();
     if let Some(q) = url.query() {
         path.push('?');
@@ -186,13 +198,13 @@ pub(crate) fn build_request(
     if h2 {
         path = format!("{}://{host_header}{path}", url.scheme());
     }
-    let bytes = if *method == Method::HEAD {
-        Bytes::new()
-    } else {
-        body.map(|b| Bytes::from(b.bytes.clone())).unwrap_or_default()
+    let req_body = match body {
+        _ if *method == Method::HEAD => ReqBody::Bytes(None),
+        Some(Body { upload: Some(path), .. }) => ReqBody::upload(path)?,
+        Some(b) => ReqBody::Bytes(Some(Bytes::from(b.bytes.clone()))),
+        None => ReqBody::Bytes(None),
     };
-    let mut req =
-        Request::builder().method(method.clone()).uri(path).body(Full::new(bytes)).map_err(|e| fail(code::URL, e))?;
+    let mut req = Request::builder().method(method.clone()).uri(path).body(req_body).map_err(|e| fail(code::URL, e))?;
     let set = |h: &mut hyper::HeaderMap, k: HeaderName, v: &str| {
         if let Ok(v) = HeaderValue::from_str(v) {
             h.insert(k, v);
@@ -207,6 +219,9 @@ pub(crate) fn build_request(
     set(h, header::USER_AGENT, args.user_agent.as_deref().unwrap_or(concat!("ws-curl/", env!("CARGO_PKG_VERSION"))));
     if let Some(referer) = &args.referer {
         set(h, header::REFERER, referer);
+    }
+    if let Some(range) = &args.range {
+        set(h, header::RANGE, &format!("bytes={range}"));
     }
     set(h, header::ACCEPT, body.and_then(|b| b.accept).unwrap_or("*/*"));
     if args.compressed {
@@ -228,9 +243,81 @@ pub(crate) fn build_request(
     Ok(req)
 }
 
-pub(crate) fn request_size(req: &Request<Full<Bytes>>, body: Option<&Body>) -> usize {
+pub(crate) fn request_size(req: &Request<ReqBody>) -> usize {
     let head: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
-    req.method().as_str().len() + req.uri().to_string().len() + 12 + head + 2 + body.map_or(0, |b| b.bytes.len())
+    let body = hyper::body::Body::size_hint(req.body()).exact().unwrap_or(0) as usize;
+    req.method().as_str().len() + req.uri().to_string().len() + 12 + head + 2 + body
+}
+
+/// A request body: bytes in memory, or a file (`-T`) read in 64 KiB pieces as hyper asks for
+/// them, so an upload of any size takes constant memory. The reads are inline, as curl's
+/// are: this client has nothing else to do meanwhile.
+pub(crate) enum ReqBody {
+    Bytes(Option<Bytes>),
+    Reader { source: Box<dyn std::io::Read + Send>, left: Option<u64> },
+}
+
+impl ReqBody {
+    /// `-T FILE`, or `-T -` for stdin (length unknown: chunked over HTTP/1.1).
+    fn upload(path: &std::path::Path) -> Result<ReqBody, Error> {
+        if path.as_os_str() == "-" {
+            return Ok(ReqBody::Reader { source: Box::new(std::io::stdin()), left: None });
+        }
+        let file =
+            std::fs::File::open(path).map_err(|e| fail(code::READ, format!("cannot read {}: {e}", path.display())))?;
+        let len = file.metadata().map(|m| m.len()).ok();
+        Ok(ReqBody::Reader { source: Box::new(file), left: len })
+    }
+}
+
+impl hyper::body::Body for ReqBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<std::io::Result<hyper::body::Frame<Bytes>>>> {
+        let frame = match self.get_mut() {
+            ReqBody::Bytes(b) => b.take().filter(|b| !b.is_empty()).map(|b| Ok(hyper::body::Frame::data(b))),
+            ReqBody::Reader { left: Some(0), .. } => None,
+            ReqBody::Reader { source, left } => {
+                let mut buf = vec![0u8; 64 * 1024];
+                let want = left.map_or(buf.len(), |l| buf.len().min(l as usize));
+                match source.read(&mut buf[..want]) {
+                    Ok(0) if left.is_some() => {
+                        *left = Some(0);
+                        Some(Err(std::io::Error::other("the file shrank while being sent")))
+                    }
+                    Ok(0) => None,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        if let Some(l) = left {
+                            *l -= n as u64;
+                        }
+                        Some(Ok(hyper::body::Frame::data(Bytes::from(buf))))
+                    }
+                    Err(e) => Some(Err(e)),
+                }
+            }
+        };
+        std::task::Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ReqBody::Bytes(b) => b.as_ref().is_none_or(Bytes::is_empty),
+            ReqBody::Reader { left, .. } => *left == Some(0),
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            ReqBody::Bytes(b) => hyper::body::SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            ReqBody::Reader { left: Some(l), .. } => hyper::body::SizeHint::with_exact(*l),
+            ReqBody::Reader { left: None, .. } => hyper::body::SizeHint::default(),
+        }
+    }
 }
 
 /// As curl prints them: `HTTP/1.1`, `HTTP/2`.
@@ -244,7 +331,7 @@ pub(crate) fn version_name(v: hyper::Version) -> &'static str {
     }
 }
 
-pub(crate) fn verbose_request(req: &Request<Full<Bytes>>) {
+pub(crate) fn verbose_request(req: &Request<ReqBody>) {
     let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
     eprintln!("> {} {target} {}", req.method(), version_name(req.version()));
     for (k, v) in req.headers() {
