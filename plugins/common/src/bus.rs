@@ -385,12 +385,8 @@ async fn tls_stream(
     let fail = |msg: String| redis::RedisError::from(std::io::Error::other(msg));
     let tcp = smol::net::TcpStream::connect((host, port)).await?;
     let _ = tcp.set_nodelay(true);
-    let config = tls.client_config(&[]).map_err(|e| fail(e.to_string()))?;
-    let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| fail(e.to_string()))?;
-    let stream = futures_rustls::TlsConnector::from(config)
-        .connect(name, tcp)
-        .await
-        .map_err(|e| fail(format!("TLS handshake failed: {}", crate::tls::explain(&e))))?;
+    let addr = crate::net::format_host_port(host, port);
+    let stream = crate::ws::tls_client(tcp, host, &addr, tls, &[]).await.map_err(|e| fail(e.to_string()))?;
     Ok(stream.compat())
 }
 

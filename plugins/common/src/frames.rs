@@ -311,17 +311,11 @@ pub async fn client_handshake(
     let io = |e: io::Error| ConnectError::Handshake(e.to_string());
     stream.write_all(req.as_bytes()).await.map_err(io)?;
     stream.flush().await.map_err(io)?;
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if head.len() > 16 * 1024 {
-            return Err(ConnectError::Handshake("response head over 16 KiB".into()));
-        }
-        match stream.read(&mut b).await.map_err(io)? {
-            0 => return Err(ConnectError::Handshake("connection closed during the handshake".into())),
-            _ => head.push(b[0]),
-        }
-    }
+    let head = crate::net::read_head_bytewise(stream).await.map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => ConnectError::Handshake("connection closed during the handshake".into()),
+        io::ErrorKind::InvalidData => ConnectError::Handshake("response head over 16 KiB".into()),
+        _ => io(e),
+    })?;
     let text = String::from_utf8_lossy(&head);
     let mut lines = text.split("\r\n");
     let status_line = lines.next().unwrap_or_default();

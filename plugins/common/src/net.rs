@@ -69,6 +69,29 @@ pub async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
     }
 }
 
+/// The most bytes an HTTP head read by [`read_head_bytewise`] may have.
+pub const MAX_HEAD: usize = 16 * 1024;
+
+/// Reads an HTTP head (through its blank line) one byte at a time, so that nothing after it
+/// is consumed: what follows belongs to another protocol (WebSocket frames after a 101, the
+/// tunnelled bytes after a proxy's 200). Fails on end of stream (`UnexpectedEof`) and past
+/// [`MAX_HEAD`] bytes (`InvalidData`).
+pub async fn read_head_bytewise(stream: &mut (impl AsyncRead + Unpin)) -> io::Result<Vec<u8>> {
+    use futures_lite::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() > MAX_HEAD {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("head over {} KiB", MAX_HEAD / 1024)));
+        }
+        if stream.read(&mut byte).await? == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed before the head ended"));
+        }
+        head.push(byte[0]);
+    }
+    Ok(head)
+}
+
 /// `host:port`, bracketing IPv6 literals.
 pub fn format_host_port(host: &str, port: u16) -> String {
     if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }

@@ -119,17 +119,11 @@ impl Proxy {
         let io = |e: std::io::Error| format!("proxy {at}: {e}");
         tcp.write_all(req.as_bytes()).await.map_err(io)?;
         // The answer's head, byte by byte: what follows it belongs to the target.
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            if head.len() > 16 * 1024 {
-                return Err(format!("proxy {at} answered CONNECT with an endless head"));
-            }
-            if tcp.read(&mut byte).await.map_err(io)? == 0 {
-                return Err(format!("proxy {at} closed the connection before answering CONNECT"));
-            }
-            head.push(byte[0]);
-        }
+        let head = crate::net::read_head_bytewise(tcp).await.map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => format!("proxy {at} closed the connection before answering CONNECT"),
+            std::io::ErrorKind::InvalidData => format!("proxy {at} answered CONNECT with an endless head"),
+            _ => io(e),
+        })?;
         let status_line = String::from_utf8_lossy(&head);
         let status_line = status_line.lines().next().unwrap_or("");
         let mut parts = status_line.splitn(3, ' ');

@@ -240,23 +240,32 @@ pub async fn open_stream(
     if !crate::url::is_tls(url) {
         return Ok(Stream::Plain(tcp));
     }
+    Ok(Stream::ClientTls(Box::new(tls_client(tcp, &host, &addr, tls, alpn).await?)))
+}
+
+/// The client side of TLS over `tcp` to `host` (`addr` names it in errors), with the
+/// configuration every client of `ws` uses ([`crate::tls`]).
+pub async fn tls_client(
+    tcp: TcpStream,
+    host: &str,
+    addr: &str,
+    tls: &TlsArgs,
+    alpn: &[&[u8]],
+) -> Result<futures_rustls::client::TlsStream<TcpStream>, ConnectError> {
     let config = tls.client_config(alpn)?;
-    let name = rustls::pki_types::ServerName::try_from(host.clone())
-        .map_err(|e| ConnectError::Tls { addr: addr.clone(), reason: e.to_string() })?;
-    let s = futures_rustls::TlsConnector::from(config)
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| ConnectError::Tls { addr: addr.to_string(), reason: e.to_string() })?;
+    futures_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await
-        .map_err(|e| ConnectError::Tls { addr, reason: crate::tls::explain(&e) })?;
-    Ok(Stream::ClientTls(Box::new(s)))
+        .map_err(|e| ConnectError::Tls { addr: addr.to_string(), reason: crate::tls::explain(&e) })
 }
 
 /// A TCP connection to the first of `host`'s addresses that answers.
 async fn direct(host: &str, port: u16, addr: &str) -> Result<TcpStream, ConnectError> {
-    let host = host.to_string();
-    let addr = addr.to_string();
-    let addrs: Vec<std::net::SocketAddr> = smol::net::resolve((host.as_str(), port))
+    let addrs: Vec<std::net::SocketAddr> = smol::net::resolve((host, port))
         .await
-        .map_err(|source| ConnectError::Resolve { host: host.clone(), source })?;
+        .map_err(|source| ConnectError::Resolve { host: host.to_string(), source })?;
     let mut last = None;
     let mut tcp = None;
     for a in addrs {
@@ -269,7 +278,7 @@ async fn direct(host: &str, port: u16, addr: &str) -> Result<TcpStream, ConnectE
         }
     }
     let tcp = tcp.ok_or_else(|| ConnectError::Connect {
-        addr: addr.clone(),
+        addr: addr.to_string(),
         source: last.unwrap_or_else(|| std::io::Error::other("no address")),
     })?;
     let _ = tcp.set_nodelay(true);
