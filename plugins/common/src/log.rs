@@ -131,7 +131,7 @@ pub fn all_to_stderr() {
 fn emit(to_stderr: bool, line: Vec<u8>) {
     let to_stderr = to_stderr || ALL_TO_STDERR.load(Ordering::Relaxed);
     let line = match TERMINAL.get() {
-        Some(t) if if to_stderr { t.stderr } else { t.stdout } => match t.print(line) {
+        Some(t) if !to_stderr || t.stderr => match t.print(line) {
             Ok(()) => return,
             Err(line) => line,
         },
@@ -159,8 +159,8 @@ fn write_now(to_stderr: bool, line: &[u8]) {
 /// middle of the prompt (a staircase) and vanished at the next repaint.
 #[derive(Debug)]
 struct Terminal {
-    sender: Mutex<std::sync::mpsc::SyncSender<String>>,
-    stdout: bool,
+    sender: std::sync::mpsc::SyncSender<String>,
+    /// stderr is the terminal too (stdout always is while an editor runs).
     stderr: bool,
 }
 
@@ -168,8 +168,7 @@ impl Terminal {
     /// Hands a line to the editor; gives it back when the editor is gone.
     fn print(&self, line: Vec<u8>) -> Result<(), Vec<u8>> {
         let text = String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(&line)).into_owned();
-        let sender = self.sender.lock().unwrap_or_else(|e| e.into_inner());
-        sender.send(text).map_err(|_| line)
+        self.sender.send(text).map_err(|_| line)
     }
 }
 
@@ -181,7 +180,7 @@ static TERMINAL: OnceLock<Terminal> = OnceLock::new();
 pub fn print_above_prompt(sender: std::sync::mpsc::SyncSender<String>) {
     use std::io::IsTerminal;
     let stderr = std::io::stderr().is_terminal();
-    let _ = TERMINAL.set(Terminal { sender: Mutex::new(sender), stdout: true, stderr });
+    let _ = TERMINAL.set(Terminal { sender, stderr });
 }
 
 /// The most bytes of log lines waiting for a blocked output before lines are dropped.

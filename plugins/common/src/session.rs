@@ -291,9 +291,8 @@ async fn connected(
     let first = opts.on_open.iter().cloned();
     let queued: Vec<Message> = pending.drain(..).collect();
     for m in first.chain(queued) {
-        if let Err(e) = ws.send(m).await {
-            handler.on_close(1006, &e.to_string());
-            return Ended::Closed(1006, e.to_string());
+        if let Err(end) = send(ws, handler, Some(m)).await {
+            return end;
         }
     }
     let mut pings_sent: u64 = 0;
@@ -383,19 +382,15 @@ async fn connected(
                 }
             }
             Event::Input(Input::Bytes(b)) => {
-                if let Some(m) = handler.on_bytes(&b)
-                    && let Err(e) = ws.send(m).await
-                {
-                    handler.on_close(1006, &e.to_string());
-                    return Ended::Closed(1006, e.to_string());
+                let m = handler.on_bytes(&b);
+                if let Err(end) = send(ws, handler, m).await {
+                    return end;
                 }
             }
             Event::Input(Input::Line(l)) => {
-                if let Some(m) = handler.on_line(&l)
-                    && let Err(e) = ws.send(m).await
-                {
-                    handler.on_close(1006, &e.to_string());
-                    return Ended::Closed(1006, e.to_string());
+                let m = handler.on_line(&l);
+                if let Err(end) = send(ws, handler, m).await {
+                    return end;
                 }
             }
             Event::GraceOver => match opts.after_eof {
@@ -457,11 +452,9 @@ async fn connected(
                         grace_until = Some(Instant::now() + quiet);
                     }
                 }
-                if let Some(reply) = handler.on_message(&msg)
-                    && let Err(e) = ws.send(reply).await
-                {
-                    handler.on_close(1006, &e.to_string());
-                    return Ended::Closed(1006, e.to_string());
+                let reply = handler.on_message(&msg);
+                if let Err(end) = send(ws, handler, reply).await {
+                    return end;
                 }
                 if handler.finished() || (data && opts.max_messages.is_some_and(|n| received >= n)) {
                     close_and_drain(ws, 1000, "Normal closure").await;
@@ -470,6 +463,15 @@ async fn connected(
             }
         }
     }
+}
+
+/// Sends `m`, if any; a connection that cannot take it has ended (1006, told to `handler`).
+async fn send(ws: &mut WsStream, handler: &mut impl Handler, m: Option<Message>) -> Result<(), Ended> {
+    let Some(m) = m else { return Ok(()) };
+    ws.send(m).await.map_err(|e| {
+        handler.on_close(1006, &e.to_string());
+        Ended::Closed(1006, e.to_string())
+    })
 }
 
 /// When input has ended, the next step of [`AfterEof`] is due at the returned time.
