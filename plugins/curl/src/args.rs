@@ -73,7 +73,7 @@ pub(crate) struct Args {
     /// Multipart field k=v, or k=@file to upload a file (repeatable)
     #[arg(short = 'F', value_name = "TEXT")]
     pub(crate) form: Vec<String>,
-    /// Raw request body, or @file to send a file's bytes
+    /// Raw request body, or @file to send a file's bytes as they are (@-: stdin)
     #[arg(long = "data-binary", value_name = "TEXT")]
     pub(crate) data_binary: Option<String>,
     /// Request method (default GET, or POST when a body is given)

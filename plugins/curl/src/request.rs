@@ -59,10 +59,7 @@ pub(crate) fn build_body(args: &Args) -> Result<Option<Body>, Error> {
         return Ok(Some(Body { bytes: Vec::new(), content_type: None, accept: None, upload: Some(path.clone()) }));
     }
     if let Some(raw) = &args.data_binary {
-        let bytes = match raw.strip_prefix('@') {
-            Some(path) => std::fs::read(path).map_err(|e| fail(code::READ, format!("cannot read {path}: {e}")))?,
-            None => raw.as_bytes().to_vec(),
-        };
+        let bytes = read_arg(raw, false)?;
         return Ok(Some(Body {
             bytes,
             content_type: Some("application/x-www-form-urlencoded".into()),
@@ -90,7 +87,7 @@ pub(crate) fn build_body(args: &Args) -> Result<Option<Body>, Error> {
             out.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
             match v.strip_prefix('@') {
                 Some(path) => {
-                    let data = std::fs::read(path).map_err(|e| fail(code::READ, format!("cannot read {path}: {e}")))?;
+                    let data = read_arg(v, false)?;
                     let name = std::path::Path::new(path)
                         .file_name()
                         .map(|n| n.to_string_lossy().into_owned())
