@@ -375,9 +375,7 @@ fn a_download_to_a_file_draws_a_progress_bar_on_a_terminal() {
 /// FIFO stands in for /dev/null here so a regression cannot break the machine again.
 #[test]
 fn output_to_a_fifo_or_device_writes_in_place_instead_of_replacing_it() {
-    let site = tempfile::tempdir().unwrap();
-    std::fs::write(site.path().join("f.txt"), "through the pipe\n").unwrap();
-    let s = Server::start("httpd", &["-q", "--root", site.path().to_str().unwrap()]);
+    let f = crate::util::serve_one_file("f.txt", "through the pipe\n");
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("fifo");
     let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
@@ -387,13 +385,13 @@ fn output_to_a_fifo_or_device_writes_in_place_instead_of_replacing_it() {
     std::thread::spawn(move || {
         let _ = tx.send(std::fs::read_to_string(reader_path));
     });
-    let out = ws_curl(&["-s", "-o", fifo.to_str().unwrap(), &format!("{}/f.txt", s.url("http"))]);
+    let out = ws_curl(&["-s", "-o", fifo.to_str().unwrap(), &f.url]);
     assert_eq!(out.code(), 0, "{out:?}");
     let got = rx.recv_timeout(T).expect("nothing was written into the FIFO");
     assert_eq!(got.unwrap(), "through the pipe\n");
     use std::os::unix::fs::FileTypeExt;
     assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo(), "the FIFO was replaced by a file");
-    let out = ws_curl(&["-s", "-o", "-", &format!("{}/f.txt", s.url("http"))]);
+    let out = ws_curl(&["-s", "-o", "-", &f.url]);
     assert_eq!(out.stdout, "through the pipe\n", "-o - is stdout");
 }
 
@@ -629,10 +627,8 @@ fn request_bodies_follow_curls_rules() {
 /// Issue 17: curl's output flags, compared with the real curl: -I, -i, -D, -w.
 #[test]
 fn output_flags_print_what_curl_prints() {
-    let site = tempfile::tempdir().unwrap();
-    std::fs::write(site.path().join("page.txt"), "the page\n").unwrap();
-    let s = Server::start("httpd", &["-q", "--root", site.path().to_str().unwrap()]);
-    let url = format!("{}/page.txt", s.url("http"));
+    let page = crate::util::serve_one_file("page.txt", "the page\n");
+    let url = page.url.clone();
     // The Date header may tick between the two requests.
     let same = |a: &str, b: &str| {
         let clean =
@@ -759,10 +755,8 @@ fn uploads_ranges_size_limits_and_noproxy() {
     let peak_kib: u64 = out.stderr.trim().lines().last().and_then(|l| l.parse().ok()).expect("peak RSS");
     assert!(peak_kib < 32 * 1024, "peak RSS {peak_kib} KiB for a 256 MiB upload");
     // -r and --max-filesize against ws httpd, as the real curl.
-    let site = tempfile::tempdir().unwrap();
-    std::fs::write(site.path().join("page.txt"), "the page\n").unwrap();
-    let s = Server::start("httpd", &["-q", "--root", site.path().to_str().unwrap()]);
-    let page = format!("{}/page.txt", s.url("http"));
+    let served = crate::util::serve_one_file("page.txt", "the page\n");
+    let page = served.url.clone();
     let ours = ws_curl(&["-s", "-r", "4-7", "-w", " %{http_code}", &page]);
     assert_eq!(ours.stdout, real_curl(&["-s", "-r", "4-7", "-w", " %{http_code}", &page]).stdout);
     assert_eq!(ours.stdout, "page 206");

@@ -121,10 +121,8 @@ fn wss_runs_tls_end_to_end_inside_the_tunnel_and_the_environment_is_read() {
 
 #[test]
 fn curl_goes_through_proxies_like_the_real_curl() {
-    let site = tempfile::tempdir().unwrap();
-    std::fs::write(site.path().join("hi.txt"), "hello through a proxy\n").unwrap();
-    let httpd = Server::start("httpd", &["-q", "--root", site.path().to_str().unwrap()]);
-    let url = format!("{}/hi.txt", httpd.url("http"));
+    let hi = crate::util::serve_one_file("hi.txt", "hello through a proxy\n");
+    let url = hi.url.clone();
     let http = tinyproxy(false);
     let socks = microsocks(None);
     for proxy in [format!("http://127.0.0.1:{}", http.port), format!("socks5h://127.0.0.1:{}", socks.port)] {

@@ -535,3 +535,19 @@ pub fn free_port() -> u16 {
         }
     }
 }
+
+/// `ws httpd` serving one file from a folder of its own, and that file's URL.
+pub struct OneFile {
+    _site: tempfile::TempDir,
+    pub server: Server,
+    pub url: String,
+}
+
+/// Serves `body` as `/name` with `ws httpd -q`.
+pub fn serve_one_file(name: &str, body: &str) -> OneFile {
+    let site = tempfile::tempdir().unwrap();
+    std::fs::write(site.path().join(name), body).unwrap();
+    let server = Server::start("httpd", &["-q", "--root", site.path().to_str().unwrap()]);
+    let url = format!("{}/{name}", server.url("http"));
+    OneFile { _site: site, server, url }
+}
