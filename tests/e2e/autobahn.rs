@@ -1,7 +1,8 @@
-//! The Autobahn conformance cases (1–7 and 10; 9 is performance, 12/13 need
-//! permessage-deflate) through kosoku, with `ws echo_server` as the server under test (alone
-//! and behind `ws proxy_server`) and `ws connect --echo` as the client under test (directly
-//! and through the proxy). Any FAILED case fails the test, by id.
+//! The Autobahn conformance cases through kosoku: 1–7 and 10 (9 is performance) with
+//! `ws echo_server` as the server under test (alone and behind `ws proxy_server`) and
+//! `ws connect --echo` as the client under test (directly and through the proxy), and the
+//! permessage-deflate cases 12 and 13 with each of the two. Any case not OK (or NON-STRICT,
+//! INFORMATIONAL) fails the test, by id.
 
 use std::path::Path;
 use std::process::Command;
@@ -13,6 +14,12 @@ const EXCLUDE: [&str; 6] = ["-x", "9.*", "-x", "12.*", "-x", "13.*"];
 
 /// The cases that selection leaves (kosoku 0.1.0): every one must have run.
 const CASES: usize = 247;
+
+/// The permessage-deflate cases: 12 (compressed echo of text and binary, 16 B to 128 KiB,
+/// fragmented and not) and 13 (the same under each negotiation: context takeover or not,
+/// window bits 8 to 15, several offers).
+const DEFLATE: [&str; 4] = ["-i", "12.*", "-i", "13.*"];
+const DEFLATE_CASES: usize = 216;
 
 fn kosoku() -> std::path::PathBuf {
     let p = repo_root().join(".peers/venv/bin/kosoku");
@@ -57,14 +64,24 @@ fn proxy_server_in_front_of_echo_server_passes_autobahn_cases_1_to_7_and_10() {
     fuzzingclient_cases(&proxy);
 }
 
+#[test]
+fn echo_server_passes_autobahn_compression_cases_12_and_13() {
+    let server = Server::start("echo_server", &["-q"]);
+    run_fuzzingclient(&server, &DEFLATE, &["-p", "2"], DEFLATE_CASES);
+}
+
 /// kosoku's fuzzingclient against `server`: every case must pass.
 fn fuzzingclient_cases(server: &Server) {
+    run_fuzzingclient(server, &EXCLUDE, &[], CASES);
+}
+
+fn run_fuzzingclient(server: &Server, select: &[&str], extra: &[&str], cases: usize) {
     let out_dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(kosoku());
-    cmd.arg(server.addr.to_string()).args(EXCLUDE).arg("-o").arg(out_dir.path());
-    let out = run(cmd, b"", Duration::from_secs(300));
+    cmd.arg(server.addr.to_string()).args(select).args(extra).arg("-o").arg(out_dir.path());
+    let out = run(cmd, b"", Duration::from_secs(400));
     let (total, failed) = failed_cases(&out_dir.path().join("index.json"));
-    assert_eq!(total, CASES, "not every case ran: {out:?}");
+    assert_eq!(total, cases, "not every case ran: {out:?}");
     assert!(failed.is_empty(), "FAILED cases: {failed:#?}");
 }
 
@@ -79,14 +96,23 @@ fn connect_echo_mode_through_proxy_server_passes_autobahn_cases_1_to_7_and_10() 
     fuzzingserver_cases(true);
 }
 
+#[test]
+fn connect_echo_mode_passes_autobahn_compression_cases_12_and_13() {
+    run_fuzzingserver(false, &DEFLATE, DEFLATE_CASES);
+}
+
 /// kosoku's fuzzingserver with `ws connect --echo` as the client under test, directly or
 /// through `ws proxy_server` (which passes the case's path and query on).
 fn fuzzingserver_cases(through_proxy: bool) {
+    run_fuzzingserver(through_proxy, &EXCLUDE, CASES);
+}
+
+fn run_fuzzingserver(through_proxy: bool, select: &[&str], cases: usize) {
     let port = crate::util::free_port();
     let addr = format!("127.0.0.1:{port}");
     let out_dir = tempfile::tempdir().unwrap();
     let mut fuzz = Command::new(kosoku());
-    fuzz.args(["-m", "fuzzingserver", &addr]).args(EXCLUDE).arg("-o").arg(out_dir.path());
+    fuzz.args(["-m", "fuzzingserver", &addr]).args(select).arg("-o").arg(out_dir.path());
     fuzz.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
     let mut fuzz = KillOnDrop(fuzz.spawn().expect("start kosoku fuzzingserver"));
     // Wait for it to listen.
@@ -106,8 +132,8 @@ fn fuzzingserver_cases(through_proxy: bool) {
     assert_eq!(out.code(), 0, "driver failed: {out:?}");
     let _ = crate::util::wait_timeout(&mut fuzz.0, Duration::from_secs(1));
     let (total, failed) = failed_cases(&out_dir.path().join("index.json"));
-    assert_eq!(total, CASES, "not every case ran: {out:?}");
-    assert!(out.stdout.contains(&format!("ran {CASES} cases")), "{out:?}");
+    assert_eq!(total, cases, "not every case ran: {out:?}");
+    assert!(out.stdout.contains(&format!("ran {cases} cases")), "{out:?}");
     assert!(failed.is_empty(), "FAILED cases: {failed:#?}");
 }
 

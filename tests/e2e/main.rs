@@ -13,6 +13,7 @@ mod autobahn;
 mod bench;
 mod connect;
 mod curl;
+mod deflate;
 mod echo_server;
 mod host;
 mod httpd;

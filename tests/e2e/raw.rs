@@ -72,12 +72,17 @@ impl RawWs {
 /// Sends a valid upgrade request on a new connection; returns the socket and the answer's
 /// head, whatever it is (101, 503, …).
 pub fn upgrade(addr: SocketAddr) -> (TcpStream, String) {
+    upgrade_with(addr, "")
+}
+
+/// Like [`upgrade`], with `extra` header lines (each ending in CRLF) in the request.
+pub fn upgrade_with(addr: SocketAddr, extra: &str) -> (TcpStream, String) {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(
         s,
         "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
     )
     .unwrap();
     let head = read_head(&mut s);

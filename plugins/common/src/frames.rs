@@ -154,6 +154,8 @@ pub fn header_len(b1: u8) -> usize {
 #[derive(Debug, Clone, Copy)]
 pub struct Header {
     pub fin: bool,
+    /// RSV1: the message is compressed (permessage-deflate), when the caller allows it.
+    pub rsv1: bool,
     pub opcode: u8,
     pub mask: Option<[u8; 4]>,
     pub len: u64,
@@ -166,6 +168,17 @@ impl Header {
     /// Frames must be masked when `expect_masked` (we are the server) and must not be
     /// otherwise; no frame may exceed `max_frame` bytes.
     pub fn parse(buf: &[u8], expect_masked: bool, max_frame: usize) -> Result<Option<Header>, FrameError> {
+        Header::parse_with(buf, expect_masked, max_frame, false)
+    }
+
+    /// Like [`parse`](Self::parse); `allow_rsv1` when permessage-deflate was negotiated
+    /// (whether RSV1 is in its place, a message's first data frame, is the caller's to check).
+    pub fn parse_with(
+        buf: &[u8],
+        expect_masked: bool,
+        max_frame: usize,
+        allow_rsv1: bool,
+    ) -> Result<Option<Header>, FrameError> {
         if buf.len() < 2 {
             return Ok(None);
         }
@@ -174,7 +187,8 @@ impl Header {
             return Ok(None);
         }
         let fin = buf[0] & 0x80 != 0;
-        if buf[0] & 0x70 != 0 {
+        let rsv1 = buf[0] & 0x40 != 0;
+        if buf[0] & 0x30 != 0 || (rsv1 && !allow_rsv1) {
             return Err(FrameError::Protocol("reserved bits set"));
         }
         let opcode = buf[0] & 0x0f;
@@ -201,7 +215,7 @@ impl Header {
             return Err(FrameError::TooBig(len, max_frame));
         }
         let mask = masked.then(|| [buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
-        Ok(Some(Header { fin, opcode, mask, len, size }))
+        Ok(Some(Header { fin, rsv1, opcode, mask, len, size }))
     }
 }
 
@@ -218,12 +232,18 @@ pub fn apply_mask(data: &mut [u8], mask: [u8; 4]) {
     }
 }
 
-/// Encodes one frame; `mask` is `Some` when we are the client.
-pub fn encode(fin: bool, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + 14);
-    out.push(if fin { 0x80 } else { 0 } | opcode);
+/// XORs `data`, which starts `offset` bytes into a frame's payload, with the frame's mask.
+pub fn apply_mask_at(data: &mut [u8], mask: [u8; 4], offset: usize) {
+    let r = offset % 4;
+    apply_mask(data, [mask[r], mask[(r + 1) % 4], mask[(r + 2) % 4], mask[(r + 3) % 4]]);
+}
+
+/// Appends a frame header: `b0` is FIN, RSV and the opcode; then the shortest length
+/// encoding (RFC 6455 §5.2) and the mask key, if any.
+pub fn push_header(out: &mut Vec<u8>, b0: u8, len: usize, mask: Option<[u8; 4]>) {
+    out.push(b0);
     let m = if mask.is_some() { 0x80 } else { 0 };
-    match payload.len() {
+    match len {
         n if n < 126 => out.push(m | n as u8),
         n if n <= 0xffff => {
             out.push(m | 126);
@@ -234,9 +254,17 @@ pub fn encode(fin: bool, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> V
             out.extend_from_slice(&(n as u64).to_be_bytes());
         }
     }
+    if let Some(k) = mask {
+        out.extend_from_slice(&k);
+    }
+}
+
+/// Encodes one frame; `mask` is `Some` when we are the client.
+pub fn encode(fin: bool, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 14);
+    push_header(&mut out, if fin { 0x80 } else { 0 } | opcode, payload.len(), mask);
     match mask {
         Some(k) => {
-            out.extend_from_slice(&k);
             let start = out.len();
             out.extend_from_slice(payload);
             apply_mask(&mut out[start..], k);
@@ -284,13 +312,16 @@ pub fn parse_close(payload: &[u8]) -> (u16, String) {
     (u16::from_be_bytes([payload[0], payload[1]]), String::from_utf8_lossy(&payload[2..]).into_owned())
 }
 
-/// Runs the client side of the opening handshake by hand, reading the response one byte at
-/// a time so that no frame bytes after it are swallowed. Returns the response headers.
+/// Runs the client side of the opening handshake (RFC 6455 §4.1) by hand. Returns the
+/// response headers and the bytes read past the response (the server's first frames);
+/// `bytewise` reads the response one byte at a time so that there are none, for relays that
+/// hand the socket on as it is.
 pub async fn client_handshake(
     stream: &mut Stream,
     url: &Url,
     extra: &[(String, String)],
-) -> Result<Vec<(String, String)>, crate::ws::ConnectError> {
+    bytewise: bool,
+) -> Result<(Vec<(String, String)>, Vec<u8>), crate::ws::ConnectError> {
     use crate::ws::ConnectError;
     let host_header = crate::url::host_header(url);
     let key = async_tungstenite::tungstenite::handshake::client::generate_key();
@@ -299,19 +330,32 @@ pub async fn client_handshake(
         path.push('?');
         path.push_str(q);
     }
-    let mut req = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nUser-Agent: {}\r\n",
-        crate::ws::USER_AGENT
-    );
-    for (k, v) in extra {
+    // The caller's Host and User-Agent replace ours; the upgrade's own fields are ours alone.
+    let given = |name: &str| extra.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+    let mut req = format!("GET {path} HTTP/1.1\r\n");
+    if !given("Host") {
+        req.push_str(&format!("Host: {host_header}\r\n"));
+    }
+    req.push_str(&format!(
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+    ));
+    if !given("User-Agent") {
+        req.push_str(&format!("User-Agent: {}\r\n", crate::ws::USER_AGENT));
+    }
+    const OURS: [&str; 4] = ["Upgrade", "Connection", "Sec-WebSocket-Key", "Sec-WebSocket-Version"];
+    for (k, v) in extra.iter().filter(|(k, _)| !OURS.iter().any(|o| k.eq_ignore_ascii_case(o))) {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
     let io = |e: io::Error| ConnectError::Handshake(e.to_string());
     stream.write_all(req.as_bytes()).await.map_err(io)?;
     stream.flush().await.map_err(io)?;
-    let head = crate::net::read_head_bytewise(stream).await.map_err(|e| match e.kind() {
+    let read = if bytewise {
+        crate::net::read_head_bytewise(stream).await.map(|h| (h, Vec::new()))
+    } else {
+        crate::net::read_head(stream).await
+    };
+    let (head, tail) = read.map_err(|e| match e.kind() {
         io::ErrorKind::UnexpectedEof => ConnectError::Handshake("connection closed during the handshake".into()),
         io::ErrorKind::InvalidData => ConnectError::Handshake("response head over 16 KiB".into()),
         _ => io(e),
@@ -329,7 +373,27 @@ pub async fn client_handshake(
     if accept != Some(derive_accept_key(key.as_bytes()).as_str()) {
         return Err(ConnectError::Handshake("wrong Sec-WebSocket-Accept in the response".into()));
     }
-    Ok(headers)
+    let has_token = |name: &str, token: &str| {
+        headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .any(|(_, v)| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    };
+    if !has_token("Upgrade", "websocket") || !has_token("Connection", "upgrade") {
+        return Err(ConnectError::Handshake("the 101 response is not a WebSocket upgrade".into()));
+    }
+    let offered = |p: &str| {
+        extra
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("Sec-WebSocket-Protocol"))
+            .any(|(_, v)| v.split(',').any(|o| o.trim() == p))
+    };
+    if let Some((_, p)) = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("Sec-WebSocket-Protocol"))
+        && !offered(p.trim())
+    {
+        return Err(ConnectError::Handshake(format!("the server chose the subprotocol {p:?}, which was not offered")));
+    }
+    Ok((headers, tail))
 }
 
 #[cfg(test)]

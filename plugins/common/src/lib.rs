@@ -14,10 +14,12 @@
 //! - [`proxy`]: clients through HTTP CONNECT and SOCKS5 proxies;
 //! - [`progress`]: transfer progress on stderr (a bar on a terminal, else a line per 10 %);
 //! - [`relay`], [`frame_relay`], [`frames`]: the rooms' message and frame relays, and frame I/O;
+//! - [`deflate`]: permessage-deflate, negotiated in the handshakes and done beneath tungstenite;
 //! - [`url`](mod@url) and [`headers`]: parsing of what users type.
 
 pub mod args;
 pub mod bus;
+pub mod deflate;
 pub mod error;
 pub mod frame_relay;
 pub mod frames;

@@ -92,6 +92,29 @@ pub async fn read_head_bytewise(stream: &mut (impl AsyncRead + Unpin)) -> io::Re
     Ok(head)
 }
 
+/// Reads an HTTP head in chunks: the head (through its blank line) and the bytes read past
+/// it, which belong to the protocol that follows. Fails like [`read_head_bytewise`].
+pub async fn read_head(stream: &mut (impl AsyncRead + Unpin)) -> io::Result<(Vec<u8>, Vec<u8>)> {
+    use futures_lite::AsyncReadExt;
+    let mut buf = Vec::new();
+    loop {
+        let (from, len) = (buf.len().saturating_sub(3), buf.len());
+        buf.resize(len + 2048, 0);
+        let n = stream.read(&mut buf[len..]).await?;
+        buf.truncate(len + n);
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed before the head ended"));
+        }
+        if let Some(i) = buf[from..].windows(4).position(|w| w == b"\r\n\r\n") {
+            let tail = buf.split_off(from + i + 4);
+            return Ok((buf, tail));
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("head over {} KiB", MAX_HEAD / 1024)));
+        }
+    }
+}
+
 /// `host:port`, bracketing IPv6 literals.
 pub fn format_host_port(host: &str, port: u16) -> String {
     if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }

@@ -47,6 +47,10 @@ pub struct ServerArgs {
     /// Print only warnings and errors
     #[arg(short = 'q')]
     pub quiet: bool,
+    /// Whether (and how) clients' permessage-deflate offers are accepted: set by the plugin,
+    /// `None` declines them.
+    #[arg(skip)]
+    pub deflate: Option<crate::deflate::ServerPolicy>,
 }
 
 impl ServerArgs {
@@ -80,7 +84,8 @@ impl ServerArgs {
         let tls = self.tls.server_config(&[])?;
         crate::runtime::block_on(|ex| async move {
             let (handle, background) = prepare().await?;
-            serve(&ex, &self.listen, tls, &self.limits, gate, handle)
+            let terms = Terms { tls, limits: self.limits.clone(), deflate: self.deflate, gate };
+            serve(&ex, &self.listen, terms, handle)
                 .or(async {
                     background.await;
                     Ok(())
@@ -105,19 +110,12 @@ pub type Gate = Rc<dyn Fn(&Handshake) -> Result<(), Refusal>>;
 
 /// Binds, prints the ready line, and serves forever: each client that completes its
 /// handshake is handed to `handle`, whose `(code, reason)` is logged when it returns.
-pub async fn serve<F, Fut>(
-    ex: &Spawner,
-    listen: &ListenArgs,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    limits: &LimitArgs,
-    gate: Option<Gate>,
-    handle: F,
-) -> Result<(), crate::CommonError>
+pub async fn serve<F, Fut>(ex: &Spawner, listen: &ListenArgs, terms: Terms, handle: F) -> Result<(), crate::CommonError>
 where
     F: Fn(Client) -> Fut + 'static,
     Fut: Future<Output = (u16, String)> + 'static,
 {
-    let want = limits.max_connections as u64 + 64;
+    let want = terms.limits.max_connections as u64 + 64;
     let limit = wsx::raise_fd_limit(want);
     crate::log::background();
     let listener = listen.listen().await?;
@@ -129,17 +127,17 @@ where
     }
     let active = Rc::new(Cell::new(0usize));
     let handle = Rc::new(handle);
+    let terms = Rc::new(terms);
     let mut next_id: u64 = 0;
     loop {
         let (tcp, peer) = crate::net::accept(&listener).await;
         let id = next_id;
         next_id += 1;
-        let (tls, active, handle, gate) = (tls.clone(), active.clone(), handle.clone(), gate.clone());
-        let limits = limits.clone();
+        let (terms, active, handle) = (terms.clone(), active.clone(), handle.clone());
         ex.spawn(async move {
             active.set(active.get() + 1);
-            let over_limit = active.get() > limits.max_connections;
-            if let Some(client) = handshake(tcp, peer, id, tls, &limits, over_limit, gate).await {
+            let over_limit = active.get() > terms.limits.max_connections;
+            if let Some(client) = handshake(tcp, peer, id, &terms, over_limit).await {
                 let (code, reason) = handle(client).await;
                 info!("Closed connection: client id {id} code {code} reason {reason}");
             }
@@ -149,15 +147,35 @@ where
     }
 }
 
+/// The terms on which a server takes clients: TLS, limits, deflate, and its gate.
+pub struct Terms {
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub limits: LimitArgs,
+    /// `None` declines permessage-deflate.
+    pub deflate: Option<crate::deflate::ServerPolicy>,
+    pub gate: Option<Gate>,
+}
+
+impl std::fmt::Debug for Terms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Terms")
+            .field("tls", &self.tls.is_some())
+            .field("limits", &self.limits)
+            .field("deflate", &self.deflate)
+            .field("gate", &self.gate.is_some())
+            .finish()
+    }
+}
+
 async fn handshake(
     tcp: smol::net::TcpStream,
     peer: SocketAddr,
     id: u64,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    limits: &LimitArgs,
+    terms: &Terms,
     over_limit: bool,
-    gate: Option<Gate>,
 ) -> Option<Client> {
+    let Terms { tls, limits, deflate, gate } = terms;
+    let deflate = *deflate;
     let _ = tcp.set_nodelay(true);
     let timeout = Duration::from_secs(limits.handshake_timeout.max(1));
     // Which handshake a client that runs out of time was stuck in, for the log.
@@ -165,11 +183,11 @@ async fn handshake(
     let run = async {
         let stream = accept_tls(tcp, tls.as_ref()).await.map_err(|e| format!("TLS handshake failed: {e}"))?;
         stage.set("the WebSocket handshake");
-        wsx::accept(stream, limits.max_message_size, move |hs| {
+        wsx::accept(stream, limits.max_message_size, deflate, move |hs| {
             if over_limit {
                 return Err(Refusal { status: 503, reason: "Too many connections".into() });
             }
-            match &gate {
+            match gate {
                 Some(g) => g(hs),
                 None => Ok(()),
             }

@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use async_tungstenite::tungstenite::client::IntoClientRequest;
 use async_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use async_tungstenite::tungstenite::handshake::client::Response;
 use async_tungstenite::tungstenite::http::{HeaderName, HeaderValue, StatusCode};
@@ -19,12 +18,126 @@ use futures_lite::FutureExt;
 use smol::Timer;
 use smol::net::TcpStream;
 
+use async_tungstenite::tungstenite::protocol::Role;
+
+use crate::deflate::{Agreement, DeflateIo, ServerPolicy};
 use crate::net::Stream;
 use crate::tls::TlsArgs;
 use crate::url::Url;
 
-/// A WebSocket over a plain or TLS stream.
-pub type WsStream = async_tungstenite::WebSocketStream<Stream>;
+/// A WebSocket over a plain or TLS stream, with or without permessage-deflate.
+pub type WsStream = async_tungstenite::WebSocketStream<WsIo>;
+
+/// The bytes beneath tungstenite: the socket itself, or the socket through
+/// permessage-deflate when the handshake agreed it (see [`crate::deflate`]).
+#[derive(Debug)]
+pub enum WsIo {
+    Plain(Stream),
+    Deflate(Box<DeflateIo<Stream>>),
+}
+
+impl WsIo {
+    /// The socket beneath.
+    pub fn stream(&self) -> &Stream {
+        match self {
+            WsIo::Plain(s) => s,
+            WsIo::Deflate(d) => d.get_ref(),
+        }
+    }
+
+    /// The deflate layer, when it was negotiated.
+    pub fn deflate(&self) -> Option<&DeflateIo<Stream>> {
+        match self {
+            WsIo::Plain(_) => None,
+            WsIo::Deflate(d) => Some(d),
+        }
+    }
+
+    /// The socket, for frame-level work; only without deflate (whose frames differ from the
+    /// socket's bytes). Servers that work on frames do not negotiate it.
+    pub fn into_plain(self) -> Option<Stream> {
+        match self {
+            WsIo::Plain(s) => Some(s),
+            WsIo::Deflate(_) => None,
+        }
+    }
+}
+
+macro_rules! io_delegate {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self.get_mut() {
+            WsIo::Plain($s) => {
+                let $s = std::pin::Pin::new($s);
+                $e
+            }
+            WsIo::Deflate($s) => {
+                let $s = std::pin::Pin::new($s.as_mut());
+                $e
+            }
+        }
+    };
+}
+
+impl futures_lite::AsyncRead for WsIo {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        io_delegate!(self, s => s.poll_read(cx, buf))
+    }
+}
+
+impl futures_lite::AsyncWrite for WsIo {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        io_delegate!(self, s => s.poll_write(cx, buf))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        io_delegate!(self, s => s.poll_flush(cx))
+    }
+    fn poll_close(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        io_delegate!(self, s => s.poll_close(cx))
+    }
+}
+
+/// Wraps a socket whose handshake just finished: through deflate when it was agreed.
+/// `tail` holds the bytes read past the handshake, the peer's first frames.
+async fn websocket(
+    stream: Stream,
+    role: Role,
+    agreed: Option<Agreement>,
+    max_message: usize,
+    tail: Vec<u8>,
+) -> WsStream {
+    let server = role == Role::Server;
+    match agreed {
+        None => {
+            async_tungstenite::WebSocketStream::from_partially_read(
+                WsIo::Plain(stream),
+                tail,
+                role,
+                Some(config(max_message)),
+            )
+            .await
+        }
+        Some(a) => {
+            let io = WsIo::Deflate(Box::new(DeflateIo::new(stream, server, a, max_message, tail)));
+            // The layer hands inflated frames up unmasked; it checked the client's masks itself.
+            let cfg = config(max_message).accept_unmasked_frames(server);
+            async_tungstenite::WebSocketStream::from_raw_socket(io, role, Some(cfg)).await
+        }
+    }
+}
 
 /// The `User-Agent` / `Server` value we send.
 pub const USER_AGENT: &str = concat!("ws/", env!("CARGO_PKG_VERSION"), " (rust; tungstenite)");
@@ -142,6 +255,8 @@ pub struct ClientOptions {
     pub max_message: usize,
     /// Reach the server through this proxy (see [`crate::proxy`]).
     pub proxy: Option<crate::proxy::Proxy>,
+    /// Offer permessage-deflate (`-x` turns it off).
+    pub deflate: bool,
 }
 
 /// The flags every WebSocket client shares.
@@ -201,6 +316,7 @@ impl ClientOptions {
             timeout,
             max_message: DEFAULT_MAX_MESSAGE,
             proxy: None,
+            deflate: true,
         }
     }
 }
@@ -286,27 +402,40 @@ async fn direct(host: &str, port: u16, addr: &str) -> Result<TcpStream, ConnectE
 }
 
 /// Connects, runs the opening handshake, and returns the socket and the server's response.
+/// permessage-deflate is offered unless `opts.deflate` is off, and used when the server
+/// agrees; an answer we did not allow fails the handshake.
 pub async fn connect(opts: &ClientOptions) -> Result<(WsStream, Response), ConnectError> {
     with_timeout(opts.timeout, async {
-        let stream = open_stream(&opts.url, &opts.tls, &[], opts.proxy.as_ref()).await?;
-        let mut req = opts.url.as_str().into_client_request().map_err(|e| ConnectError::Handshake(e.to_string()))?;
-        let h = req.headers_mut();
-        h.insert("User-Agent", HeaderValue::from_static(USER_AGENT));
-        for (k, v) in &opts.headers {
-            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|e| ConnectError::Handshake(e.to_string()))?;
-            let value = HeaderValue::from_str(v).map_err(|e| ConnectError::Handshake(e.to_string()))?;
-            h.insert(name, value);
-        }
+        let mut stream = open_stream(&opts.url, &opts.tls, &[], opts.proxy.as_ref()).await?;
+        let mut extra = opts.headers.clone();
         if let Some(p) = &opts.subprotocol {
-            let value = HeaderValue::from_str(p).map_err(|e| ConnectError::Handshake(e.to_string()))?;
-            h.insert("Sec-WebSocket-Protocol", value);
+            extra.push(("Sec-WebSocket-Protocol".into(), p.clone()));
         }
-        async_tungstenite::client_async_with_config(req, stream, Some(config(opts.max_message))).await.map_err(|e| {
-            match e {
-                tungstenite::Error::Http(r) => ConnectError::Http { status: r.status().as_u16() },
-                other => ConnectError::Handshake(other.to_string()),
+        if opts.deflate {
+            extra.push(("Sec-WebSocket-Extensions".into(), crate::deflate::CLIENT_OFFER.into()));
+        }
+        let (headers, tail) = crate::frames::client_handshake(&mut stream, &opts.url, &extra, false).await?;
+        let answers: Vec<&str> = headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("Sec-WebSocket-Extensions"))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        let agreed = if opts.deflate {
+            crate::deflate::accept_answer(&answers).map_err(ConnectError::Handshake)?
+        } else if let Some(a) = answers.first() {
+            return Err(ConnectError::Handshake(format!("the server accepted an extension that was not offered: {a}")));
+        } else {
+            None
+        };
+        let mut response = Response::new(None);
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        for (k, v) in &headers {
+            if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+                response.headers_mut().append(k, v);
             }
-        })
+        }
+        let ws = websocket(stream, Role::Client, agreed, opts.max_message, tail).await;
+        Ok((ws, response))
     })
     .await
 }
@@ -321,7 +450,7 @@ pub async fn connect_raw(opts: &ClientOptions) -> Result<(Stream, Vec<(String, S
         if let Some(p) = &opts.subprotocol {
             extra.push(("Sec-WebSocket-Protocol".into(), p.clone()));
         }
-        let headers = crate::frames::client_handshake(&mut stream, &opts.url, &extra).await?;
+        let (headers, _) = crate::frames::client_handshake(&mut stream, &opts.url, &extra, true).await?;
         Ok((stream, headers))
     })
     .await
@@ -375,6 +504,7 @@ const MAX_REQUEST_HEAD: usize = 16 * 1024;
 pub async fn accept(
     mut stream: Stream,
     max_message: usize,
+    deflate: Option<ServerPolicy>,
     decide: impl FnOnce(&Handshake) -> Result<(), Refusal>,
 ) -> Result<(WsStream, Handshake), AcceptError> {
     use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -418,15 +548,22 @@ pub async fn accept(
     {
         head.push_str(&format!("Sec-WebSocket-Protocol: {first}\r\n"));
     }
+    let offers: Vec<&str> = seen
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("Sec-WebSocket-Extensions"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let agreed = deflate.and_then(|policy| crate::deflate::negotiate(&offers, policy)).map(|(answer, agreed)| {
+        head.push_str(&format!("Sec-WebSocket-Extensions: {answer}\r\n"));
+        agreed
+    });
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).await?;
     stream.flush().await?;
     // Bytes after the head are the client's first frames (it should have waited for the 101).
     let tail = buf.split_off(end);
-    let role = tungstenite::protocol::Role::Server;
-    let ws =
-        async_tungstenite::WebSocketStream::from_partially_read(stream, tail, role, Some(config(max_message))).await;
-    Ok((ws, seen))
+    Ok((websocket(stream, Role::Server, agreed, max_message, tail).await, seen))
 }
 
 /// Checks a request head for a WebSocket upgrade: what the server saw and the key, or the

@@ -44,7 +44,7 @@ struct Args {
     /// Send each line as a binary message instead of text
     #[arg(short = 'b')]
     binary: bool,
-    /// Disable per-message deflate (accepted for compatibility; deflate is not offered)
+    /// Do not offer permessage-deflate (offered by default; used when the server agrees)
     #[arg(short = 'x')]
     no_deflate: bool,
     /// Maximum wait between reconnection attempts, in ms
@@ -318,6 +318,7 @@ impl Plugin for Connect {
             headers,
             subprotocol: (!args.subprotocol.is_empty()).then(|| args.subprotocol.join(", ")),
             max_message: args.max_message_size,
+            deflate: !args.no_deflate,
             ..args.client.options(url.clone())
         };
         let after_eof = if args.no_close {
@@ -361,7 +362,6 @@ impl Plugin for Connect {
             gunzip: args.gunzip,
             echo: args.echo,
         };
-        let _ = args.no_deflate;
         ws_common::runtime::block_on(|_| ws_common::session::run(opts, input, &mut handler))
     }
 }

@@ -11,6 +11,7 @@ use std::rc::Rc;
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use subtle::ConstantTimeEq;
+use ws_common::deflate::ServerPolicy;
 use ws_common::info;
 use ws_common::server::{Client, ServerArgs};
 use ws_common::ws::{self as wsx, Message, close_parts};
@@ -29,7 +30,8 @@ struct Args {
     /// (still checked: fragment order, UTF-8 of text, close codes)
     #[arg(short = 'p')]
     disable_pong: bool,
-    /// Disable per-message deflate (accepted for compatibility; deflate is not negotiated)
+    /// Decline permessage-deflate (accepted by default, with the parameters the client asks;
+    /// not in -p frame mode)
     #[arg(short = 'x')]
     disable_deflate: bool,
     /// Require this exact Authorization header value; others are closed with 4001
@@ -45,7 +47,9 @@ impl Plugin for EchoServer {
     const SUMMARY: &'static CStr = c"Echo server";
 
     fn run(&self, args: Vec<OsString>) -> Result<(), Error> {
-        let args: Args = ws_common::args::parse(args)?;
+        let mut args: Args = ws_common::args::parse(args)?;
+        // Frame mode echoes frames as bytes, so it cannot compress them (yet).
+        args.server.deflate = (!args.disable_deflate && !args.disable_pong).then(ServerPolicy::default);
         ws_common::log::set_verbosity(false, args.server.quiet);
         if args.disable_deflate {
             info!("Disable per message deflate");
@@ -145,7 +149,10 @@ async fn echo(conf: &Conf, client: Client) -> (u16, String) {
 async fn echo_frames(conf: &Conf, ws: wsx::WsStream) -> (u16, String) {
     use futures_lite::io::{AsyncWriteExt, BufReader};
     use ws_common::frames::{self, FrameReader, op};
-    let (r, mut w) = futures_lite::io::split(ws.into_inner());
+    let Some(stream) = ws.into_inner().into_plain() else {
+        return (1011, "frame mode does not do permessage-deflate".into());
+    };
+    let (r, mut w) = futures_lite::io::split(stream);
     let mut reader = FrameReader::new(BufReader::new(r), conf.max_message, true);
     let mut message_len = 0usize;
     // The text check of the message in progress: `None` between messages, `Some(None)`

@@ -213,6 +213,8 @@ impl Plugin for ProxyServer {
                     tls: upstream_tls,
                     timeout,
                     max_message,
+                    // Frames are relayed as bytes, so neither side may compress them.
+                    deflate: false,
                     proxy: None,
                 };
                 proxy(client, opts).await
@@ -237,7 +239,11 @@ async fn proxy(client: Client, opts: ClientOptions) -> (u16, String) {
     let (c2u, u2c) = (Pump::new(true, opts.max_message), Pump::new(false, opts.max_message));
     let lost = |e: std::io::Error| (1011, format!("connection lost between relays: {e}"));
     // Plain pairs go to the relay thread (see `relay`), TLS ones stay here.
-    let (client, upstream, c2u, u2c, resumed) = match plain_pair(downstream.into_inner(), upstream) {
+    // This server declines deflate, so the client's socket carries the frames as they are.
+    let Some(downstream) = downstream.into_inner().into_plain() else {
+        return (1011, "permessage-deflate is not relayed".into());
+    };
+    let (client, upstream, c2u, u2c, resumed) = match plain_pair(downstream, upstream) {
         Handoff::Plain(client, upstream) => {
             let pair = relay::Pair { client, upstream, c2u, u2c };
             let (client, upstream, c2u, u2c, resumed) = match relay::hand_over(pair) {

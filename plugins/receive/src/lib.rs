@@ -79,7 +79,7 @@ async fn receive(args: Args, url: ws_common::url::Url) -> Result<(), Error> {
     let connect = async {
         let proxy = args.client.options(url.clone()).proxy;
         let mut stream = ws_common::ws::open_stream(&url, &args.client.tls, &[], proxy.as_ref()).await?;
-        let headers = frames::client_handshake(&mut stream, &url, &[]).await?;
+        let (headers, _) = frames::client_handshake(&mut stream, &url, &[], true).await?;
         Ok::<_, ws_common::ws::ConnectError>((stream, headers))
     };
     let timeout = args.client.timeout();

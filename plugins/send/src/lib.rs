@@ -37,7 +37,7 @@ struct Args {
     url: String,
     /// The file to send
     path: PathBuf,
-    /// Disable per-message deflate (accepted for compatibility; deflate is not offered)
+    /// Do not offer permessage-deflate (offered by default; used when the server agrees)
     #[arg(short = 'x')]
     no_deflate: bool,
     /// Seconds to wait for the receiver's acknowledgement after the file is sent
@@ -66,7 +66,7 @@ impl Plugin for Send {
             File::open(&args.path).map_err(|e| Error::usage(format!("cannot read {}: {e}", args.path.display())))?;
         let name = args.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         args.client.prepare()?;
-        let client = args.client.options(url);
+        let client = ClientOptions { deflate: !args.no_deflate, ..args.client.options(url) };
         ws_common::runtime::block_on(|_| send(args, client, file, meta.len(), name))
     }
 }

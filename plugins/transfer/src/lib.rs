@@ -104,7 +104,10 @@ impl Plugin for Transfer {
                 async move {
                     let (channel, room) = rooms.enter(&client.handshake.uri).await;
                     let log = LogTransfers { bus: rooms.bus().cloned(), channel: channel.clone(), limit };
-                    let stream = client.ws.into_inner();
+                    // This server declines deflate: the socket carries the frames as they are.
+                    let Some(stream) = client.ws.into_inner().into_plain() else {
+                        return (1011, "permessage-deflate is not relayed".into());
+                    };
                     let ended = ws_common::frame_relay::run_member(&room, client.id, stream, &log).await;
                     rooms.exit(&channel);
                     ended

@@ -1,0 +1,211 @@
+//! permessage-deflate (RFC 7692) against real peers: Python `websockets` and Node `ws` as
+//! clients of `ws echo_server` and as servers for `ws` clients, with and without context
+//! takeover; `-x` on each side, checked on the handshake bytes; and a compression bomb.
+//! (Autobahn's compression cases 12 and 13 are in `autobahn`.)
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::time::Duration;
+
+use crate::raw::upgrade_with;
+use crate::util::{Server, peer_script, run, ws};
+
+const T: Duration = Duration::from_secs(120);
+
+#[test]
+fn python_and_node_clients_get_every_size_echoed_compressed_with_and_without_context_takeover() {
+    let server = Server::start("echo_server", &["-q"]);
+    for (script, no_takeover) in
+        [("deflate_peer.py", false), ("deflate_peer.py", true), ("deflate_peer.js", false), ("deflate_peer.js", true)]
+    {
+        let mut cmd = peer_script(script);
+        cmd.args(["client", &server.url("ws")]);
+        if no_takeover {
+            cmd.arg("--no-takeover");
+        }
+        let out = run(cmd, b"", T);
+        assert_eq!(out.code(), 0, "{script} no_takeover={no_takeover}: {out:?}");
+        let ext = out.stdout.lines().next().unwrap_or("");
+        assert!(ext.starts_with("extensions: permessage-deflate"), "{script}: deflate was not negotiated: {ext}");
+        if no_takeover && script.ends_with(".py") {
+            assert!(ext.contains("server_no_context_takeover") && ext.contains("client_no_context_takeover"), "{ext}");
+        }
+        assert!(out.stdout.contains("ok 16777216") && out.stdout.contains("all ok"), "{script}: {}", out.stdout);
+    }
+}
+
+/// `ws bench --deflate` checks every echoed byte; `ws connect -v` shows the negotiated header.
+fn ws_clients_against(server: &Server, expect_answer: &str) {
+    for size in ["1", "1000", "70000", "16777216"] {
+        for binary in [false, true] {
+            let mut cmd = ws();
+            cmd.args(["bench", &server.url("ws"), "--deflate", "-s", size, "-n", "6", "-w", "2", "--warmup", "0"]);
+            if binary {
+                cmd.arg("--binary");
+            }
+            let out = run(cmd, b"", T);
+            assert_eq!(out.code(), 0, "bench -s {size} binary={binary}: {out:?}");
+            assert!(out.stdout.contains("errors: 0"), "{}", out.stdout);
+        }
+    }
+    let mut cmd = ws();
+    cmd.args(["connect", "-v", &server.url("ws")]);
+    let out = run(cmd, b"squeeze me\n", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.stdout, "squeeze me\n");
+    assert!(
+        out.stderr.lines().any(|l| l.contains("Sec-Websocket-Extensions: ") && l.contains(expect_answer)),
+        "no {expect_answer:?} answer: {}",
+        out.stderr
+    );
+}
+
+#[test]
+fn ws_clients_interoperate_with_python_and_node_deflate_servers() {
+    let py = Server::start_cmd("py-deflate", peer_script("deflate_peer.py").arg("server"));
+    ws_clients_against(&py, "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12");
+    let node = Server::start_cmd("node-deflate", peer_script("deflate_peer.js").arg("server"));
+    ws_clients_against(&node, "permessage-deflate");
+    let node = Server::start_cmd("node-deflate", peer_script("deflate_peer.js").args(["server", "--no-takeover"]));
+    ws_clients_against(&node, "client_no_context_takeover");
+}
+
+const OFFER: &str = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n";
+
+#[test]
+fn echo_server_accepts_an_offer_unless_dash_x() {
+    for (args, accepts) in [(&["-q"][..], true), (&["-q", "-x"][..], false)] {
+        let server = Server::start("echo_server", args);
+        let (_s, head) = upgrade_with(server.addr, OFFER);
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        let answered = head.lines().any(|l| l == "Sec-WebSocket-Extensions: permessage-deflate");
+        assert_eq!(answered, accepts, "echo_server {args:?} answered: {head}");
+        if !accepts {
+            assert!(!head.to_ascii_lowercase().contains("extensions"), "{head}");
+        }
+    }
+}
+
+#[test]
+fn clients_offer_deflate_unless_dash_x() {
+    for (client, x) in [("connect", false), ("connect", true), ("send", false), ("send", true), ("ping", false)] {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("ws://{}/", listener.local_addr().unwrap());
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let mut cmd = ws();
+        cmd.args([client, &url]);
+        if client == "send" {
+            cmd.arg(file.path());
+        }
+        if x {
+            cmd.arg("-x");
+        }
+        cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        listener.set_nonblocking(false).unwrap();
+        let (mut sock, _) = listener.accept().unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && sock.read(&mut b).unwrap_or(0) == 1 {
+            head.push(b[0]);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let head = String::from_utf8_lossy(&head).into_owned();
+        assert!(head.starts_with("GET /"), "{client}: {head}");
+        let offers = head.lines().any(|l| l.starts_with("Sec-WebSocket-Extensions: permessage-deflate"));
+        assert_eq!(offers, !x, "{client} -x={x} sent: {head}");
+        if x {
+            assert!(!head.to_ascii_lowercase().contains("extensions"), "{head}");
+        }
+    }
+}
+
+#[test]
+fn a_compression_bomb_is_refused_with_1009_before_it_is_inflated() {
+    // 1 GiB of zeros in ~1 MB. The inflated size counts against the limit as it grows, so the
+    // server stops at 16 MiB (the limit given) instead of holding the gigabyte.
+    let mut server = Server::start("echo_server", &["-q", "--max-message-size", "16777216"]);
+    let mut cmd = peer_script("deflate_bomb.py");
+    cmd.arg(server.addr.to_string());
+    let out = run(cmd, b"", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(out.stdout.contains("extensions: permessage-deflate"), "{}", out.stdout);
+    assert!(out.stdout.lines().any(|l| l == "close 1009"), "{}", out.stdout);
+    let peak = server.peak_rss_kib();
+    assert!(peak < 64 * 1024, "echo_server peaked at {peak} KiB for a 1 GiB bomb");
+    assert!(server.is_running());
+    // And it still serves.
+    let mut cmd = peer_script("deflate_peer.py");
+    cmd.args(["client", &server.url("ws"), "--no-takeover"]);
+    // (16 MiB messages are at the limit: the peer's last size is refused, the rest pass.)
+    let out = run(cmd, b"", T);
+    assert!(out.stdout.contains("ok 1048576"), "{out:?}");
+}
+
+#[test]
+fn broadcast_server_sends_each_message_compressed_once_to_every_kind_of_receiver() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let server = Server::start("broadcast_server", &["-q"]);
+    let lines = ["short", &"a JSON-ish line {\"k\":1} ".repeat(4000), "ünïcode after a long one"];
+    let start = |cmd: &mut std::process::Command| {
+        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        (
+            child,
+            std::iter::from_fn(move || {
+                let mut l = String::new();
+                (out.read_line(&mut l).ok()? > 0).then(|| l.trim_end_matches('\n').to_string())
+            }),
+        )
+    };
+    // Two Python receivers with deflate (both get the same compressed frames) and a `ws
+    // connect -x` receiver without it.
+    let mut receivers = Vec::new();
+    for _ in 0..2 {
+        let (child, mut out) = start(peer_script("deflate_peer.py").args(["receive", &server.url("ws"), "3"]));
+        let ext = out.next().unwrap_or_default();
+        assert!(ext.contains("permessage-deflate") && ext.contains("server_no_context_takeover"), "{ext}");
+        assert_eq!(out.next().as_deref(), Some("ready"));
+        receivers.push((child, Box::new(out) as Box<dyn Iterator<Item = String>>));
+    }
+    let mut plain = ws();
+    let (plain_child, plain_out) = start(plain.args(["connect", "-x", "--max-messages", "3", &server.url("ws")]));
+    std::thread::sleep(Duration::from_millis(300));
+    let mut sender = ws();
+    sender.args(["connect", &server.url("ws")]);
+    let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let out = run(sender, input.as_bytes(), T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    let expect: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            use std::fmt::Write;
+            let digest = sha1_hex(l.as_bytes());
+            let mut s = String::new();
+            write!(s, "text {} {digest}", l.len()).unwrap();
+            s
+        })
+        .collect();
+    for (mut child, out) in receivers {
+        let got: Vec<String> = out.take(3).collect();
+        assert_eq!(got, expect);
+        let _ = child.wait();
+    }
+    let got: Vec<String> = plain_out.take(3).collect();
+    assert_eq!(got, lines.iter().map(|l| l.to_string()).collect::<Vec<_>>());
+    let mut plain_child = plain_child;
+    let _ = plain_child.kill();
+    let _ = plain_child.wait();
+}
+
+fn sha1_hex(data: &[u8]) -> String {
+    let mut cmd = std::process::Command::new("sha1sum");
+    cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("").to_string()
+}
