@@ -13,6 +13,7 @@ use std::rc::Rc;
 use clap::Parser;
 use ws_common::bus::{Bus, BusMessage, RedisArgs, Rooms};
 use ws_common::debug;
+use ws_common::deflate::ServerPolicy;
 use ws_common::relay::{Observer, QueueArgs, Room};
 use ws_common::server::ServerArgs;
 use ws_common::ws::Message;
@@ -31,6 +32,10 @@ struct Args {
     /// Also log every message relayed
     #[arg(short = 'v')]
     verbose: bool,
+    /// Decline permessage-deflate. It is accepted by default with server_no_context_takeover:
+    /// each message is compressed on its own, so no compressor stays allocated per client
+    #[arg(short = 'x')]
+    no_deflate: bool,
 }
 
 /// The sender id of messages that came from another server.
@@ -72,7 +77,8 @@ impl Plugin for BroadcastServer {
     const SUMMARY: &'static CStr = c"Broadcasting server";
 
     fn run(&self, args: Vec<OsString>) -> Result<(), Error> {
-        let args: Args = ws_common::args::parse(args)?;
+        let mut args: Args = ws_common::args::parse(args)?;
+        args.server.deflate = (!args.no_deflate).then_some(ServerPolicy { server_no_context_takeover: true });
         args.server.run_with(args.verbose, None, async || {
             let queue = args.queue;
             let rooms = Rooms::connect(&args.redis, move || Room::new(queue)).await?;

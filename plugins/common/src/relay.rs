@@ -7,6 +7,11 @@
 //! with 1008 and a logged reason, and it never slows the others. Memory is bounded by
 //! `members × queue limit`, whatever the clients do; payloads are shared, not copied, between
 //! the queues (tungstenite messages hold reference-counted `Bytes`).
+//!
+//! With permessage-deflate, a message is compressed **once** for all the members that agreed
+//! no context takeover on the server's side (`broadcast_server` asks it of every client):
+//! they get the same compressed frame, shared like any payload, instead of one compression
+//! each.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -33,6 +38,9 @@ pub struct QueueArgs {
 
 struct Member {
     id: u64,
+    /// The window a message compressed once may use for this member: `Some` when it agreed
+    /// deflate without server context takeover.
+    once: Option<u8>,
     queue: RefCell<VecDeque<Message>>,
     bytes: Cell<usize>,
     kicked: RefCell<Option<(u16, String)>>,
@@ -106,9 +114,10 @@ impl Room {
         self.len() == 0
     }
 
-    fn join(&self, id: u64) -> Rc<Member> {
+    fn join(&self, id: u64, once: Option<u8>) -> Rc<Member> {
         let m = Rc::new(Member {
             id,
+            once,
             queue: RefCell::new(VecDeque::new()),
             bytes: Cell::new(0),
             kicked: RefCell::new(None),
@@ -124,12 +133,25 @@ impl Room {
 
     /// Queues `msg` for every member but `from`; returns how many got it.
     pub fn broadcast(&self, from: u64, msg: &Message) -> usize {
-        let size = msg.len();
         let mut delivered = 0;
+        // The message compressed once per window size in use, made at first need.
+        let mut compressed: Vec<(u8, Message)> = Vec::new();
         for m in self.members.borrow().iter() {
             if m.id == from || m.kicked.borrow().is_some() {
                 continue;
             }
+            let out = match m.once {
+                Some(bits) => match compressed.iter().find(|(b, _)| *b == bits) {
+                    Some((_, c)) => c.clone(),
+                    None => {
+                        let c = precompressed(msg, bits).unwrap_or_else(|| msg.clone());
+                        compressed.push((bits, c.clone()));
+                        c
+                    }
+                },
+                None => msg.clone(),
+            };
+            let size = out.len();
             let q_len = m.queue.borrow().len();
             if q_len + 1 > self.limits.max_messages || m.bytes.get() + size > self.limits.max_bytes {
                 let reason = format!("Slow consumer: outgoing queue full ({q_len} messages, {} bytes)", m.bytes.get());
@@ -137,7 +159,7 @@ impl Room {
                 m.kick(1008, reason);
                 continue;
             }
-            m.queue.borrow_mut().push_back(msg.clone());
+            m.queue.borrow_mut().push_back(out);
             m.bytes.set(m.bytes.get() + size);
             m.wake.notify(usize::MAX);
             delivered += 1;
@@ -152,6 +174,21 @@ impl Room {
     }
 }
 
+/// A data message as one frame compressed on its own, RSV1 set: the deflate layer beneath
+/// tungstenite sends such frames as they are (see [`crate::deflate::io`]).
+fn precompressed(msg: &Message, window_bits: u8) -> Option<Message> {
+    use async_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use async_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
+    let (opcode, data) = match msg {
+        Message::Text(t) => (Data::Text, t.as_bytes()),
+        Message::Binary(b) => (Data::Binary, &b[..]),
+        _ => return None,
+    };
+    let body = crate::deflate::compress_message(data, window_bits);
+    let header = FrameHeader { rsv1: true, opcode: OpCode::Data(opcode), ..FrameHeader::default() };
+    Some(Message::Frame(Frame::from_payload(header, body.into())))
+}
+
 /// What happened to one message a member sent, for the caller's logging.
 pub trait Observer {
     fn on_message(&self, id: u64, msg: &Message, delivered: usize);
@@ -163,7 +200,8 @@ impl Observer for () {
 
 /// Runs one member until it leaves; returns the close code and reason.
 pub async fn run_member(room: &Rc<Room>, id: u64, ws: WsStream, observer: &impl Observer) -> (u16, String) {
-    let member = room.join(id);
+    let once = ws.get_ref().deflate().map(|d| d.agreement()).filter(|a| a.send_no_context_takeover);
+    let member = room.join(id, once.map(|a| a.send_window_bits.max(9)));
     let (mut sink, mut stream) = ws.split();
     let writer = async {
         loop {
