@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
+use ws_common::deflate::io::Counters;
 use ws_common::tls::TlsArgs;
 use ws_common::ws::{ClientOptions, Message, WsStream, connect};
 use ws_plugin_api::{Error, Plugin, declare_plugin};
@@ -53,6 +54,13 @@ struct Args {
     /// Send binary messages (default: text)
     #[arg(long)]
     binary: bool,
+    /// Offer permessage-deflate (off by default, so that a run measures the server's
+    /// WebSocket path and not zlib)
+    #[arg(long)]
+    deflate: bool,
+    /// What the payloads look like (json: for runs with --deflate)
+    #[arg(long, value_enum, default_value = "letters")]
+    payload: PayloadKind,
     /// Seconds to run after the warm-up
     #[arg(long, short = 'd', default_value_t = 5.0, conflicts_with = "messages")]
     duration: f64,
@@ -74,19 +82,47 @@ struct Args {
 }
 
 /// The deterministic payloads: message `seq` is ASCII (valid as text), starts with `seq` in
-/// hex so that reordering or loss shows, and its byte `i` after that is
-/// `b'a' + (i + seq) % 26`. Built from one precomputed pattern so that making and checking a
-/// 16 MiB message costs a copy and a compare, not a loop per byte (the load client must not
-/// be the limit).
+/// hex so that reordering or loss shows, and its byte `i` after that is byte `i + seq % 26`
+/// of a pattern: `b'a' + j % 26` (`--payload letters`), or JSON records whose numbers vary
+/// (`--payload json`, for compression: about what an API's messages look like). Built once,
+/// so that making and checking a 16 MiB message costs a copy and a compare, not a loop per
+/// byte (the load client must not be the limit).
 struct Payloads {
     size: usize,
-    /// `b'a' + j % 26` for `j` in `0..size + 26`.
+    /// The pattern, `size + 26` bytes.
     pattern: Vec<u8>,
 }
 
+/// What the payloads look like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PayloadKind {
+    /// abc…z repeated
+    Letters,
+    /// JSON-like records: `{"id":17,"user":"user-17","score":3617,"active":true},…`
+    Json,
+}
+
 impl Payloads {
-    fn new(size: usize) -> Self {
-        Payloads { size, pattern: (0..size + 26).map(|j| b'a' + (j % 26) as u8).collect() }
+    fn new(size: usize, kind: PayloadKind) -> Self {
+        let pattern = match kind {
+            PayloadKind::Letters => (0..size + 26).map(|j| b'a' + (j % 26) as u8).collect(),
+            PayloadKind::Json => {
+                let mut p = String::with_capacity(size + 128);
+                let mut n: u64 = 0;
+                while p.len() < size + 26 {
+                    p.push_str(&format!(
+                        r#"{{"id":{n},"user":"user-{}","score":{},"active":{}}},"#,
+                        n % 97,
+                        n * 7919 % 10_000,
+                        n % 3 != 0
+                    ));
+                    n += 1;
+                }
+                p.truncate(size + 26);
+                p.into_bytes()
+            }
+        };
+        Payloads { size, pattern }
     }
 
     fn head(&self, seq: u64) -> ([u8; 16], usize) {
@@ -158,11 +194,37 @@ struct Stats {
     count: Cell<u64>,
     bytes: Cell<u64>,
     hist: RefCell<Histogram<u64>>,
+    /// Bytes through the deflate layers of the connections that ended (with --deflate).
+    wire: Cell<Counters>,
 }
 
 impl Stats {
     fn new() -> Self {
-        Stats { count: Cell::new(0), bytes: Cell::new(0), hist: RefCell::new(Histogram::new(3).expect("histogram")) }
+        Stats {
+            count: Cell::new(0),
+            bytes: Cell::new(0),
+            hist: RefCell::new(Histogram::new(3).expect("histogram")),
+            wire: Cell::new(Counters::default()),
+        }
+    }
+
+    /// Adds a connection's deflate counters, if it negotiated deflate.
+    fn add_wire(&self, ws: &WsStream) {
+        if let Some(c) = ws.get_ref().deflate().map(|d| d.counters()) {
+            let mut w = self.wire.get();
+            w.wire_read += c.wire_read;
+            w.plain_read += c.plain_read;
+            w.wire_written += c.wire_written;
+            w.plain_written += c.plain_written;
+            self.wire.set(w);
+        }
+    }
+
+    /// Inflated bytes per compressed byte received and sent, when deflate was used.
+    fn ratios(&self) -> Option<(f64, f64)> {
+        let w = self.wire.get();
+        (w.wire_read > 0 && w.wire_written > 0)
+            .then(|| (w.plain_read as f64 / w.wire_read as f64, w.plain_written as f64 / w.wire_written as f64))
     }
     fn record(&self, bytes: usize, latency: Option<Duration>) {
         self.count.set(self.count.get() + 1);
@@ -250,6 +312,7 @@ async fn echo_connection(plan: &Plan, stats: &Stats) -> Result<(), String> {
     let (sink, read) = futures_lite::future::zip(writer, reader).await;
     read?;
     let mut ws = WsStream::reunite(sink?, stream).map_err(|_| "cannot reunite the socket halves".to_string())?;
+    stats.add_wire(&ws);
     ws_common::session::close_and_drain(&mut ws, 1000, "bench done").await;
     Ok(())
 }
@@ -257,7 +320,7 @@ async fn echo_connection(plan: &Plan, stats: &Stats) -> Result<(), String> {
 async fn read_echoes(
     plan: &Plan,
     stats: &Stats,
-    stream: &mut async_tungstenite::WebSocketReceiver<ws_common::net::Stream>,
+    stream: &mut async_tungstenite::WebSocketReceiver<ws_common::ws::WsIo>,
     inflight: &RefCell<VecDeque<(u64, Instant)>>,
     room: &event_listener::Event,
     writer_done: &Cell<bool>,
@@ -333,6 +396,7 @@ async fn fanout_receiver(plan: &Plan, stats: &Stats, f: &Fanout, idx: usize, mut
             stats.record(plan.size, None);
         }
     }
+    stats.add_wire(&ws);
     ws_common::session::close_and_drain(&mut ws, 1000, "bench done").await;
     Ok(())
 }
@@ -381,6 +445,7 @@ impl Plugin for Bench {
         }
         let client = ClientOptions {
             max_message: args.size.max(1 << 20) * 2,
+            deflate: args.deflate,
             ..ClientOptions::new(url, args.tls.clone(), Duration::from_secs(10))
         };
         ws_common::runtime::block_on(|ex| async move {
@@ -402,7 +467,7 @@ fn plan(args: &Args, client: ClientOptions, start: Instant, conns: usize) -> Pla
     Plan {
         client,
         size: args.size,
-        payloads: Payloads::new(args.size),
+        payloads: Payloads::new(args.size, args.payload),
         binary: args.binary,
         window: args.in_flight,
         warm_until: if args.messages.is_some() { start } else { start + warm },
@@ -558,14 +623,17 @@ fn report(args: &Args, mode: &str, stats: &Stats, secs: f64, errors: usize, conn
         println!(
             "{{\"mode\":\"{mode}\",\"url\":\"{}\",\"connections\":{conns},\"in_flight\":{},\"size\":{},\"binary\":{},\
              \"seconds\":{secs:.3},\"messages\":{n},\"rate\":{rate:.1},\"mb_per_s\":{mbps:.2},\
-             \"p50_us\":{:.1},\"p90_us\":{:.1},\"p99_us\":{:.1},\"max_us\":{max:.1},\"errors\":{errors}}}",
+             \"p50_us\":{:.1},\"p90_us\":{:.1},\"p99_us\":{:.1},\"max_us\":{max:.1},\"errors\":{errors}{}}}",
             args.url,
             args.in_flight,
             args.size,
             args.binary,
             q(0.5),
             q(0.9),
-            q(0.99)
+            q(0.99),
+            stats
+                .ratios()
+                .map_or(String::new(), |(r, w)| format!(",\"deflate_ratio_in\":{r:.2},\"deflate_ratio_out\":{w:.2}"))
         );
         return;
     }
@@ -586,6 +654,9 @@ fn report(args: &Args, mode: &str, stats: &Stats, secs: f64, errors: usize, conn
             max / 1e3
         );
     }
+    if let Some((r, w)) = stats.ratios() {
+        println!("deflate: received {r:.2}× smaller on the wire, sent {w:.2}× smaller");
+    }
     println!("errors: {errors}");
 }
 
@@ -596,7 +667,7 @@ mod tests {
     use super::*;
 
     fn payload(seq: u64, size: usize) -> Vec<u8> {
-        Payloads::new(size).bytes(seq)
+        Payloads::new(size, PayloadKind::Letters).bytes(seq)
     }
 
     #[test]
@@ -613,8 +684,19 @@ mod tests {
     }
 
     #[test]
+    fn json_payloads_look_like_records_and_are_checked_the_same_way() {
+        let p = Payloads::new(1024, PayloadKind::Json);
+        let text = String::from_utf8(p.bytes(5)).expect("ASCII");
+        assert_eq!(text.len(), 1024);
+        assert!(text.starts_with("0000000000000005"));
+        assert!(text[16..].contains(r#","user":"user-"#), "{text}");
+        assert!(p.matches(5, text.as_bytes()));
+        assert!(!p.matches(6, text.as_bytes()));
+    }
+
+    #[test]
     fn check_catches_wrong_content_type_and_order() {
-        let p = Payloads::new(40);
+        let p = Payloads::new(40, PayloadKind::Letters);
         let m = p.message(3, true);
         assert!(check(&m, 3, &p, true).is_ok());
         assert!(check(&m, 4, &p, true).unwrap_err().contains("mismatch"));
