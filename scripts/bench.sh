@@ -14,6 +14,9 @@
 #             1,000 sequential requests for a 1 KiB file (start-up + plugin load)
 #   transfer  1 GiB send -> transfer -> receive: throughput and each process's peak RSS, with
 #             `cat file > /dev/null` and a plain TCP copy (socat) as the physical reference
+#   deflate   permessage-deflate: echo of 1 KiB JSON-like text x64 vs Node ws and Python
+#             websockets with compression, compression ratios; 10,000 idle deflate
+#             connections vs Node ws; fan-out 1 -> 100 of 1 KiB JSON vs a Node ws broadcast
 # --smoke runs each benchmark briefly so CI can check the script still works.
 # --check, after the run, compares each figure with its goal (each written once, beside its
 # benchmark, with `goal`) and exits 1 listing what fell short: for people who change hot
@@ -33,7 +36,7 @@ for a in "$@"; do
         *) NAMES+=("$a") ;;
     esac
 done
-[ "${#NAMES[@]}" -gt 0 ] || NAMES=(startup echo idle fanout redis proxy httpd curl transfer)
+[ "${#NAMES[@]}" -gt 0 ] || NAMES=(startup echo idle fanout redis proxy httpd curl transfer deflate)
 
 scripts/peers.sh >/dev/null
 cargo build --release --workspace --quiet
@@ -724,8 +727,119 @@ bench_transfer() {
     rm -rf "$work"
 }
 
+# bench_deflate: the permessage-deflate figures (ws echo_server and broadcast_server accept
+# deflate by default; the peers run with it on as their users turn it on)
+bench_deflate() {
+    local tmp n=10000 receivers=100
+    [ "$SMOKE" = 1 ] && n=200
+    tmp=$(mktemp)
+    declare -A rate cpu rin rout fan per open
+    local servers=(ws node python) s
+    for _ in $(seq "$ROUNDS"); do
+        for s in "${servers[@]}"; do
+            case $s in
+                ws) start_server "$WS" echo_server -q --port 0 ;;
+                node) start_server node scripts/peers/deflate_echo_server.js ;;
+                python) start_server "$PY" tests/peers/deflate_peer.py server ;;
+            esac
+            "$WS" bench "ws://127.0.0.1:$SERVER_PORT" --json -d "$DUR" --warmup 1 --deflate --payload json -s 1024 -w 64 >"$tmp" &
+            local bench_pid=$! c0 c1 out
+            sleep 1
+            c0=$(cpu_s "$SERVER_PID")
+            wait "$bench_pid"
+            c1=$(cpu_s "$SERVER_PID")
+            out=$(cat "$tmp")
+            rate[$s]+="$(echo "$out" | json_field rate) "
+            cpu[$s]+="$(per100k "$c0" "$c1" "$(echo "$out" | json_field messages)") "
+            rin[$s]+="$(echo "$out" | json_field deflate_ratio_in) "
+            rout[$s]+="$(echo "$out" | json_field deflate_ratio_out) "
+            stop_server
+        done
+    done
+    local base base_cpu
+    base=$(med ${rate[node]})
+    base_cpu=$(med ${cpu[node]})
+    {
+        echo "### deflate"
+        echo
+        echo "permessage-deflate. Servers: \`ws echo_server -q\` (deflate accepted by default, zlib-rs level 3), Node \`ws\` 8 with \`perMessageDeflate: true\` (\`scripts/peers/deflate_echo_server.js\`), Python \`websockets\` with \`compression=\"deflate\"\` (\`tests/peers/deflate_peer.py server\`). Goals (permessage-deflate issue): echo ≥ 2× Node ws; fan-out ≥ 5× Node ws; ≤ 64 KiB per idle deflate connection."
+        echo
+        echo "#### Echo of 1 KiB JSON-like text, 64 in flight, 1 connection (\`ws bench URL --deflate --payload json -s 1024 -w 64\`, ${DUR} s after 1 s warm-up, median of $ROUNDS rounds)"
+        echo
+        echo "The ratios are payload bytes per byte on the wire, as \`ws bench\` counted them beneath its WebSocket layer: *received* is the server's compression, *sent* is \`ws bench\`'s own."
+        echo
+        echo "| server | round trips/s | vs Node ws | server CPU s per 100k round trips | CPU vs Node ws | wire ratio received | wire ratio sent |"
+        echo "|---|---|---|---|---|---|---|"
+        for s in "${servers[@]}"; do
+            local m c
+            m=$(med ${rate[$s]})
+            c=$(med ${cpu[$s]})
+            printf '| %s | %.0f (%s) | %.2f× | %s (%s) | %.2f× less | %s | %s |\n' "$s" "$m" "$(mm ${rate[$s]})" \
+                "$(ratio "$m" "$base")" "$c" "$(mm ${cpu[$s]})" "$(ratio "$base_cpu" "$c")" "$(med ${rin[$s]})" "$(med ${rout[$s]})"
+        done
+        echo
+    } >>"$RESULTS"
+    goal deflate "echo 1 KiB JSON ×64 vs Node ws" "$(ratio "$(med ${rate[ws]})" "$base")" ">=" 2.0
+    # Idle connections that negotiated deflate: no compressor until a message needs one.
+    local order=(ws node node ws ws node) i
+    for ((i = 0; i < 2 * ROUNDS; i++)); do
+        s=${order[$((i % 6))]}
+        if [ "$s" = ws ]; then start_server "$WS" echo_server -q --port 0; else start_server node scripts/peers/deflate_echo_server.js; fi
+        local b a o
+        b=$(rss_kib "$SERVER_PID")
+        "$WS" bench "ws://127.0.0.1:$SERVER_PORT" --mode idle --deflate -c "$n" -d 3 --json >"$tmp" 2>&1 &
+        local bench_pid=$!
+        for _ in $(seq 240); do grep -q '"open"' "$tmp" && break; sleep 0.25; done
+        a=$(rss_kib "$SERVER_PID")
+        wait "$bench_pid" || true
+        o=$( (grep '"open"' "$tmp" || echo '{"open": 0}') | json_field open)
+        open[$s]+="$o "
+        per[$s]+="$(awk -v o="$o" -v b="$b" -v a="$a" 'BEGIN { printf "%.2f", (o > 0 ? (a - b) / o : 1e9) }') "
+        stop_server
+    done
+    {
+        echo "#### $n idle connections that negotiated deflate (\`ws bench URL --mode idle --deflate -c $n\`; RSS growth per connection, median of $ROUNDS rounds, A-B-B-A)"
+        echo
+        echo "| server | open | KiB per connection |"
+        echo "|---|---|---|"
+        for s in ws node; do
+            printf '| %s | %s | %s (%s) |\n' "$s" "$(med ${open[$s]})" "$(med ${per[$s]})" "$(mm ${per[$s]})"
+        done
+        echo
+    } >>"$RESULTS"
+    goal deflate "KiB per idle deflate connection" "$(med ${per[ws]})" "<=" 64
+    # Fan-out: ws compresses each message once for every receiver (no server context
+    # takeover); Node ws compresses it once per receiver.
+    for _ in $(seq "$ROUNDS"); do
+        for s in ws node; do
+            if [ "$s" = ws ]; then start_server "$WS" broadcast_server -q --port 0; else start_server node scripts/peers/broadcast_server.js --deflate; fi
+            local out
+            out=$("$WS" bench "ws://127.0.0.1:$SERVER_PORT" --mode fanout --deflate --payload json -c "$receivers" -w 64 -s 1024 --json -d "$DUR" --warmup 1)
+            fan[$s]+="$(echo "$out" | json_field rate) "
+            rin[fan$s]+="$(echo "$out" | json_field deflate_ratio_in) "
+            stop_server
+        done
+    done
+    base=$(med ${fan[node]})
+    {
+        echo "#### Fan-out 1 → $receivers of 1 KiB JSON-like text (\`ws bench URL --mode fanout --deflate --payload json -c $receivers -w 64 -s 1024\`, ${DUR} s after 1 s warm-up, median of $ROUNDS rounds)"
+        echo
+        echo "| server | messages delivered/s | vs Node ws | wire ratio received |"
+        echo "|---|---|---|---|"
+        for s in ws node; do
+            printf '| %s | %.0f (%s) | %.2f× | %s |\n' "$s" "$(med ${fan[$s]})" "$(mm ${fan[$s]})" "$(ratio "$(med ${fan[$s]})" "$base")" "$(med ${rin[fan$s]})"
+        done
+        echo
+        echo "Command: \`scripts/bench.sh deflate\`"
+        echo
+    } >>"$RESULTS"
+    goal deflate "fan-out 1 → 100 vs Node ws" "$(ratio "$(med ${fan[ws]})" "$base")" ">=" 5.0
+    rm -f "$tmp"
+}
+
 for name in "${NAMES[@]}"; do
     case "$name" in
+        deflate) bench_deflate ;;
         transfer) bench_transfer ;;
         proxy) bench_proxy ;;
         httpd) bench_httpd ;;
@@ -735,7 +849,7 @@ for name in "${NAMES[@]}"; do
         startup) bench_startup ;;
         echo) bench_echo ;;
         idle) bench_idle ;;
-        *) echo "bench.sh: unknown benchmark '$name' (known: startup echo idle fanout redis proxy httpd curl transfer)" >&2; exit 2 ;;
+        *) echo "bench.sh: unknown benchmark '$name' (known: startup echo idle fanout redis proxy httpd curl transfer deflate)" >&2; exit 2 ;;
     esac
 done
 
@@ -771,7 +885,7 @@ except FileNotFoundError:
 _, new = sections(open(results).read())
 head = ("# Benchmarks\n\nEach section says which run produced it. These machines are shared and noisy: "
         "compare ratios within one section, not absolute figures across sections.\n\n")
-order = ["startup", "echo", "idle", "fanout", "redis", "proxy", "httpd", "curl", "transfer"]
+order = ["startup", "echo", "idle", "fanout", "redis", "proxy", "httpd", "curl", "transfer", "deflate"]
 merged = dict(old)
 for name, body in new.items():
     lines = body.split("\n", 2)

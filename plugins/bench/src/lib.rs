@@ -82,15 +82,20 @@ struct Args {
 }
 
 /// The deterministic payloads: message `seq` is ASCII (valid as text), starts with `seq` in
-/// hex so that reordering or loss shows, and its byte `i` after that is byte `i + seq % 26`
-/// of a pattern: `b'a' + j % 26` (`--payload letters`), or JSON records whose numbers vary
-/// (`--payload json`, for compression: about what an API's messages look like). Built once,
+/// hex so that reordering or loss shows, and its byte `i` after that is byte `i + offset(seq)`
+/// of a pattern: `b'a' + j % 26` (`--payload letters`, offsets `seq % 26`), or a 1 MiB
+/// document of JSON records whose values vary (`--payload json`, offsets spread over it, so
+/// that consecutive messages differ as an API's do and deflate's window does not simply find
+/// the previous message again). Built once,
 /// so that making and checking a 16 MiB message costs a copy and a compare, not a loop per
 /// byte (the load client must not be the limit).
 struct Payloads {
     size: usize,
-    /// The pattern, `size + 26` bytes.
+    /// The pattern, `size + spread` bytes.
     pattern: Vec<u8>,
+    /// How many offsets into the pattern messages start at.
+    spread: usize,
+    kind: PayloadKind,
 }
 
 /// What the payloads look like.
@@ -104,12 +109,16 @@ enum PayloadKind {
 
 impl Payloads {
     fn new(size: usize, kind: PayloadKind) -> Self {
+        let spread = match kind {
+            PayloadKind::Letters => 26,
+            PayloadKind::Json => 1 << 20,
+        };
         let pattern = match kind {
-            PayloadKind::Letters => (0..size + 26).map(|j| b'a' + (j % 26) as u8).collect(),
+            PayloadKind::Letters => (0..size + spread).map(|j| b'a' + (j % 26) as u8).collect(),
             PayloadKind::Json => {
-                let mut p = String::with_capacity(size + 128);
+                let mut p = String::with_capacity(size + spread + 128);
                 let mut n: u64 = 0;
-                while p.len() < size + 26 {
+                while p.len() < size + spread {
                     p.push_str(&format!(
                         r#"{{"id":{n},"user":"user-{}","score":{},"active":{}}},"#,
                         n % 97,
@@ -118,11 +127,19 @@ impl Payloads {
                     ));
                     n += 1;
                 }
-                p.truncate(size + 26);
+                p.truncate(size + spread);
                 p.into_bytes()
             }
         };
-        Payloads { size, pattern }
+        Payloads { size, pattern, spread, kind }
+    }
+
+    fn offset(&self, seq: u64) -> usize {
+        match self.kind {
+            PayloadKind::Letters => (seq % 26) as usize,
+            // An odd step: every offset in turn, far from the last.
+            PayloadKind::Json => (seq.wrapping_mul(40_503) % self.spread as u64) as usize,
+        }
     }
 
     fn head(&self, seq: u64) -> ([u8; 16], usize) {
@@ -132,7 +149,7 @@ impl Payloads {
     }
 
     fn bytes(&self, seq: u64) -> Vec<u8> {
-        let off = (seq % 26) as usize;
+        let off = self.offset(seq);
         let mut p = self.pattern[off..off + self.size].to_vec();
         let (head, h) = self.head(seq);
         p[..h].copy_from_slice(&head[..h]);
@@ -140,7 +157,7 @@ impl Payloads {
     }
 
     fn matches(&self, seq: u64, data: &[u8]) -> bool {
-        let off = (seq % 26) as usize;
+        let off = self.offset(seq);
         let (head, h) = self.head(seq);
         data.len() == self.size && data[..h] == head[..h] && data[h..] == self.pattern[off + h..off + self.size]
     }
@@ -220,12 +237,13 @@ impl Stats {
         }
     }
 
-    /// Inflated bytes per compressed byte received and sent, when deflate was used.
-    fn ratios(&self) -> Option<(f64, f64)> {
+    /// Inflated bytes per compressed byte received and sent, where deflate was used.
+    fn ratios(&self) -> (Option<f64>, Option<f64>) {
         let w = self.wire.get();
-        (w.wire_read > 0 && w.wire_written > 0)
-            .then(|| (w.plain_read as f64 / w.wire_read as f64, w.plain_written as f64 / w.wire_written as f64))
+        let r = |plain: u64, wire: u64| (wire > 0).then(|| plain as f64 / wire as f64);
+        (r(w.plain_read, w.wire_read), r(w.plain_written, w.wire_written))
     }
+
     fn record(&self, bytes: usize, latency: Option<Duration>) {
         self.count.set(self.count.get() + 1);
         self.bytes.set(self.bytes.get() + bytes as u64);
@@ -612,6 +630,18 @@ async fn run_idle(ex: &ws_common::runtime::Spawner, args: &Args, client: ClientO
     }
 }
 
+/// The JSON fields of the compression ratios that were measured.
+fn deflate_json((read, written): (Option<f64>, Option<f64>)) -> String {
+    let mut s = String::new();
+    if let Some(r) = read {
+        s.push_str(&format!(",\"deflate_ratio_in\":{r:.2}"));
+    }
+    if let Some(w) = written {
+        s.push_str(&format!(",\"deflate_ratio_out\":{w:.2}"));
+    }
+    s
+}
+
 fn report(args: &Args, mode: &str, stats: &Stats, secs: f64, errors: usize, conns: usize) {
     let h = stats.hist.borrow();
     let n = stats.count.get();
@@ -631,9 +661,7 @@ fn report(args: &Args, mode: &str, stats: &Stats, secs: f64, errors: usize, conn
             q(0.5),
             q(0.9),
             q(0.99),
-            stats
-                .ratios()
-                .map_or(String::new(), |(r, w)| format!(",\"deflate_ratio_in\":{r:.2},\"deflate_ratio_out\":{w:.2}"))
+            deflate_json(stats.ratios())
         );
         return;
     }
@@ -654,8 +682,10 @@ fn report(args: &Args, mode: &str, stats: &Stats, secs: f64, errors: usize, conn
             max / 1e3
         );
     }
-    if let Some((r, w)) = stats.ratios() {
-        println!("deflate: received {r:.2}× smaller on the wire, sent {w:.2}× smaller");
+    match stats.ratios() {
+        (Some(r), Some(w)) => println!("deflate: received {r:.2}× smaller on the wire, sent {w:.2}× smaller"),
+        (Some(r), None) => println!("deflate: received {r:.2}× smaller on the wire"),
+        _ => {}
     }
     println!("errors: {errors}");
 }
