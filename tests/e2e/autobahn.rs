@@ -70,6 +70,15 @@ fn echo_server_passes_autobahn_compression_cases_12_and_13() {
     run_fuzzingclient(&server, &DEFLATE, &["-p", "2"], DEFLATE_CASES);
 }
 
+#[test]
+fn proxy_server_in_front_of_echo_server_passes_autobahn_compression_cases_12_and_13() {
+    // kosoku's offers go upstream, echo_server's answer comes back, and the compressed frames
+    // pass through the proxy as bytes.
+    let upstream = Server::start("echo_server", &["-q"]);
+    let proxy = Server::start("proxy_server", &["-q", "--remote_host", &upstream.url("ws")]);
+    run_fuzzingclient(&proxy, &DEFLATE, &["-p", "2"], DEFLATE_CASES);
+}
+
 /// kosoku's fuzzingclient against `server`: every case must pass.
 fn fuzzingclient_cases(server: &Server) {
     run_fuzzingclient(server, &EXCLUDE, &[], CASES);
@@ -99,6 +108,11 @@ fn connect_echo_mode_through_proxy_server_passes_autobahn_cases_1_to_7_and_10() 
 #[test]
 fn connect_echo_mode_passes_autobahn_compression_cases_12_and_13() {
     run_fuzzingserver(false, &DEFLATE, DEFLATE_CASES);
+}
+
+#[test]
+fn connect_echo_mode_through_proxy_server_passes_autobahn_compression_cases_12_and_13() {
+    run_fuzzingserver(true, &DEFLATE, DEFLATE_CASES);
 }
 
 /// kosoku's fuzzingserver with `ws connect --echo` as the client under test, directly or

@@ -1,6 +1,8 @@
 """Python `websockets` echo server on 127.0.0.1, port 0; prints `Listening on 127.0.0.1:PORT`.
 
 Usage: echo_server.py [--tls CERT KEY] [--close-with CODE REASON] [--drive] [--mangle]
+                      [--subprotocols A,B]
+--subprotocols: the subprotocols it supports (it picks the client's first one among them).
 --mangle: echo every message with its last byte changed (a fast but wrong server).
 --close-with: close every connection with that code right after it opens.
 --drive: instead of echoing, send a text and a binary message, check the client echoes
@@ -24,6 +26,9 @@ async def main():
         i = sys.argv.index("--close-with")
         close_with = (int(sys.argv[i + 1]), sys.argv[i + 2])
 
+    protocols = None
+    if "--subprotocols" in sys.argv:
+        protocols = sys.argv[sys.argv.index("--subprotocols") + 1].split(",")
     drive = "--drive" in sys.argv
     mangle = "--mangle" in sys.argv
 
@@ -45,7 +50,9 @@ async def main():
                 msg = msg[:-1] + ("!" if isinstance(msg, str) else b"!")
             await ws.send(msg)
 
-    async with websockets.serve(handler, "127.0.0.1", 0, ssl=ctx, max_size=None, compression=None) as server:
+    async with websockets.serve(
+        handler, "127.0.0.1", 0, ssl=ctx, max_size=None, compression=None, subprotocols=protocols
+    ) as server:
         port = server.sockets[0].getsockname()[1]
         print(f"Listening on 127.0.0.1:{port}", flush=True)
         await asyncio.Future()

@@ -51,6 +51,33 @@ pub struct ServerArgs {
     /// `None` declines them.
     #[arg(skip)]
     pub deflate: Option<crate::deflate::ServerPolicy>,
+    /// Work between a client's upgrade request and its answer (set by the plugin).
+    #[arg(skip)]
+    pub prepare: Option<Prepare>,
+}
+
+/// What [`Prepare`] settled: the answer's header lines, and what the connection's handler
+/// gets in [`Client::carry`].
+#[derive(Debug)]
+pub struct Prepared {
+    pub answer: wsx::Answer,
+    pub carry: Box<dyn std::any::Any>,
+}
+
+/// Work a server does between a client's upgrade request and its answer, after the gate let
+/// it in: `proxy_server` opens the upstream first, so that the client's 101 can carry the
+/// upstream's answer (its extensions, its subprotocol).
+/// `time` is added to the handshake's time limit.
+#[derive(Clone)]
+pub struct Prepare {
+    pub run: Rc<dyn Fn(Handshake) -> futures_util::future::LocalBoxFuture<'static, Prepared>>,
+    pub time: Duration,
+}
+
+impl std::fmt::Debug for Prepare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Prepare(..)")
+    }
 }
 
 impl ServerArgs {
@@ -84,7 +111,8 @@ impl ServerArgs {
         let tls = self.tls.server_config(&[])?;
         crate::runtime::block_on(|ex| async move {
             let (handle, background) = prepare().await?;
-            let terms = Terms { tls, limits: self.limits.clone(), deflate: self.deflate, gate };
+            let terms =
+                Terms { tls, limits: self.limits.clone(), deflate: self.deflate, gate, prepare: self.prepare.clone() };
             serve(&ex, &self.listen, terms, handle)
                 .or(async {
                     background.await;
@@ -103,6 +131,8 @@ pub struct Client {
     pub handshake: Handshake,
     pub peer: SocketAddr,
     pub id: u64,
+    /// What the server's [`Prepare`] made for this connection, if it has one.
+    pub carry: Option<Box<dyn std::any::Any>>,
 }
 
 /// Decides, from the handshake request, whether to refuse a client before the upgrade.
@@ -154,6 +184,7 @@ pub struct Terms {
     /// `None` declines permessage-deflate.
     pub deflate: Option<crate::deflate::ServerPolicy>,
     pub gate: Option<Gate>,
+    pub prepare: Option<Prepare>,
 }
 
 impl std::fmt::Debug for Terms {
@@ -163,6 +194,7 @@ impl std::fmt::Debug for Terms {
             .field("limits", &self.limits)
             .field("deflate", &self.deflate)
             .field("gate", &self.gate.is_some())
+            .field("prepare", &self.prepare.is_some())
             .finish()
     }
 }
@@ -174,23 +206,28 @@ async fn handshake(
     terms: &Terms,
     over_limit: bool,
 ) -> Option<Client> {
-    let Terms { tls, limits, deflate, gate } = terms;
+    let Terms { tls, limits, deflate, gate, prepare } = terms;
+    let carry = std::cell::RefCell::new(None);
     let deflate = *deflate;
     let _ = tcp.set_nodelay(true);
-    let timeout = Duration::from_secs(limits.handshake_timeout.max(1));
+    let timeout =
+        Duration::from_secs(limits.handshake_timeout.max(1)) + prepare.as_ref().map_or(Duration::ZERO, |p| p.time);
     // Which handshake a client that runs out of time was stuck in, for the log.
     let stage = std::cell::Cell::new(if tls.is_some() { "the TLS handshake" } else { "the WebSocket handshake" });
     let run = async {
         let stream = accept_tls(tcp, tls.as_ref()).await.map_err(|e| format!("TLS handshake failed: {e}"))?;
         stage.set("the WebSocket handshake");
-        wsx::accept(stream, limits.max_message_size, deflate, move |hs| {
+        wsx::accept(stream, limits.max_message_size, deflate, async |hs: &Handshake| {
             if over_limit {
                 return Err(Refusal { status: 503, reason: "Too many connections".into() });
             }
-            match gate {
-                Some(g) => g(hs),
-                None => Ok(()),
+            if let Some(g) = gate {
+                g(hs)?;
             }
+            let Some(p) = prepare else { return Ok(wsx::Answer::Own) };
+            let prepared = (p.run)(hs.clone()).await;
+            *carry.borrow_mut() = Some(prepared.carry);
+            Ok(prepared.answer)
         })
         .await
         .map_err(|e| format!("WebSocket handshake failed: {e}"))
@@ -218,5 +255,5 @@ async fn handshake(
     for (k, v) in &hs.headers {
         info!("{k}: {v}");
     }
-    Some(Client { ws, handshake: hs, peer, id })
+    Some(Client { ws, handshake: hs, peer, id, carry: carry.into_inner() })
 }

@@ -493,9 +493,20 @@ pub enum AcceptError {
 /// 8 KiB per line; browsers send ~1 KiB).
 const MAX_REQUEST_HEAD: usize = 16 * 1024;
 
+/// How a server answers an upgrade it accepts.
+#[derive(Debug, Default)]
+pub enum Answer {
+    /// Its own way: the first subprotocol offered, permessage-deflate as the policy says.
+    #[default]
+    Own,
+    /// With these header lines instead (a relay answers what its upstream answered), and the
+    /// frames left as they are on the socket, whatever extension the lines agree.
+    Relayed(Vec<(String, String)>),
+}
+
 /// Runs the server side of the opening handshake (RFC 6455 §4.2). `decide` sees the request
-/// first and may refuse it with an HTTP status. The first subprotocol offered, if any, is
-/// accepted.
+/// first and may refuse it with an HTTP status, or say how to answer it (see [`Answer`]). By
+/// default the first subprotocol offered, if any, is accepted.
 ///
 /// The request is read and checked here rather than by tungstenite, which closes the socket
 /// without a word on a bad request: here a client always gets an answer, 400 with a
@@ -505,7 +516,7 @@ pub async fn accept(
     mut stream: Stream,
     max_message: usize,
     deflate: Option<ServerPolicy>,
-    decide: impl FnOnce(&Handshake) -> Result<(), Refusal>,
+    decide: impl AsyncFnOnce(&Handshake) -> Result<Answer, Refusal>,
 ) -> Result<(WsStream, Handshake), AcceptError> {
     use futures_lite::{AsyncReadExt, AsyncWriteExt};
     // Read into the heap: a buffer inside this future would make every connection's task
@@ -533,13 +544,24 @@ pub async fn accept(
         Ok(ok) => ok,
         Err((status, reason, extra)) => return Err(refuse(&mut stream, status, &reason, extra).await),
     };
-    if let Err(r) = decide(&seen) {
-        return Err(refuse(&mut stream, r.status, &r.reason, "").await);
-    }
+    let answer = match decide(&seen).await {
+        Ok(a) => a,
+        Err(r) => return Err(refuse(&mut stream, r.status, &r.reason, "").await),
+    };
     let mut head = format!(
         "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: {}\r\nServer: {USER_AGENT}\r\n",
         tungstenite::handshake::derive_accept_key(key.as_bytes())
     );
+    if let Answer::Relayed(lines) = answer {
+        for (k, v) in lines {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).await?;
+        stream.flush().await?;
+        let tail = buf.split_off(end);
+        return Ok((websocket(stream, Role::Server, None, max_message, tail).await, seen));
+    }
     if let Some(first) = seen
         .header("Sec-WebSocket-Protocol")
         .and_then(|v| v.split(',').next())

@@ -2,9 +2,12 @@
 //!
 //! The client's `Host` header picks the upstream from the config file (matched with its
 //! port, then without), else `--remote_host`; an unknown host with no fallback gets HTTP 404
-//! before the upgrade. The upstream is opened with the client's path and query appended and
-//! its subprotocol forwarded; then frames flow both ways with their type and fragmentation, and
-//! close codes and reasons are passed on in both directions. Pings are answered per hop.
+//! before the upgrade. The upstream is opened *before* the client is answered, with the
+//! client's path and query appended and its subprotocols and permessage-deflate offers
+//! forwarded; the client's 101 carries the upstream's choice, so that compressed frames pass
+//! through as bytes like any other. Then frames flow both ways with their type and
+//! fragmentation, and close codes and reasons are passed on in both directions. Pings are
+//! answered per hop.
 //!
 //! After the handshakes, frames pass through as bytes (`splice`), checked but not decoded;
 //! plain pairs are relayed by one edge-triggered relay thread (`relay`), as nginx does, and
@@ -32,10 +35,10 @@ use futures_lite::FutureExt;
 use smol::lock::Mutex;
 use splice::{Ended, Out, OutState, Pump};
 use ws_common::runtime::Isolated;
-use ws_common::server::{Client, Gate, ServerArgs};
+use ws_common::server::{Client, Gate, Prepare, Prepared, ServerArgs};
 use ws_common::tls::TlsArgs;
 use ws_common::url::Url;
-use ws_common::ws::{ClientOptions, Refusal};
+use ws_common::ws::{Answer, ClientOptions, Handshake, Refusal};
 use ws_common::{debug, error, info};
 use ws_plugin_api::{Error, Plugin, declare_plugin};
 
@@ -191,57 +194,107 @@ impl Plugin for ProxyServer {
         });
         let timeout = Duration::from_secs(args.upstream_timeout.max(1));
         let max_message = args.server.limits.max_message_size;
-        args.server.run(args.verbose, Some(gate), move |client| {
-            let routes = routes.clone();
-            let upstream_tls = upstream_tls.clone();
-            async move {
-                let Some(base) = pick(&routes.0, routes.1.as_ref(), client.handshake.header("Host")) else {
-                    return (1011, "no upstream".into());
-                };
-                let opts = ClientOptions {
-                    url: upstream_url(base, &client.handshake.uri),
-                    headers: forwarded_headers(&client.handshake),
-                    // The client was answered with the first protocol it offered (before the
-                    // upstream was asked), so the upstream is offered only that one.
-                    subprotocol: client
-                        .handshake
-                        .header("Sec-WebSocket-Protocol")
-                        .and_then(|v| v.split(',').next())
-                        .map(str::trim)
-                        .filter(|p| !p.is_empty())
-                        .map(str::to_string),
-                    tls: upstream_tls,
-                    timeout,
-                    max_message,
-                    // Frames are relayed as bytes, so neither side may compress them.
-                    deflate: false,
-                    proxy: None,
-                };
-                proxy(client, opts).await
-            }
-        })
+        let mut server = args.server.clone();
+        server.prepare = Some(Prepare {
+            run: Rc::new(move |hs: Handshake| {
+                let (routes, tls) = (routes.clone(), upstream_tls.clone());
+                Box::pin(async move { open_upstream(&routes, tls, timeout, max_message, &hs).await })
+            }),
+            time: timeout,
+        });
+        server.run(args.verbose, Some(gate), move |client| proxy(client, max_message))
+    }
+}
+
+/// Routes: the host map and the fallback.
+type Routes = (HostMap, Option<Url>);
+
+/// A client's upstream hop, opened before the client is answered.
+struct Upstream {
+    stream: Stream,
+    url: Url,
+    /// The upstream agreed permessage-deflate (and the client was answered the same).
+    deflate: bool,
+}
+
+/// Opens the client's upstream before the client gets its 101, offering it what the client
+/// offered (its subprotocols, its permessage-deflate offers) so that the client is answered
+/// with the upstream's choice: compressed frames then pass through as bytes like any other.
+/// On failure the client is still upgraded (then closed with 1011 and the reason).
+async fn open_upstream(
+    routes: &Routes,
+    tls: TlsArgs,
+    timeout: Duration,
+    max_message: usize,
+    hs: &Handshake,
+) -> Prepared {
+    let fail = |reason: String| Prepared { answer: Answer::Own, carry: Box::new(Err::<Upstream, String>(reason)) };
+    let Some(base) = pick(&routes.0, routes.1.as_ref(), hs.header("Host")) else {
+        return fail("no upstream".into());
+    };
+    let values = |headers: &[(String, String)], name: &str| -> Vec<String> {
+        headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone()).collect()
+    };
+    let mut headers = forwarded_headers(hs);
+    let offers = values(&hs.headers, "Sec-WebSocket-Extensions");
+    if let Some(o) = ws_common::deflate::deflate_offers(&offers.iter().map(String::as_str).collect::<Vec<_>>()) {
+        headers.push(("Sec-WebSocket-Extensions".into(), o));
+    }
+    let protocols = values(&hs.headers, "Sec-WebSocket-Protocol");
+    let opts = ClientOptions {
+        url: upstream_url(base, &hs.uri),
+        headers,
+        subprotocol: (!protocols.is_empty()).then(|| protocols.join(", ")),
+        tls,
+        timeout,
+        max_message,
+        // The client's own offers go upstream as they are (above), not ours.
+        deflate: false,
+        proxy: None,
+    };
+    let (stream, answer) = match ws_common::ws::connect_raw(&opts).await {
+        Ok(ok) => ok,
+        Err(e) => return fail(format!("upstream {} unavailable: {e}", opts.url)),
+    };
+    let extensions = values(&answer, "Sec-WebSocket-Extensions");
+    let deflate = match ws_common::deflate::accept_answer(&extensions.iter().map(String::as_str).collect::<Vec<_>>()) {
+        Ok(agreed) => agreed.is_some(),
+        Err(e) => return fail(format!("upstream {}: {e}", opts.url)),
+    };
+    let mut lines = Vec::new();
+    if let Some(p) = values(&answer, "Sec-WebSocket-Protocol").into_iter().next() {
+        lines.push(("Sec-WebSocket-Protocol".to_string(), p));
+    }
+    if deflate {
+        lines.push(("Sec-WebSocket-Extensions".to_string(), extensions.join(", ")));
+    }
+    Prepared {
+        answer: Answer::Relayed(lines),
+        carry: Box::new(Ok::<Upstream, String>(Upstream { stream, url: opts.url, deflate })),
     }
 }
 
 /// Relays one client to its upstream until either side closes; returns the client's close.
-async fn proxy(client: Client, opts: ClientOptions) -> (u16, String) {
-    let Client { ws: mut downstream, handshake, id, .. } = client;
-    info!("client id {id}: {} {} -> {}", handshake.header("Host").unwrap_or("-"), handshake.uri, opts.url);
-    let upstream = match ws_common::ws::connect_raw(&opts).await {
-        Ok((stream, _)) => stream,
-        Err(e) => {
-            let reason = format!("upstream {} unavailable: {e}", opts.url);
+async fn proxy(client: Client, max_message: usize) -> (u16, String) {
+    let Client { ws: mut downstream, handshake, id, carry, .. } = client;
+    let upstream = match carry.and_then(|c| c.downcast::<Result<Upstream, String>>().ok()).map(|b| *b) {
+        Some(Ok(u)) => u,
+        failed => {
+            let reason = failed.and_then(Result::err).unwrap_or_else(|| "no upstream".into());
             error!("client id {id}: {reason}");
             ws_common::session::close_and_drain(&mut downstream, 1011, &reason).await;
             return (1011, reason);
         }
     };
-    let (c2u, u2c) = (Pump::new(true, opts.max_message), Pump::new(false, opts.max_message));
+    info!("client id {id}: {} {} -> {}", handshake.header("Host").unwrap_or("-"), handshake.uri, upstream.url);
+    let (upstream, deflate) = (upstream.stream, upstream.deflate);
+    let (c2u, u2c) = (Pump::new(true, max_message, deflate), Pump::new(false, max_message, deflate));
     let lost = |e: std::io::Error| (1011, format!("connection lost between relays: {e}"));
     // Plain pairs go to the relay thread (see `relay`), TLS ones stay here.
-    // This server declines deflate, so the client's socket carries the frames as they are.
+    // The client was answered what the upstream agreed, with no deflate layer of our own:
+    // its socket carries the frames as they are, compressed or not.
     let Some(downstream) = downstream.into_inner().into_plain() else {
-        return (1011, "permessage-deflate is not relayed".into());
+        return (1011, "a deflate layer on a relayed socket".into());
     };
     let (client, upstream, c2u, u2c, resumed) = match plain_pair(downstream, upstream) {
         Handoff::Plain(client, upstream) => {

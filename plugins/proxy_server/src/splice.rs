@@ -153,6 +153,8 @@ pub enum Ended {
 pub struct Pump {
     from_client: bool,
     max_frame: usize,
+    /// permessage-deflate was agreed end to end: RSV1 may mark a message's first frame.
+    deflate: bool,
     /// Payload bytes of the current data frame still to pass through.
     remaining: u64,
     /// Inside a fragmented message.
@@ -174,10 +176,11 @@ pub struct Batch {
 }
 
 impl Pump {
-    pub fn new(from_client: bool, max_frame: usize) -> Self {
+    pub fn new(from_client: bool, max_frame: usize, deflate: bool) -> Self {
         Pump {
             from_client,
             max_frame,
+            deflate,
             remaining: 0,
             in_message: false,
             buf: vec![0u8; 64 * 1024],
@@ -279,11 +282,14 @@ impl Pump {
                 self.remaining -= take as u64;
                 continue;
             }
-            let head = match Header::parse(&data[pos..], self.from_client, self.max_frame) {
+            let head = match Header::parse_with(&data[pos..], self.from_client, self.max_frame, self.deflate) {
                 Ok(Some(h)) => h,
                 Ok(None) => break,
                 Err(e) => return Err((pos, e)),
             };
+            if head.rsv1 && (head.opcode & 0x8 != 0 || head.opcode == op::CONTINUATION) {
+                return Err((pos, FrameError::Protocol("RSV1 set on a control or continuation frame")));
+            }
             if head.opcode & 0x8 != 0 {
                 let total = head.size + head.len as usize;
                 if data.len() - pos < total {
@@ -340,7 +346,7 @@ mod tests {
 
     #[test]
     fn data_passes_as_is_pings_are_answered_and_a_close_ends_the_scan() {
-        let mut p = Pump::new(true, 1 << 20);
+        let mut p = Pump::new(true, 1 << 20, false);
         let text = masked(true, op::TEXT, b"hello");
         let ping = masked(true, op::PING, b"p");
         let close = masked(true, op::CLOSE, &frames::close_payload(4001, "bye"));
@@ -376,7 +382,7 @@ mod tests {
     #[test]
     fn frames_split_across_reads_resume_where_they_stopped() {
         let frame = frames::encode(true, op::BINARY, &[9u8; 70_000], None);
-        let mut p = Pump::new(false, 1 << 20);
+        let mut p = Pump::new(false, 1 << 20, false);
         let (mut skips, mut pongs) = (Vec::new(), Vec::new());
         // Half a header first: nothing used.
         assert_eq!(p.scan(&frame[..1], &mut skips, &mut pongs).unwrap().0, 0);
@@ -393,11 +399,28 @@ mod tests {
         let good = masked(true, op::TEXT, b"ok");
         let unmasked = frames::encode(true, op::TEXT, b"x", None);
         let data = [good.clone(), unmasked].concat();
-        let err = Pump::new(true, 100).scan(&data, &mut skips, &mut pongs).unwrap_err();
+        let err = Pump::new(true, 100, false).scan(&data, &mut skips, &mut pongs).unwrap_err();
         assert_eq!(err.0, good.len(), "the good frame before the bad one still passes");
         let orphan = masked(true, op::CONTINUATION, b"x");
-        assert!(Pump::new(true, 100).scan(&orphan, &mut skips, &mut pongs).is_err(), "continuation of nothing");
+        assert!(Pump::new(true, 100, false).scan(&orphan, &mut skips, &mut pongs).is_err(), "continuation of nothing");
         let big = masked(true, op::BINARY, &[0; 200]);
-        assert!(matches!(Pump::new(true, 100).scan(&big, &mut skips, &mut pongs), Err((0, FrameError::TooBig(..)))));
+        assert!(matches!(
+            Pump::new(true, 100, false).scan(&big, &mut skips, &mut pongs),
+            Err((0, FrameError::TooBig(..)))
+        ));
+    }
+
+    #[test]
+    fn rsv1_passes_only_where_deflate_was_agreed_and_only_on_a_first_frame() {
+        let (mut skips, mut pongs) = (Vec::new(), Vec::new());
+        let mut compressed = masked(false, op::TEXT, b"\x4a\x04\x00");
+        compressed[0] |= 0x40;
+        let mut rest = masked(true, op::CONTINUATION, b"\x00");
+        let data = [compressed.clone(), rest.clone()].concat();
+        assert_eq!(Pump::new(true, 100, true).scan(&data, &mut skips, &mut pongs).unwrap().0, data.len());
+        assert!(Pump::new(true, 100, false).scan(&data, &mut skips, &mut pongs).is_err(), "not agreed");
+        rest[0] |= 0x40;
+        let err = Pump::new(true, 100, true).scan(&[compressed.clone(), rest].concat(), &mut skips, &mut pongs);
+        assert_eq!(err.unwrap_err().0, compressed.len(), "RSV1 on a continuation");
     }
 }

@@ -19,7 +19,7 @@ pub mod io;
 pub mod params;
 
 pub use io::DeflateIo;
-pub use params::{Agreement, CLIENT_OFFER, ServerPolicy, accept_answer, negotiate};
+pub use params::{Agreement, CLIENT_OFFER, ServerPolicy, accept_answer, deflate_offers, negotiate};
 
 use flate2::{Compress, Compression, FlushCompress};
 

@@ -146,6 +146,30 @@ pub fn negotiate(offers: &[&str], policy: ServerPolicy) -> Option<(String, Agree
     Some((answer, agreed))
 }
 
+/// The permessage-deflate offers among `values` (every `Sec-WebSocket-Extensions` of a
+/// request), as one header value: what a relay forwards upstream, leaving out extensions
+/// that would change frames in ways it does not check.
+pub fn deflate_offers(values: &[&str]) -> Option<String> {
+    let offers: Vec<String> = values
+        .iter()
+        .flat_map(|v| extensions(v))
+        .filter(|(name, _)| name == NAME)
+        .map(|(name, params)| {
+            let mut o = name;
+            for (k, v) in params {
+                o.push_str("; ");
+                o.push_str(&k);
+                if let Some(v) = v {
+                    o.push('=');
+                    o.push_str(&v);
+                }
+            }
+            o
+        })
+        .collect();
+    (!offers.is_empty()).then(|| offers.join(", "))
+}
+
 /// Checks a server's answer to [`CLIENT_OFFER`] (every `Sec-WebSocket-Extensions` value of
 /// the response): `Ok(None)` when it declined, the agreement when it accepted, an error
 /// sentence when it answered what we did not offer or allow.
@@ -241,6 +265,20 @@ mod tests {
         let (answer, agreed) = negotiate(&["permessage-deflate"], policy).unwrap();
         assert_eq!(answer, "permessage-deflate; server_no_context_takeover");
         assert!(agreed.send_no_context_takeover);
+    }
+
+    #[test]
+    fn relays_forward_only_deflate_offers() {
+        assert_eq!(
+            deflate_offers(&[
+                "x-webkit-deflate-frame, permessage-deflate; client_max_window_bits",
+                "permessage-deflate"
+            ])
+            .as_deref(),
+            Some("permessage-deflate; client_max_window_bits, permessage-deflate")
+        );
+        assert_eq!(deflate_offers(&["x-webkit-deflate-frame"]), None);
+        assert_eq!(deflate_offers(&[]), None);
     }
 
     #[test]
