@@ -71,6 +71,13 @@ fn echo_server_passes_autobahn_compression_cases_12_and_13() {
 }
 
 #[test]
+fn echo_server_in_frame_mode_passes_autobahn_compression_cases_12_and_13() {
+    // -p echoes the compressed frames as they are, RSV1 kept.
+    let server = Server::start("echo_server", &["-q", "-p"]);
+    run_fuzzingclient(&server, &DEFLATE, &["-p", "2"], DEFLATE_CASES);
+}
+
+#[test]
 fn proxy_server_in_front_of_echo_server_passes_autobahn_compression_cases_12_and_13() {
     // kosoku's offers go upstream, echo_server's answer comes back, and the compressed frames
     // pass through the proxy as bytes.

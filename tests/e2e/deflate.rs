@@ -14,7 +14,17 @@ const T: Duration = Duration::from_secs(120);
 
 #[test]
 fn python_and_node_clients_get_every_size_echoed_compressed_with_and_without_context_takeover() {
-    let server = Server::start("echo_server", &["-q"]);
+    peers_get_everything_echoed(&Server::start("echo_server", &["-q"]));
+}
+
+#[test]
+fn echo_server_in_frame_mode_echoes_compressed_frames_as_they_are() {
+    // With -p the frames go back untouched: the peers' inflaters must still make sense of
+    // them, with and without context takeover, fragmented or not.
+    peers_get_everything_echoed(&Server::start("echo_server", &["-q", "-p"]));
+}
+
+fn peers_get_everything_echoed(server: &Server) {
     for (script, no_takeover) in
         [("deflate_peer.py", false), ("deflate_peer.py", true), ("deflate_peer.js", false), ("deflate_peer.js", true)]
     {

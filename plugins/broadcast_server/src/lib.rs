@@ -78,7 +78,8 @@ impl Plugin for BroadcastServer {
 
     fn run(&self, args: Vec<OsString>) -> Result<(), Error> {
         let mut args: Args = ws_common::args::parse(args)?;
-        args.server.deflate = (!args.no_deflate).then_some(ServerPolicy { server_no_context_takeover: true });
+        args.server.deflate =
+            (!args.no_deflate).then_some(ServerPolicy { server_no_context_takeover: true, ..ServerPolicy::default() });
         args.server.run_with(args.verbose, None, async || {
             let queue = args.queue;
             let rooms = Rooms::connect(&args.redis, move || Room::new(queue)).await?;

@@ -28,6 +28,8 @@ pub mod op {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     pub fin: bool,
+    /// RSV1: a compressed message's first frame (only where deflate was agreed).
+    pub rsv1: bool,
     pub opcode: u8,
     pub payload: Vec<u8>,
 }
@@ -109,11 +111,19 @@ pub struct FrameReader<R> {
     max_frame: usize,
     /// Whether frames must be masked (we are the server) or must not be (we are the client).
     expect_masked: bool,
+    /// permessage-deflate was agreed: RSV1 may be set (where is the caller's to check).
+    allow_rsv1: bool,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn new(inner: BufReader<R>, max_frame: usize, expect_masked: bool) -> Self {
-        FrameReader { inner, max_frame, expect_masked }
+        FrameReader { inner, max_frame, expect_masked, allow_rsv1: false }
+    }
+
+    /// Accepts RSV1, for a connection that agreed permessage-deflate.
+    pub fn with_rsv1(mut self, allow: bool) -> Self {
+        self.allow_rsv1 = allow;
+        self
     }
 
     /// The next frame; `Ok(None)` at a clean end of stream between frames.
@@ -125,7 +135,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
         let need = header_len(h[1]);
         self.inner.read_exact(&mut h[2..need]).await?;
-        let head = Header::parse(&h[..need], self.expect_masked, self.max_frame)?.expect("whole header");
+        let head =
+            Header::parse_with(&h[..need], self.expect_masked, self.max_frame, self.allow_rsv1)?.expect("whole header");
         let mut payload = vec![0u8; head.len as usize];
         self.inner.read_exact(&mut payload).await?;
         if let Some(mask) = head.mask {
@@ -134,7 +145,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         if head.opcode == op::CLOSE {
             check_close(&payload)?;
         }
-        Ok(Some(Frame { fin: head.fin, opcode: head.opcode, payload }))
+        Ok(Some(Frame { fin: head.fin, rsv1: head.rsv1, opcode: head.opcode, payload }))
     }
 }
 
@@ -435,7 +446,7 @@ mod tests {
             let bytes = encode(false, op::BINARY, &payload, mask);
             let mut r = FrameReader::new(BufReader::new(&bytes[..]), 1 << 20, mask.is_some());
             let f = smol::block_on(r.next()).unwrap().unwrap();
-            assert_eq!(f, Frame { fin: false, opcode: op::BINARY, payload });
+            assert_eq!(f, Frame { fin: false, rsv1: false, opcode: op::BINARY, payload });
             assert!(smol::block_on(r.next()).unwrap().is_none());
         }
     }

@@ -463,6 +463,8 @@ pub struct Handshake {
     pub uri: String,
     /// Request headers in the order received.
     pub headers: Vec<(String, String)>,
+    /// The permessage-deflate the answer agreed, if any.
+    pub deflate: Option<Agreement>,
 }
 
 impl Handshake {
@@ -580,12 +582,16 @@ pub async fn accept(
         head.push_str(&format!("Sec-WebSocket-Extensions: {answer}\r\n"));
         agreed
     });
+    let mut seen = seen;
+    seen.deflate = agreed;
+    // A server that echoes frames as they are works on the socket itself.
+    let layer = agreed.filter(|_| !deflate.is_some_and(|p| p.echo_frames));
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).await?;
     stream.flush().await?;
     // Bytes after the head are the client's first frames (it should have waited for the 101).
     let tail = buf.split_off(end);
-    Ok((websocket(stream, Role::Server, agreed, max_message, tail).await, seen))
+    Ok((websocket(stream, Role::Server, layer, max_message, tail).await, seen))
 }
 
 /// Checks a request head for a WebSocket upgrade: what the server saw and the key, or the
@@ -607,6 +613,7 @@ fn check_upgrade(head: &[u8]) -> Result<(Handshake, String), (u16, String, &'sta
             .iter()
             .map(|h| (header_case(&h.name.to_ascii_lowercase()), String::from_utf8_lossy(h.value).into_owned()))
             .collect(),
+        deflate: None,
     };
     let has_token = |name: &str, token: &str| {
         seen.headers

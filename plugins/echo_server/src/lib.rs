@@ -31,7 +31,8 @@ struct Args {
     #[arg(short = 'p')]
     disable_pong: bool,
     /// Decline permessage-deflate (accepted by default, with the parameters the client asks;
-    /// not in -p frame mode)
+    /// with -p, compressed frames are echoed as they are, the client's window limited to the
+    /// one it allows the server)
     #[arg(short = 'x')]
     disable_deflate: bool,
     /// Require this exact Authorization header value; others are closed with 4001
@@ -48,8 +49,9 @@ impl Plugin for EchoServer {
 
     fn run(&self, args: Vec<OsString>) -> Result<(), Error> {
         let mut args: Args = ws_common::args::parse(args)?;
-        // Frame mode echoes frames as bytes, so it cannot compress them (yet).
-        args.server.deflate = (!args.disable_deflate && !args.disable_pong).then(ServerPolicy::default);
+        // Frame mode echoes compressed frames as they are (see ServerPolicy::echo_frames).
+        let policy = ServerPolicy { echo_frames: args.disable_pong, ..ServerPolicy::default() };
+        args.server.deflate = (!args.disable_deflate).then_some(policy);
         ws_common::log::set_verbosity(false, args.server.quiet);
         if args.disable_deflate {
             info!("Disable per message deflate");
@@ -103,7 +105,7 @@ async fn echo(conf: &Conf, client: Client) -> (u16, String) {
         return end;
     }
     if conf.no_pong {
-        return echo_frames(conf, ws).await;
+        return echo_frames(conf, ws, hs.deflate.is_some()).await;
     }
     let ws = &mut ws;
     let mut closed: Option<(u16, String)> = None;
@@ -146,14 +148,16 @@ async fn echo(conf: &Conf, client: Client) -> (u16, String) {
 /// `-p`: echo at the frame level, because tungstenite answers every ping by itself. Data
 /// frames go back as they come (fragmentation kept), pings are ignored, a close is answered;
 /// fragments out of sequence close with 1002 and bad UTF-8 in text with 1007, as without -p.
-async fn echo_frames(conf: &Conf, ws: wsx::WsStream) -> (u16, String) {
+/// With permessage-deflate (`deflate`), compressed frames go back compressed, RSV1 kept:
+/// the client's inflater has seen exactly what its compressor saw, message for message.
+async fn echo_frames(conf: &Conf, ws: wsx::WsStream, deflate: bool) -> (u16, String) {
     use futures_lite::io::{AsyncWriteExt, BufReader};
-    use ws_common::frames::{self, FrameReader, op};
+    use ws_common::frames::{self, FrameError, FrameReader, op};
     let Some(stream) = ws.into_inner().into_plain() else {
-        return (1011, "frame mode does not do permessage-deflate".into());
+        return (1011, "frame mode without the raw socket".into());
     };
     let (r, mut w) = futures_lite::io::split(stream);
-    let mut reader = FrameReader::new(BufReader::new(r), conf.max_message, true);
+    let mut reader = FrameReader::new(BufReader::new(r), conf.max_message, true).with_rsv1(deflate);
     let mut message_len = 0usize;
     // The text check of the message in progress: `None` between messages, `Some(None)`
     // inside a binary one.
@@ -161,9 +165,13 @@ async fn echo_frames(conf: &Conf, ws: wsx::WsStream) -> (u16, String) {
     loop {
         let frame = reader.next().await.and_then(|f| {
             let Some(f) = f else { return Ok(None) };
+            if f.rsv1 && (f.is_control() || f.opcode == op::CONTINUATION) {
+                return Err(FrameError::Protocol("RSV1 set on a control or continuation frame"));
+            }
             if !f.is_control() {
                 if frames::check_order(f.opcode, current.is_some())? {
-                    current = Some((f.opcode == op::TEXT).then(frames::Utf8Check::default));
+                    // Compressed text is checked by the client when it inflates the echo.
+                    current = Some((f.opcode == op::TEXT && !f.rsv1).then(frames::Utf8Check::default));
                 }
                 if let Some(Some(check)) = &mut current {
                     check.push(&f.payload, f.fin)?;
@@ -201,7 +209,10 @@ async fn echo_frames(conf: &Conf, ws: wsx::WsStream) -> (u16, String) {
                     info!("Received {message_len} bytes");
                     message_len = 0;
                 }
-                let echoed = frames::encode(frame.fin, opcode, &frame.payload, None);
+                let mut echoed = Vec::with_capacity(frame.payload.len() + frames::MAX_HEADER);
+                let b0 = if frame.fin { 0x80 } else { 0 } | if frame.rsv1 { 0x40 } else { 0 } | opcode;
+                frames::push_header(&mut echoed, b0, frame.payload.len(), None);
+                echoed.extend_from_slice(&frame.payload);
                 if w.write_all(&echoed).await.is_err() || w.flush().await.is_err() {
                     return (1006, "Abnormal closure".into());
                 }

@@ -31,6 +31,11 @@ pub struct ServerPolicy {
     /// on its own, so the compressor is freed after each and one compressed message can be
     /// sent to many clients (`broadcast_server`).
     pub server_no_context_takeover: bool,
+    /// The server sends the client's compressed frames back as they are (`echo_server -p`):
+    /// the client must then compress within what it may receive, so its window is limited
+    /// to the server's (an offer that does not allow that is declined) and it may not take
+    /// context over where the server may not.
+    pub echo_frames: bool,
 }
 
 /// The extension's name.
@@ -124,24 +129,35 @@ pub fn negotiate(offers: &[&str], policy: ServerPolicy) -> Option<(String, Agree
         .iter()
         .flat_map(|v| extensions(v))
         .filter(|(name, _)| name == NAME)
-        .find_map(|(_, params)| parse(&params, true))?;
+        .filter_map(|(_, params)| parse(&params, true))
+        // An echo can only limit the client's window if the client allows it.
+        .find(|o| !policy.echo_frames || o.server_max_window_bits.is_none() || o.client_max_window_bits.is_some())?;
     let mut answer = String::from(NAME);
     let send_no_context_takeover = offer.server_no_context_takeover || policy.server_no_context_takeover;
     if send_no_context_takeover {
         answer.push_str("; server_no_context_takeover");
     }
-    if offer.client_no_context_takeover {
+    let client_no_context_takeover =
+        offer.client_no_context_takeover || (policy.echo_frames && send_no_context_takeover);
+    if client_no_context_takeover {
         answer.push_str("; client_no_context_takeover");
     }
     if let Some(bits) = offer.server_max_window_bits {
         answer.push_str(&format!("; server_max_window_bits={bits}"));
     }
+    // The client may use up to the value it offered, or 15; an echo limits it to ours.
+    let mut client_bits = offer.client_max_window_bits.flatten().unwrap_or(15);
+    if policy.echo_frames
+        && let Some(bits) = offer.server_max_window_bits
+    {
+        client_bits = client_bits.min(bits);
+        answer.push_str(&format!("; client_max_window_bits={client_bits}"));
+    }
     let agreed = Agreement {
         send_window_bits: offer.server_max_window_bits.unwrap_or(15),
         send_no_context_takeover,
-        // The client may use up to the value it offered, or 15; we do not limit it.
-        receive_window_bits: offer.client_max_window_bits.flatten().unwrap_or(15),
-        receive_no_context_takeover: offer.client_no_context_takeover,
+        receive_window_bits: client_bits,
+        receive_no_context_takeover: client_no_context_takeover,
     };
     Some((answer, agreed))
 }
@@ -260,8 +276,28 @@ mod tests {
     }
 
     #[test]
+    fn an_echo_of_frames_keeps_the_client_within_what_it_may_receive() {
+        let echo = ServerPolicy { echo_frames: true, ..ServerPolicy::default() };
+        let answer = |o: &str| negotiate(&[o], echo).map(|(a, _)| a);
+        assert_eq!(answer("permessage-deflate").as_deref(), Some("permessage-deflate"));
+        assert_eq!(
+            answer("permessage-deflate; server_no_context_takeover").as_deref(),
+            Some("permessage-deflate; server_no_context_takeover; client_no_context_takeover")
+        );
+        assert_eq!(
+            answer("permessage-deflate; server_max_window_bits=10; client_max_window_bits").as_deref(),
+            Some("permessage-deflate; server_max_window_bits=10; client_max_window_bits=10")
+        );
+        assert_eq!(answer("permessage-deflate; server_max_window_bits=10"), None, "the client cannot be limited");
+        assert_eq!(
+            answer("permessage-deflate; server_max_window_bits=10, permessage-deflate").as_deref(),
+            Some("permessage-deflate")
+        );
+    }
+
+    #[test]
     fn a_server_policy_may_add_server_no_context_takeover() {
-        let policy = ServerPolicy { server_no_context_takeover: true };
+        let policy = ServerPolicy { server_no_context_takeover: true, ..ServerPolicy::default() };
         let (answer, agreed) = negotiate(&["permessage-deflate"], policy).unwrap();
         assert_eq!(answer, "permessage-deflate; server_no_context_takeover");
         assert!(agreed.send_no_context_takeover);
