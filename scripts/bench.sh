@@ -142,34 +142,41 @@ bench_startup() {
     } >>"$RESULTS"
 }
 
+# measured_bench BENCH-ARGS... : `ws bench` against the running server (SERVER_PORT); sets
+# BENCH_OUT (its JSON line) and BENCH_CPU: the server's CPU seconds per 100k messages over the
+# measured seconds (after the 1 s warm-up), a figure that does not depend on how fast the
+# client is
+measured_bench() {
+    local tmp c0 c1 bench_pid
+    tmp=$(mktemp)
+    "$WS" bench "ws://127.0.0.1:$SERVER_PORT" --json -d "$DUR" --warmup 1 "$@" >"$tmp" &
+    bench_pid=$!
+    sleep 1
+    c0=$(cpu_s "$SERVER_PID")
+    wait "$bench_pid"
+    c1=$(cpu_s "$SERVER_PID")
+    BENCH_OUT=$(cat "$tmp")
+    rm -f "$tmp"
+    BENCH_CPU=$(per100k "$c0" "$c1" "$(echo "$BENCH_OUT" | json_field messages)")
+}
+
 # bench_echo_case LABEL SIZE BENCH-ARGS... : every echo server, ROUNDS rounds alternating
 # servers; SIZE is the message size given in BENCH-ARGS (for the MB/s column)
 bench_echo_case() {
     local label=$1 size=$2; shift 2
     declare -A rate p50 rss cpu
-    local tmp
-    tmp=$(mktemp)
     for _ in $(seq "$ROUNDS"); do
         for s in "${ECHO_SERVERS[@]}"; do
             # shellcheck disable=SC2046
             start_server $(echo_cmd "$s")
-            # The server's CPU time over the measured seconds (after the 1 s warm-up): a
-            # figure that does not depend on how fast the client is.
-            "$WS" bench "ws://127.0.0.1:$SERVER_PORT" --json -d "$DUR" --warmup 1 "$@" >"$tmp" &
-            local bench_pid=$! c0 c1 out
-            sleep 1
-            c0=$(cpu_s "$SERVER_PID")
-            wait "$bench_pid"
-            c1=$(cpu_s "$SERVER_PID")
-            out=$(cat "$tmp")
-            rate[$s]+="$(echo "$out" | json_field rate) "
-            cpu[$s]+="$(per100k "$c0" "$c1" "$(echo "$out" | json_field messages)") "
-            p50[$s]+="$(echo "$out" | json_field p50_us) "
+            measured_bench "$@"
+            rate[$s]+="$(echo "$BENCH_OUT" | json_field rate) "
+            cpu[$s]+="$BENCH_CPU "
+            p50[$s]+="$(echo "$BENCH_OUT" | json_field p50_us) "
             rss[$s]+="$(peak_rss_kib "$SERVER_PID") "
             stop_server
         done
     done
-    rm -f "$tmp"
     local base base_cpu
     base=$(med ${rate[node]})
     base_cpu=$(med ${cpu[node]})
@@ -742,17 +749,11 @@ bench_deflate() {
                 node) start_server node scripts/peers/deflate_echo_server.js ;;
                 python) start_server "$PY" tests/peers/deflate_peer.py server ;;
             esac
-            "$WS" bench "ws://127.0.0.1:$SERVER_PORT" --json -d "$DUR" --warmup 1 --deflate --payload json -s 1024 -w 64 >"$tmp" &
-            local bench_pid=$! c0 c1 out
-            sleep 1
-            c0=$(cpu_s "$SERVER_PID")
-            wait "$bench_pid"
-            c1=$(cpu_s "$SERVER_PID")
-            out=$(cat "$tmp")
-            rate[$s]+="$(echo "$out" | json_field rate) "
-            cpu[$s]+="$(per100k "$c0" "$c1" "$(echo "$out" | json_field messages)") "
-            rin[$s]+="$(echo "$out" | json_field deflate_ratio_in) "
-            rout[$s]+="$(echo "$out" | json_field deflate_ratio_out) "
+            measured_bench --deflate --payload json -s 1024 -w 64
+            rate[$s]+="$(echo "$BENCH_OUT" | json_field rate) "
+            cpu[$s]+="$BENCH_CPU "
+            rin[$s]+="$(echo "$BENCH_OUT" | json_field deflate_ratio_in) "
+            rout[$s]+="$(echo "$BENCH_OUT" | json_field deflate_ratio_out) "
             stop_server
         done
     done
