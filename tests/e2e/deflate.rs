@@ -219,3 +219,51 @@ fn sha1_hex(data: &[u8]) -> String {
     let out = child.wait_with_output().unwrap();
     String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("").to_string()
 }
+
+#[test]
+fn a_server_answer_the_client_did_not_allow_fails_the_handshake_with_one_line() {
+    use std::io::Write;
+    for (answer, why) in [
+        ("permessage-deflate; mystery=1", "invalid parameters"),
+        ("permessage-deflate; client_max_window_bits", "invalid parameters"),
+        ("x-webkit-deflate-frame", "not offered"),
+    ] {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("ws://{}/", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let (mut sock, _) = listener.accept().unwrap();
+            sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut head = Vec::new();
+            let mut b = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && sock.read(&mut b).unwrap_or(0) == 1 {
+                head.push(b[0]);
+            }
+            let head = String::from_utf8_lossy(&head).into_owned();
+            let key =
+                head.lines().find_map(|l| l.strip_prefix("Sec-WebSocket-Key: ")).unwrap_or_default().trim().to_string();
+            let accept = std::process::Command::new(crate::util::python())
+                .args([
+                    "-c",
+                    "import base64, hashlib, sys; print(base64.b64encode(hashlib.sha1(\
+                     (sys.argv[1] + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').encode()).digest()).decode())",
+                    &key,
+                ])
+                .output()
+                .unwrap();
+            let accept = String::from_utf8_lossy(&accept.stdout).trim().to_string();
+            let _ = write!(
+                sock,
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Extensions: {answer}\r\n\r\n"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        });
+        let mut cmd = ws();
+        cmd.args(["connect", "-d", &url]);
+        let out = run(cmd, b"", T);
+        server.join().unwrap();
+        assert_eq!(out.code(), 1, "{answer}: {out:?}");
+        assert_eq!(out.stderr.lines().count(), 1, "one line: {}", out.stderr);
+        assert!(out.stderr.contains(why), "{answer}: {}", out.stderr);
+    }
+}

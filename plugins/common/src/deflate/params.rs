@@ -199,8 +199,9 @@ pub fn accept_answer(values: &[&str]) -> Result<Option<Agreement>, String> {
     if name != NAME {
         return Err(format!("the server accepted the extension {name:?}, which was not offered"));
     }
-    let p = parse(params, false)
-        .ok_or_else(|| format!("the server answered permessage-deflate with invalid parameters: {values:?}"))?;
+    let p = parse(params, false).ok_or_else(|| {
+        format!("the server answered permessage-deflate with invalid parameters: {}", values.join(", "))
+    })?;
     Ok(Some(Agreement {
         send_window_bits: p.client_max_window_bits.flatten().unwrap_or(15),
         send_no_context_takeover: p.client_no_context_takeover,
