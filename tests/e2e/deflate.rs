@@ -267,3 +267,45 @@ fn a_server_answer_the_client_did_not_allow_fails_the_handshake_with_one_line() 
         assert!(out.stderr.contains(why), "{answer}: {}", out.stderr);
     }
 }
+
+#[test]
+fn transfer_relays_compressed_frames_as_they_are_and_inflates_them_for_the_rest() {
+    use crate::util::Interactive;
+    let server = Server::start("transfer", &[]);
+    let url = server.url("ws");
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let file = src.path().join("notes.txt");
+    let text: String = (0..20_000).map(|i| format!("{{\"line\":{i},\"note\":\"compressible\"}}\n")).collect();
+    std::fs::write(&file, &text).unwrap();
+    // A raw receiver that agreed deflate (it sees whether frames came compressed), one that
+    // allows the server only a 512-byte window (smaller than the sender's), one without
+    // deflate, and `ws receive`, which saves the file and acknowledges it.
+    let raw = Interactive::start("raw", peer_script("deflate_peer.py").args(["receive-raw", &url, "1"]));
+    let small = Interactive::start(
+        "small-window",
+        peer_script("deflate_peer.py").args(["receive", &url, "1", "--server-window", "9"]),
+    );
+    let plain = Interactive::start("plain", peer_script("deflate_peer.py").args(["receive", &url, "1", "--plain"]));
+    for r in [&raw, &small, &plain] {
+        r.wait_for_lines("ready", 1, T);
+    }
+    let receive =
+        Interactive::start("receive", ws().args(["receive", &url, "--save-dir", dst.path().to_str().unwrap()]));
+    receive.wait_for_lines("ws_receive: Waiting for message...", 1, T);
+    server.wait_for_line("id: 3", T);
+    let mut send = ws();
+    send.args(["send", &url, file.to_str().unwrap()]);
+    let out = run(send, b"", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(receive.finish(T).success());
+    assert_eq!(std::fs::read_to_string(dst.path().join("notes.txt")).unwrap(), text);
+    let line = |r: &Interactive| r.wait_for_lines("binary ", 1, T).remove(0);
+    let raw_line = line(&raw);
+    assert!(raw_line.ends_with("rsv1 True"), "the frames were not relayed compressed: {raw_line}");
+    let message = raw_line.trim_end_matches(" rsv1 True").to_string();
+    assert!(raw.output().iter().any(|l| l.contains("server_no_context_takeover")), "{:?}", raw.output());
+    assert!(small.output().iter().any(|l| l.contains("server_max_window_bits=9")), "{:?}", small.output());
+    assert_eq!(line(&small), message, "inflated for the small window");
+    assert_eq!(line(&plain), message, "inflated for the receiver without deflate");
+}

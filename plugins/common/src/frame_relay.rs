@@ -10,6 +10,14 @@
 //!   for room. Only a receiver that makes no progress for `--stall-timeout` is closed (1008).
 //! - A sender that disappears mid-message leaves its receivers with half a message, which
 //!   WebSocket cannot abort: they are closed with 1011.
+//!
+//! permessage-deflate: every member that negotiates it agrees no context takeover both ways
+//! (`transfer`'s policy), so each compressed message stands alone and its frames pass
+//! through intact, RSV1 kept, to every receiver that agreed deflate with a window at least
+//! the sender's. Receivers without deflate (or with a smaller window) get the message
+//! inflated as its frames arrive, in frames of at most [`INFLATED_FRAME`] bytes, under the
+//! same backpressure: however much a frame inflates to, the relay holds no more of it than
+//! the receivers' queues allow.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -21,8 +29,12 @@ use event_listener::Event;
 use futures_lite::FutureExt;
 use futures_lite::io::{AsyncWriteExt, BufReader};
 
+use crate::deflate::Agreement;
 use crate::frames::{self, FrameError, FrameReader, op};
 use crate::net::Stream;
+
+/// The largest frame of a message the relay inflates for a receiver without deflate.
+pub const INFLATED_FRAME: usize = 256 * 1024;
 
 /// Flow-control limits of the frame relay.
 #[derive(Debug, Clone, Copy, Args)]
@@ -40,6 +52,9 @@ pub struct FrameRelayArgs {
 
 struct Member {
     id: u64,
+    /// The window of compressed messages this member can take as they are: `Some` when it
+    /// agreed deflate.
+    inflates: Option<u8>,
     queue: RefCell<VecDeque<Vec<u8>>>,
     bytes: Cell<usize>,
     kicked: RefCell<Option<(u16, String)>>,
@@ -149,7 +164,8 @@ impl FrameRoom {
 
 /// What a member's session reports, for logging (and for publishing elsewhere).
 pub trait FrameObserver {
-    /// A whole relayed message: its size and how many receivers it went to.
+    /// A whole relayed message: its size (inflated, unless it went compressed to every
+    /// receiver) and how many receivers it went to.
     fn on_message(&self, id: u64, bytes: u64, receivers: usize);
 
     /// Messages up to this size are also handed whole to [`on_payload`](Self::on_payload);
@@ -163,9 +179,16 @@ pub trait FrameObserver {
 }
 
 /// Runs one member of the room until it leaves; returns the close code and reason.
-pub async fn run_member(room: &Rc<FrameRoom>, id: u64, stream: Stream, observer: &impl FrameObserver) -> (u16, String) {
+pub async fn run_member(
+    room: &Rc<FrameRoom>,
+    id: u64,
+    stream: Stream,
+    deflate: Option<Agreement>,
+    observer: &impl FrameObserver,
+) -> (u16, String) {
     let me = Rc::new(Member {
         id,
+        inflates: deflate.map(|a| a.send_window_bits),
         queue: RefCell::new(VecDeque::new()),
         bytes: Cell::new(0),
         kicked: RefCell::new(None),
@@ -174,7 +197,8 @@ pub async fn run_member(room: &Rc<FrameRoom>, id: u64, stream: Stream, observer:
     });
     room.members.borrow_mut().push(me.clone());
     let (read_half, mut write_half) = futures_lite::io::split(stream);
-    let mut reader = FrameReader::new(BufReader::with_capacity(64 * 1024, read_half), room.limits.max_frame, true);
+    let mut reader = FrameReader::new(BufReader::with_capacity(64 * 1024, read_half), room.limits.max_frame, true)
+        .with_rsv1(deflate.is_some());
 
     let writer = async {
         loop {
@@ -228,12 +252,17 @@ pub async fn run_member(room: &Rc<FrameRoom>, id: u64, stream: Stream, observer:
         let limit = observer.payload_limit();
         let mut whole: Option<Vec<u8>> = None;
         let mut binary = false;
+        // The compressed message in progress: its inflater and who gets it inflated.
+        let mut inflating: Option<Inflating> = None;
         loop {
             let frame = match reader.next().await {
                 Ok(Some(f)) => f,
                 Ok(None) => return Ended::Gone,
                 Err(e) => return Ended::Failed(e),
             };
+            if frame.rsv1 && (frame.is_control() || frame.opcode == op::CONTINUATION) {
+                return Ended::Failed(FrameError::Protocol("RSV1 set on a control or continuation frame"));
+            }
             match frame.opcode {
                 op::PING => me.push(frames::encode(true, op::PONG, &frame.payload, None)),
                 op::PONG => {}
@@ -256,22 +285,69 @@ pub async fn run_member(room: &Rc<FrameRoom>, id: u64, stream: Stream, observer:
                         msg_bytes = 0;
                         binary = opcode == op::BINARY;
                         whole = (limit > 0).then(Vec::new);
+                        inflating = frame.rsv1.then(|| {
+                            // The sender's window: what it offered, 15 at most.
+                            let bits = deflate.map_or(15, |a| a.receive_window_bits);
+                            Inflating::new(opcode, bits)
+                        });
                     }
-                    msg_bytes += frame.payload.len() as u64;
-                    if let Some(w) = &mut whole {
-                        if w.len() + frame.payload.len() <= limit {
-                            w.extend_from_slice(&frame.payload);
-                        } else {
-                            crate::warning!("client id {id}: message over {limit} bytes is not passed on whole");
-                            whole = None;
-                        }
-                    }
-                    let encoded = frames::encode(frame.fin, opcode, &frame.payload, None);
                     let receivers = current.borrow().clone().unwrap_or_default();
-                    for m in &receivers {
+                    let (direct, plain): (Vec<_>, Vec<_>) = match &inflating {
+                        Some(inf) => receivers.iter().cloned().partition(|m| m.inflates.is_some_and(|w| w >= inf.bits)),
+                        None => (receivers.clone(), Vec::new()),
+                    };
+                    let mut b0 = if frame.fin { 0x80 } else { 0 } | opcode;
+                    if frame.rsv1 {
+                        b0 |= 0x40;
+                    }
+                    let mut encoded = Vec::with_capacity(frame.payload.len() + frames::MAX_HEADER);
+                    frames::push_header(&mut encoded, b0, frame.payload.len(), None);
+                    encoded.extend_from_slice(&frame.payload);
+                    for m in &direct {
                         room.deliver(m, encoded.clone()).await;
                     }
+                    // The message as it is, for the plain receivers and the observer: the frame,
+                    // or what it inflates to, a part at a time (delivered before the next is
+                    // made, so a frame that inflates to gigabytes never sits in memory).
+                    let inflate = inflating.as_ref().is_some_and(|_| !plain.is_empty() || whole.is_some());
+                    if inflating.is_some() && !inflate {
+                        // Relayed compressed to everyone: its size as it came.
+                        msg_bytes += frame.payload.len() as u64;
+                    }
+                    let mut pos = InflatePos::default();
+                    let mut as_is = (inflating.is_none()).then(|| (frame.fin, frame.payload.clone()));
+                    loop {
+                        let (fin, part) = match (&mut inflating, as_is.take()) {
+                            (None, Some(p)) => p,
+                            (Some(inf), _) if inflate => match inf.next_part(&frame.payload, frame.fin, &mut pos) {
+                                Ok(Some(p)) => p,
+                                Ok(None) => break,
+                                Err(e) => return Ended::Failed(e),
+                            },
+                            _ => break,
+                        };
+                        msg_bytes += part.len() as u64;
+                        if let Some(w) = &mut whole {
+                            if w.len() + part.len() <= limit {
+                                w.extend_from_slice(&part);
+                            } else {
+                                crate::warning!("client id {id}: message over {limit} bytes is not passed on whole");
+                                whole = None;
+                            }
+                        }
+                        if !plain.is_empty() {
+                            let opcode = inflating.as_mut().map_or(opcode, Inflating::next_opcode);
+                            let encoded = frames::encode(fin, opcode, &part, None);
+                            for m in &plain {
+                                room.deliver(m, encoded.clone()).await;
+                            }
+                        }
+                        if fin {
+                            break;
+                        }
+                    }
                     if frame.fin {
+                        inflating = None;
                         let n = receivers.iter().filter(|m| !m.is_kicked()).count();
                         *current.borrow_mut() = None;
                         guard = None;
@@ -321,6 +397,87 @@ pub async fn run_member(room: &Rc<FrameRoom>, id: u64, stream: Stream, observer:
     }
 }
 
+/// A compressed message being inflated for the receivers that cannot take it as it is.
+struct Inflating {
+    opcode: u8,
+    /// The sender's window.
+    bits: u8,
+    z: flate2::Decompress,
+    /// The first inflated frame went out (the rest are continuations).
+    started: bool,
+    /// The deflate stream ended (BFINAL): what follows is ignored.
+    ended: bool,
+}
+
+impl Inflating {
+    fn new(opcode: u8, bits: u8) -> Self {
+        let z = flate2::Decompress::new_with_window_bits(false, bits.clamp(9, 15));
+        Inflating { opcode, bits, z, started: false, ended: false }
+    }
+
+    /// The opcode of the next inflated frame.
+    fn next_opcode(&mut self) -> u8 {
+        if std::mem::replace(&mut self.started, true) { op::CONTINUATION } else { self.opcode }
+    }
+
+    /// The next part of what one frame's payload inflates to (with, on the message's last
+    /// frame, the tail RFC 7692 §7.2.2 restores): at most [`INFLATED_FRAME`] bytes, and
+    /// whether it ends the message. `None` once the frame is used up.
+    fn next_part(
+        &mut self,
+        payload: &[u8],
+        fin: bool,
+        pos: &mut InflatePos,
+    ) -> Result<Option<(bool, Vec<u8>)>, FrameError> {
+        const TAIL: [u8; 4] = [0, 0, 0xff, 0xff];
+        if pos.done {
+            return Ok(None);
+        }
+        let mut part = Vec::with_capacity(INFLATED_FRAME);
+        while part.len() < INFLATED_FRAME && !self.ended {
+            let in_tail = pos.at == payload.len();
+            if in_tail && !fin {
+                break;
+            }
+            let (input, at, flush) = if in_tail {
+                (&TAIL[..], &mut pos.tail_at, flate2::FlushDecompress::Sync)
+            } else {
+                (payload, &mut pos.at, flate2::FlushDecompress::None)
+            };
+            let (in0, out0) = (self.z.total_in(), self.z.total_out());
+            let status = self
+                .z
+                .decompress_vec(&input[*at..], &mut part, flush)
+                .map_err(|_| FrameError::Protocol("invalid compressed data"))?;
+            let (took, made) = ((self.z.total_in() - in0) as usize, (self.z.total_out() - out0) as usize);
+            *at += took;
+            if status == flate2::Status::StreamEnd {
+                self.ended = true;
+            }
+            let flushed = in_tail && pos.tail_at == TAIL.len() && part.len() < INFLATED_FRAME;
+            if flushed || (took == 0 && made == 0) {
+                break;
+            }
+        }
+        let used_up = self.ended
+            || (pos.at == payload.len() && (!fin || (pos.tail_at == TAIL.len() && part.len() < INFLATED_FRAME)));
+        pos.done = used_up;
+        let last = fin && used_up;
+        if part.is_empty() && !last {
+            return Ok(None);
+        }
+        Ok(Some((last, part)))
+    }
+}
+
+/// How far [`Inflating::next_part`] got through one frame.
+#[derive(Debug, Default)]
+struct InflatePos {
+    at: usize,
+    tail_at: usize,
+    done: bool,
+}
+
 async fn write_bounded(w: &mut (impl futures_lite::io::AsyncWrite + Unpin), bytes: &[u8], limit: Duration) {
     let _ = async {
         let _ = w.write_all(bytes).await;
@@ -340,4 +497,43 @@ enum Ended {
     Kicked((u16, String)),
     /// Kicked while a write to it was blocked: closed without a close frame.
     Cut((u16, String)),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Inflates `frames` (one compressed message's payloads) part by part.
+    fn inflate_all(frames: &[Vec<u8>]) -> Vec<(bool, usize)> {
+        let mut inf = Inflating::new(op::BINARY, 15);
+        let mut parts = Vec::new();
+        let mut bytes = Vec::new();
+        for (i, f) in frames.iter().enumerate() {
+            let fin = i + 1 == frames.len();
+            let mut pos = InflatePos::default();
+            while let Some((last, part)) = inf.next_part(f, fin, &mut pos).unwrap() {
+                assert!(part.len() <= INFLATED_FRAME);
+                parts.push((last, part.len()));
+                bytes.extend_from_slice(&part);
+                if last {
+                    break;
+                }
+            }
+        }
+        assert!(bytes.iter().all(|&b| b == 7), "inflated content");
+        parts
+    }
+
+    #[test]
+    fn a_compressed_message_is_inflated_in_bounded_parts_across_its_frames() {
+        let data = vec![7u8; 3 * INFLATED_FRAME + 5];
+        let body = crate::deflate::compress_message(&data, 15);
+        // Whole, and split into three frames at odd places.
+        for frames in [vec![body.clone()], vec![body[..3].to_vec(), body[3..7].to_vec(), body[7..].to_vec()]] {
+            let parts = inflate_all(&frames);
+            assert_eq!(parts.iter().map(|p| p.1).sum::<usize>(), data.len());
+            assert_eq!(parts.iter().filter(|p| p.0).count(), 1, "one last part: {parts:?}");
+            assert!(parts.last().unwrap().0, "the last part ends the message: {parts:?}");
+        }
+    }
 }

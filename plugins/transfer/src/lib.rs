@@ -13,6 +13,7 @@ use std::rc::Rc;
 use clap::Parser;
 use futures_lite::FutureExt;
 use ws_common::bus::{Bus, BusMessage, ByteQueue, RedisArgs, Rooms};
+use ws_common::deflate::ServerPolicy;
 use ws_common::frame_relay::{FrameObserver, FrameRelayArgs, FrameRoom};
 use ws_common::server::ServerArgs;
 use ws_common::{info, warning};
@@ -63,7 +64,10 @@ impl Plugin for Transfer {
     const SUMMARY: &'static CStr = c"Broadcasting server for file transfers";
 
     fn run(&self, args: Vec<OsString>) -> Result<(), Error> {
-        let args: Args = ws_common::args::parse(args)?;
+        let mut args: Args = ws_common::args::parse(args)?;
+        // Every message compressed on its own, both ways, so that a sender's compressed
+        // frames can be relayed as they are (see frame_relay).
+        args.server.deflate = Some(ServerPolicy { server_no_context_takeover: true, echo_frames: true });
         args.server.run_with(false, None, async || {
             let relay = args.relay;
             let rooms = Rooms::connect(&args.redis, move || FrameRoom::new(relay)).await?;
@@ -104,11 +108,12 @@ impl Plugin for Transfer {
                 async move {
                     let (channel, room) = rooms.enter(&client.handshake.uri).await;
                     let log = LogTransfers { bus: rooms.bus().cloned(), channel: channel.clone(), limit };
-                    // This server declines deflate: the socket carries the frames as they are.
+                    // Frames are relayed as they are on the socket (see ServerPolicy::echo_frames).
                     let Some(stream) = client.ws.into_inner().into_plain() else {
-                        return (1011, "permessage-deflate is not relayed".into());
+                        return (1011, "a deflate layer on a relayed socket".into());
                     };
-                    let ended = ws_common::frame_relay::run_member(&room, client.id, stream, &log).await;
+                    let deflate = client.handshake.deflate;
+                    let ended = ws_common::frame_relay::run_member(&room, client.id, stream, deflate, &log).await;
                     rooms.exit(&channel);
                     ended
                 }
