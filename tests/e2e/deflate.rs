@@ -309,3 +309,38 @@ fn transfer_relays_compressed_frames_as_they_are_and_inflates_them_for_the_rest(
     assert_eq!(line(&small), message, "inflated for the small window");
     assert_eq!(line(&plain), message, "inflated for the receiver without deflate");
 }
+
+#[test]
+fn send_sends_a_file_that_does_not_compress_uncompressed() {
+    use crate::util::Interactive;
+    let server = Server::start("transfer", &[]);
+    let url = server.url("ws");
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let file = src.path().join("noise.bin");
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let noise: Vec<u8> = (0..1_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect();
+    std::fs::write(&file, &noise).unwrap();
+    let raw = Interactive::start("raw", peer_script("deflate_peer.py").args(["receive-raw", &url, "1"]));
+    raw.wait_for_lines("ready", 1, T);
+    assert!(raw.output().iter().any(|l| l.contains("permessage-deflate")), "{:?}", raw.output());
+    let receive =
+        Interactive::start("receive", ws().args(["receive", &url, "--save-dir", dst.path().to_str().unwrap()]));
+    receive.wait_for_lines("ws_receive: Waiting for message...", 1, T);
+    server.wait_for_line("id: 1", T);
+    let mut send = ws();
+    send.args(["send", &url, file.to_str().unwrap()]);
+    let out = run(send, b"", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(receive.finish(T).success());
+    assert!(std::fs::read(dst.path().join("noise.bin")).unwrap() == noise);
+    let line = raw.wait_for_lines("binary ", 1, T).remove(0);
+    assert!(line.ends_with("rsv1 False"), "random bytes went compressed: {line}");
+}

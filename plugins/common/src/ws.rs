@@ -53,6 +53,14 @@ impl WsIo {
         }
     }
 
+    /// The deflate layer, to change how it sends (see [`DeflateIo::set_compress`]).
+    pub fn deflate_mut(&mut self) -> Option<&mut DeflateIo<Stream>> {
+        match self {
+            WsIo::Plain(_) => None,
+            WsIo::Deflate(d) => Some(d),
+        }
+    }
+
     /// The socket, for frame-level work; only without deflate (whose frames differ from the
     /// socket's bytes). Servers that work on frames do not negotiate it.
     pub fn into_plain(self) -> Option<Stream> {

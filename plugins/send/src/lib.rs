@@ -100,6 +100,15 @@ async fn send(args: Args, client: ClientOptions, mut file: File, size: u64, name
             break;
         }
         hash.update(&buf[..n]);
+        if first
+            && let Some(d) = ws.get_mut().deflate_mut()
+            && !ws_common::deflate::worth_compressing(&buf[..n.min(256 * 1024)])
+        {
+            // Deflate would win only the hex encoding's half back, at many times the cost of
+            // sending it: such a file goes out uncompressed (RFC 7692 §6.1 allows it).
+            d.set_compress(false);
+            info!("ws_send: {name} does not compress: sent uncompressed");
+        }
         pdu::hex_encode_into(&buf[..n], &mut frame);
         let opcode = if first { Data::Binary } else { Data::Continue };
         first = false;

@@ -108,6 +108,8 @@ pub struct DeflateIo<S> {
     wstate: WriteState,
     /// The outgoing message in progress is being compressed here (not already compressed).
     w_compressing: bool,
+    /// Whether messages that start from now on are compressed (see [`Self::set_compress`]).
+    compress: bool,
     deflater: Option<Box<Compress>>,
     body: Vec<u8>,
     scratch: Vec<u8>,
@@ -145,12 +147,20 @@ impl<S> DeflateIo<S> {
             whead_len: 0,
             wstate: WriteState::Header,
             w_compressing: false,
+            compress: true,
             deflater: None,
             body: Vec::new(),
             scratch: Vec::new(),
             out: Vec::new(),
             out_pos: 0,
         }
+    }
+
+    /// Whether the messages that start from now on are compressed: RFC 7692 §6.1 lets a
+    /// sender send any message uncompressed, and content that would not shrink is sent
+    /// faster as it is (`ws send` turns it off for a file that does not compress).
+    pub fn set_compress(&mut self, on: bool) {
+        self.compress = on;
     }
 
     /// The bytes that passed so far (for `ws bench`'s compression ratios).
@@ -379,7 +389,7 @@ impl<S> DeflateIo<S> {
             && if opcode == op::CONTINUATION {
                 self.w_compressing
             } else {
-                self.w_compressing = b0 & 0x70 == 0;
+                self.w_compressing = b0 & 0x70 == 0 && self.compress;
                 self.w_compressing
             };
         if compress {

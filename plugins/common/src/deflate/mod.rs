@@ -64,9 +64,32 @@ pub fn compress_message(payload: &[u8], window_bits: u8) -> Vec<u8> {
     })
 }
 
+/// Whether content like `sample` is worth compressing: deflate saves at least a tenth of it.
+/// Already-compressed files (media, archives) and random data are not, and are sent faster
+/// as they are.
+pub fn worth_compressing(sample: &[u8]) -> bool {
+    compress_message(sample, 15).len() * 10 <= sample.len() * 9
+}
+
 #[cfg(test)]
 mod tests {
     use flate2::{Decompress, FlushDecompress};
+
+    #[test]
+    fn text_is_worth_compressing_and_random_bytes_are_not() {
+        let text = "{\"id\":1,\"name\":\"sensor\"}\n".repeat(2000);
+        assert!(super::worth_compressing(text.as_bytes()));
+        let mut x: u64 = 88172645463325252;
+        let random: Vec<u8> = (0..65536)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        assert!(!super::worth_compressing(&random));
+    }
 
     #[test]
     fn a_message_compressed_once_inflates_on_its_own() {
