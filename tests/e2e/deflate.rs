@@ -98,7 +98,9 @@ fn echo_server_accepts_an_offer_unless_dash_x() {
 
 #[test]
 fn clients_offer_deflate_unless_dash_x() {
-    for (client, x) in [("connect", false), ("connect", true), ("send", false), ("send", true), ("ping", false)] {
+    let clients =
+        [("connect", false), ("connect", true), ("send", false), ("send", true), ("receive", false), ("receive", true)];
+    for (client, x) in clients.into_iter().chain([("ping", false), ("chat", false)]) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("ws://{}/", listener.local_addr().unwrap());
         let file = tempfile::NamedTempFile::new().unwrap();
@@ -106,6 +108,9 @@ fn clients_offer_deflate_unless_dash_x() {
         cmd.args([client, &url]);
         if client == "send" {
             cmd.arg(file.path());
+        }
+        if client == "chat" {
+            cmd.arg("someone");
         }
         if x {
             cmd.arg("-x");
@@ -290,16 +295,25 @@ fn transfer_relays_compressed_frames_as_they_are_and_inflates_them_for_the_rest(
     for r in [&raw, &small, &plain] {
         r.wait_for_lines("ready", 1, T);
     }
+    // `ws receive` with deflate (it inflates the frames itself) and with -x (the relay does).
+    let dst_x = tempfile::tempdir().unwrap();
     let receive =
         Interactive::start("receive", ws().args(["receive", &url, "--save-dir", dst.path().to_str().unwrap()]));
     receive.wait_for_lines("ws_receive: Waiting for message...", 1, T);
-    server.wait_for_line("id: 3", T);
+    let receive_x = Interactive::start(
+        "receive-x",
+        ws().args(["receive", "-x", &url, "--save-dir", dst_x.path().to_str().unwrap()]),
+    );
+    receive_x.wait_for_lines("ws_receive: Waiting for message...", 1, T);
+    server.wait_for_line("id: 4", T);
     let mut send = ws();
     send.args(["send", &url, file.to_str().unwrap()]);
     let out = run(send, b"", T);
     assert_eq!(out.code(), 0, "{out:?}");
     assert!(receive.finish(T).success());
+    assert!(receive_x.finish(T).success());
     assert_eq!(std::fs::read_to_string(dst.path().join("notes.txt")).unwrap(), text);
+    assert_eq!(std::fs::read_to_string(dst_x.path().join("notes.txt")).unwrap(), text);
     let line = |r: &Interactive| r.wait_for_lines("binary ", 1, T).remove(0);
     let raw_line = line(&raw);
     assert!(raw_line.ends_with("rsv1 True"), "the frames were not relayed compressed: {raw_line}");

@@ -15,7 +15,7 @@
 //! (`transfer`'s policy), so each compressed message stands alone and its frames pass
 //! through intact, RSV1 kept, to every receiver that agreed deflate with a window at least
 //! the sender's. Receivers without deflate (or with a smaller window) get the message
-//! inflated as its frames arrive, in frames of at most [`INFLATED_FRAME`] bytes, under the
+//! inflated as its frames arrive, in frames of at most 256 KiB (see [`crate::deflate::inflate`]), under the
 //! same backpressure: however much a frame inflates to, the relay holds no more of it than
 //! the receivers' queues allow.
 
@@ -30,11 +30,9 @@ use futures_lite::FutureExt;
 use futures_lite::io::{AsyncWriteExt, BufReader};
 
 use crate::deflate::Agreement;
+use crate::deflate::inflate::{InflatePos, MessageInflater};
 use crate::frames::{self, FrameError, FrameReader, op};
 use crate::net::Stream;
-
-/// The largest frame of a message the relay inflates for a receiver without deflate.
-pub const INFLATED_FRAME: usize = 256 * 1024;
 
 /// Flow-control limits of the frame relay.
 #[derive(Debug, Clone, Copy, Args)]
@@ -319,7 +317,7 @@ pub async fn run_member(
                     loop {
                         let (fin, part) = match (&mut inflating, as_is.take()) {
                             (None, Some(p)) => p,
-                            (Some(inf), _) if inflate => match inf.next_part(&frame.payload, frame.fin, &mut pos) {
+                            (Some(inf), _) if inflate => match inf.z.next_part(&frame.payload, frame.fin, &mut pos) {
                                 Ok(Some(p)) => p,
                                 Ok(None) => break,
                                 Err(e) => return Ended::Failed(e),
@@ -402,80 +400,20 @@ struct Inflating {
     opcode: u8,
     /// The sender's window.
     bits: u8,
-    z: flate2::Decompress,
+    z: MessageInflater,
     /// The first inflated frame went out (the rest are continuations).
     started: bool,
-    /// The deflate stream ended (BFINAL): what follows is ignored.
-    ended: bool,
 }
 
 impl Inflating {
     fn new(opcode: u8, bits: u8) -> Self {
-        let z = flate2::Decompress::new_with_window_bits(false, bits.clamp(9, 15));
-        Inflating { opcode, bits, z, started: false, ended: false }
+        Inflating { opcode, bits, z: MessageInflater::new(bits), started: false }
     }
 
     /// The opcode of the next inflated frame.
     fn next_opcode(&mut self) -> u8 {
         if std::mem::replace(&mut self.started, true) { op::CONTINUATION } else { self.opcode }
     }
-
-    /// The next part of what one frame's payload inflates to (with, on the message's last
-    /// frame, the tail RFC 7692 §7.2.2 restores): at most [`INFLATED_FRAME`] bytes, and
-    /// whether it ends the message. `None` once the frame is used up.
-    fn next_part(
-        &mut self,
-        payload: &[u8],
-        fin: bool,
-        pos: &mut InflatePos,
-    ) -> Result<Option<(bool, Vec<u8>)>, FrameError> {
-        const TAIL: [u8; 4] = [0, 0, 0xff, 0xff];
-        if pos.done {
-            return Ok(None);
-        }
-        let mut part = Vec::with_capacity(INFLATED_FRAME);
-        while part.len() < INFLATED_FRAME && !self.ended {
-            let in_tail = pos.at == payload.len();
-            if in_tail && !fin {
-                break;
-            }
-            let (input, at, flush) = if in_tail {
-                (&TAIL[..], &mut pos.tail_at, flate2::FlushDecompress::Sync)
-            } else {
-                (payload, &mut pos.at, flate2::FlushDecompress::None)
-            };
-            let (in0, out0) = (self.z.total_in(), self.z.total_out());
-            let status = self
-                .z
-                .decompress_vec(&input[*at..], &mut part, flush)
-                .map_err(|_| FrameError::Protocol("invalid compressed data"))?;
-            let (took, made) = ((self.z.total_in() - in0) as usize, (self.z.total_out() - out0) as usize);
-            *at += took;
-            if status == flate2::Status::StreamEnd {
-                self.ended = true;
-            }
-            let flushed = in_tail && pos.tail_at == TAIL.len() && part.len() < INFLATED_FRAME;
-            if flushed || (took == 0 && made == 0) {
-                break;
-            }
-        }
-        let used_up = self.ended
-            || (pos.at == payload.len() && (!fin || (pos.tail_at == TAIL.len() && part.len() < INFLATED_FRAME)));
-        pos.done = used_up;
-        let last = fin && used_up;
-        if part.is_empty() && !last {
-            return Ok(None);
-        }
-        Ok(Some((last, part)))
-    }
-}
-
-/// How far [`Inflating::next_part`] got through one frame.
-#[derive(Debug, Default)]
-struct InflatePos {
-    at: usize,
-    tail_at: usize,
-    done: bool,
 }
 
 async fn write_bounded(w: &mut (impl futures_lite::io::AsyncWrite + Unpin), bytes: &[u8], limit: Duration) {
@@ -497,43 +435,4 @@ enum Ended {
     Kicked((u16, String)),
     /// Kicked while a write to it was blocked: closed without a close frame.
     Cut((u16, String)),
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Inflates `frames` (one compressed message's payloads) part by part.
-    fn inflate_all(frames: &[Vec<u8>]) -> Vec<(bool, usize)> {
-        let mut inf = Inflating::new(op::BINARY, 15);
-        let mut parts = Vec::new();
-        let mut bytes = Vec::new();
-        for (i, f) in frames.iter().enumerate() {
-            let fin = i + 1 == frames.len();
-            let mut pos = InflatePos::default();
-            while let Some((last, part)) = inf.next_part(f, fin, &mut pos).unwrap() {
-                assert!(part.len() <= INFLATED_FRAME);
-                parts.push((last, part.len()));
-                bytes.extend_from_slice(&part);
-                if last {
-                    break;
-                }
-            }
-        }
-        assert!(bytes.iter().all(|&b| b == 7), "inflated content");
-        parts
-    }
-
-    #[test]
-    fn a_compressed_message_is_inflated_in_bounded_parts_across_its_frames() {
-        let data = vec![7u8; 3 * INFLATED_FRAME + 5];
-        let body = crate::deflate::compress_message(&data, 15);
-        // Whole, and split into three frames at odd places.
-        for frames in [vec![body.clone()], vec![body[..3].to_vec(), body[3..7].to_vec(), body[7..].to_vec()]] {
-            let parts = inflate_all(&frames);
-            assert_eq!(parts.iter().map(|p| p.1).sum::<usize>(), data.len());
-            assert_eq!(parts.iter().filter(|p| p.0).count(), 1, "one last part: {parts:?}");
-            assert!(parts.last().unwrap().0, "the last part ends the message: {parts:?}");
-        }
-    }
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use futures_lite::io::{AsyncWriteExt, BufReader};
+use ws_common::deflate::inflate::{InflatePos, MessageInflater};
 use ws_common::frames::{self, FrameReader, op};
 use ws_common::net::Stream;
 use ws_common::pdu::{self, Djb2, StreamDecoder};
@@ -43,6 +44,9 @@ struct Args {
     /// Largest frame accepted, in bytes
     #[arg(long = "max-frame-size", default_value_t = 16 << 20, value_name = "BYTES")]
     max_frame: usize,
+    /// Do not offer permessage-deflate (offered by default; the reference never offers it)
+    #[arg(short = 'x')]
+    no_deflate: bool,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -72,6 +76,8 @@ struct Incoming {
     hash: Djb2,
     fragments: u64,
     failed: Option<String>,
+    /// The message came compressed (RSV1): its frames are inflated before they are decoded.
+    compressed: bool,
 }
 
 async fn receive(args: Args, url: ws_common::url::Url) -> Result<(), Error> {
@@ -79,11 +85,32 @@ async fn receive(args: Args, url: ws_common::url::Url) -> Result<(), Error> {
     let connect = async {
         let proxy = args.client.options(url.clone()).proxy;
         let mut stream = ws_common::ws::open_stream(&url, &args.client.tls, &[], proxy.as_ref()).await?;
-        let (headers, _) = frames::client_handshake(&mut stream, &url, &[], true).await?;
-        Ok::<_, ws_common::ws::ConnectError>((stream, headers))
+        let offer: Vec<(String, String)> = if args.no_deflate {
+            Vec::new()
+        } else {
+            vec![("Sec-WebSocket-Extensions".into(), ws_common::deflate::CLIENT_OFFER.into())]
+        };
+        let (headers, _) = frames::client_handshake(&mut stream, &url, &offer, true).await?;
+        let answers: Vec<&str> = headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("Sec-WebSocket-Extensions"))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        let agreed = match (args.no_deflate, answers.first()) {
+            (true, Some(a)) => {
+                return Err(ws_common::ws::ConnectError::Handshake(format!(
+                    "the server accepted an extension that was not offered: {a}"
+                )));
+            }
+            (true, None) => None,
+            (false, _) => {
+                ws_common::deflate::accept_answer(&answers).map_err(ws_common::ws::ConnectError::Handshake)?
+            }
+        };
+        Ok::<_, ws_common::ws::ConnectError>((stream, headers, agreed))
     };
     let timeout = args.client.timeout();
-    let (stream, headers) = futures_lite::FutureExt::or(connect, async {
+    let (stream, headers, agreed) = futures_lite::FutureExt::or(connect, async {
         smol::Timer::after(timeout).await;
         Err(ws_common::ws::ConnectError::Timeout(timeout))
     })
@@ -97,7 +124,14 @@ async fn receive(args: Args, url: ws_common::url::Url) -> Result<(), Error> {
     }
     info!("ws_receive: Waiting for message...");
     let (read_half, mut writer) = futures_lite::io::split(stream);
-    let mut reader = FrameReader::new(BufReader::with_capacity(256 * 1024, read_half), args.max_frame, false);
+    let mut reader = FrameReader::new(BufReader::with_capacity(256 * 1024, read_half), args.max_frame, false)
+        .with_rsv1(agreed.is_some());
+    // Compressed messages are inflated frame by frame, in bounded parts (one window for the
+    // connection, kept between messages unless the server agreed no context takeover).
+    let mut inflater = agreed.map(|a| MessageInflater::new(a.receive_window_bits));
+    let no_takeover = agreed.is_some_and(|a| a.receive_no_context_takeover);
+    // The data message in progress came compressed.
+    let mut msg_compressed = false;
     let mut incoming: Option<Incoming> = None;
     let mut received_ok = 0u64;
     let mut last_failure: Option<String> = None;
@@ -113,6 +147,27 @@ async fn receive(args: Args, url: ws_common::url::Url) -> Result<(), Error> {
                 return Err(Error::failure(format!("connection failed: {e}")));
             }
         };
+        if frame.rsv1 && (frame.is_control() || frame.opcode == op::CONTINUATION) {
+            let why = "RSV1 set on a control or continuation frame";
+            let _ = send_frame(&mut writer, op::CLOSE, &frames::close_payload(1002, why)).await;
+            return Err(Error::failure(format!("connection failed: protocol error: {why}")));
+        }
+        if matches!(frame.opcode, op::TEXT | op::BINARY) {
+            msg_compressed = frame.rsv1;
+        }
+        // A compressed message that is not a file is still inflated (and dropped): with
+        // context takeover, the next message may refer back to it.
+        let skipped = frame.opcode == op::TEXT || (frame.opcode == op::CONTINUATION && incoming.is_none());
+        if skipped
+            && msg_compressed
+            && let Some(z) = inflater.as_mut()
+        {
+            let mut pos = InflatePos::default();
+            while let Ok(Some(_)) = z.next_part(&frame.payload, frame.fin, &mut pos) {}
+            if frame.fin {
+                z.end_message(no_takeover);
+            }
+        }
         match frame.opcode {
             op::PING => send_frame(&mut writer, op::PONG, &frame.payload).await?,
             op::PONG => {}
@@ -141,17 +196,43 @@ async fn receive(args: Args, url: ws_common::url::Url) -> Result<(), Error> {
                         hash: Djb2::default(),
                         fragments: 0,
                         failed: None,
+                        compressed: frame.rsv1,
                     });
                 }
                 let Some(inc) = incoming.as_mut() else { continue };
-                if inc.failed.is_none() {
-                    let Incoming { decoder, file, hash, .. } = inc;
-                    let fed = decoder.feed(&frame.payload, &mut |bytes| {
-                        hash.update(bytes);
-                        file.write_all(bytes)
-                    });
-                    if let Err(e) = fed {
-                        inc.failed = Some(e.to_string());
+                let Incoming { decoder, file, hash, failed, compressed, .. } = inc;
+                let mut feed = |bytes: &[u8]| {
+                    if failed.is_none()
+                        && let Err(e) = decoder.feed(bytes, &mut |b| {
+                            hash.update(b);
+                            file.write_all(b)
+                        })
+                    {
+                        *failed = Some(e.to_string());
+                    }
+                };
+                match inflater.as_mut().filter(|_| *compressed) {
+                    None => feed(&frame.payload),
+                    Some(z) => {
+                        let mut pos = InflatePos::default();
+                        loop {
+                            match z.next_part(&frame.payload, frame.fin, &mut pos) {
+                                Ok(Some((_, part))) => feed(&part),
+                                Ok(None) => break,
+                                Err(e) => {
+                                    let _ = send_frame(
+                                        &mut writer,
+                                        op::CLOSE,
+                                        &frames::close_payload(1002, &e.to_string()),
+                                    )
+                                    .await;
+                                    return Err(Error::failure(format!("connection failed: {e}")));
+                                }
+                            }
+                        }
+                        if frame.fin {
+                            z.end_message(no_takeover);
+                        }
                     }
                 }
                 ws_common::debug!("ws_receive: received fragment {}", inc.fragments);

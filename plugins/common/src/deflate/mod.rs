@@ -15,6 +15,7 @@
 //! tungstenite ⇄ DeflateIo (inflate / deflate, RSV1) ⇄ TLS or TCP
 //! ```
 
+pub mod inflate;
 pub mod io;
 pub mod params;
 
