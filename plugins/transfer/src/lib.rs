@@ -23,7 +23,10 @@ use ws_plugin_api::{Error, Plugin, declare_plugin};
 #[derive(Debug, Parser)]
 #[command(
     name = "ws transfer",
-    about = "File-transfer relay: forwards every message to every other client, frame by frame"
+    about = "File-transfer relay: forwards every message to every other client, frame by frame",
+    after_help = "permessage-deflate is accepted with no context takeover either way (each message is \
+                  compressed on its own, so no compressor stays allocated per client and compressed \
+                  frames are relayed as they are); receivers without it get messages inflated."
 )]
 struct Args {
     #[command(flatten)]
