@@ -20,6 +20,10 @@ const CASES: usize = 247;
 /// window bits 8 to 15, several offers).
 const DEFLATE: [&str; 4] = ["-i", "12.*", "-i", "13.*"];
 const DEFLATE_CASES: usize = 216;
+/// Through the proxy, the 13 cases alone: the same payloads under every negotiation (the 12
+/// cases repeat 13.1's), to keep CI's time.
+const NEGOTIATIONS: [&str; 2] = ["-i", "13.*"];
+const NEGOTIATION_CASES: usize = 126;
 
 fn kosoku() -> std::path::PathBuf {
     let p = repo_root().join(".peers/venv/bin/kosoku");
@@ -78,12 +82,12 @@ fn echo_server_in_frame_mode_passes_autobahn_compression_cases_12_and_13() {
 }
 
 #[test]
-fn proxy_server_in_front_of_echo_server_passes_autobahn_compression_cases_12_and_13() {
+fn proxy_server_in_front_of_echo_server_passes_autobahn_compression_cases_13() {
     // kosoku's offers go upstream, echo_server's answer comes back, and the compressed frames
     // pass through the proxy as bytes.
     let upstream = Server::start("echo_server", &["-q"]);
     let proxy = Server::start("proxy_server", &["-q", "--remote_host", &upstream.url("ws")]);
-    run_fuzzingclient(&proxy, &DEFLATE, &["-p", "2"], DEFLATE_CASES);
+    run_fuzzingclient(&proxy, &NEGOTIATIONS, &["-p", "2"], NEGOTIATION_CASES);
 }
 
 /// kosoku's fuzzingclient against `server`: every case must pass.
@@ -118,8 +122,8 @@ fn connect_echo_mode_passes_autobahn_compression_cases_12_and_13() {
 }
 
 #[test]
-fn connect_echo_mode_through_proxy_server_passes_autobahn_compression_cases_12_and_13() {
-    run_fuzzingserver(true, &DEFLATE, DEFLATE_CASES);
+fn connect_echo_mode_through_proxy_server_passes_autobahn_compression_cases_13() {
+    run_fuzzingserver(true, &NEGOTIATIONS, NEGOTIATION_CASES);
 }
 
 /// kosoku's fuzzingserver with `ws connect --echo` as the client under test, directly or

@@ -331,17 +331,8 @@ fn send_sends_a_file_that_does_not_compress_uncompressed() {
     let url = server.url("ws");
     let src = tempfile::tempdir().unwrap();
     let dst = tempfile::tempdir().unwrap();
-    let file = src.path().join("noise.bin");
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    let noise: Vec<u8> = (0..1_000_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect();
-    std::fs::write(&file, &noise).unwrap();
+    let file = crate::transfer::random_file(src.path(), "noise.bin", 1_000_000);
+    let noise = std::fs::read(&file).unwrap();
     let raw = Interactive::start("raw", peer_script("deflate_peer.py").args(["receive-raw", &url, "1"]));
     raw.wait_for_lines("ready", 1, T);
     assert!(raw.output().iter().any(|l| l.contains("permessage-deflate")), "{:?}", raw.output());

@@ -8,7 +8,7 @@ use crate::util::{Interactive, Server, certs, peer_script, run, ws};
 
 const T: Duration = Duration::from_secs(60);
 
-fn random_file(dir: &Path, name: &str, size: usize) -> std::path::PathBuf {
+pub(crate) fn random_file(dir: &Path, name: &str, size: usize) -> std::path::PathBuf {
     let mut state: u64 = size as u64 ^ 0x9e37_79b9_7f4a_7c15;
     let data: Vec<u8> = (0..size)
         .map(|_| {
