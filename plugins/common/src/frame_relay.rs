@@ -308,12 +308,15 @@ pub async fn run_member(
                     // or what it inflates to, a part at a time (delivered before the next is
                     // made, so a frame that inflates to gigabytes never sits in memory).
                     let inflate = inflating.as_ref().is_some_and(|_| !plain.is_empty() || whole.is_some());
-                    if inflating.is_some() && !inflate {
-                        // Relayed compressed to everyone: its size as it came.
+                    if !inflate {
+                        // As it came (uncompressed, or compressed to every receiver).
                         msg_bytes += frame.payload.len() as u64;
                     }
                     let mut pos = InflatePos::default();
-                    let mut as_is = (inflating.is_none()).then(|| (frame.fin, frame.payload.clone()));
+                    // An uncompressed frame goes through the loop below only for the observer
+                    // (every receiver got it above, as it is).
+                    let mut as_is =
+                        (inflating.is_none() && whole.is_some()).then(|| (frame.fin, frame.payload.clone()));
                     loop {
                         let (fin, part) = match (&mut inflating, as_is.take()) {
                             (None, Some(p)) => p,
@@ -324,7 +327,9 @@ pub async fn run_member(
                             },
                             _ => break,
                         };
-                        msg_bytes += part.len() as u64;
+                        if inflate {
+                            msg_bytes += part.len() as u64;
+                        }
                         if let Some(w) = &mut whole {
                             if w.len() + part.len() <= limit {
                                 w.extend_from_slice(&part);

@@ -521,6 +521,21 @@ impl<S: AsyncRead + Unpin> AsyncRead for DeflateIo<S> {
 impl<S: AsyncWrite + Unpin> AsyncWrite for DeflateIo<S> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        // The payload of a frame that passes as it is (control frames, messages sent
+        // uncompressed) goes straight from tungstenite's buffer to the socket once nothing
+        // waits before it: no copy.
+        if let WriteState::Pass(left) = this.wstate
+            && this.out_pos == this.out.len()
+            && !buf.is_empty()
+        {
+            let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let written = ready!(Pin::new(&mut this.inner).poll_write(cx, &buf[..n]))?;
+            this.wstate =
+                if written as u64 == left { WriteState::Header } else { WriteState::Pass(left - written as u64) };
+            this.counters.wire_written += written as u64;
+            this.counters.plain_written += written as u64;
+            return Poll::Ready(Ok(written));
+        }
         if this.out.len() - this.out_pos >= OUT_HIGH {
             ready!(this.poll_drain(cx))?;
         }
