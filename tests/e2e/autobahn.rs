@@ -99,7 +99,7 @@ fn run_fuzzingclient(server: &Server, select: &[&str], extra: &[&str], cases: us
     let out_dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(kosoku());
     cmd.arg(server.addr.to_string()).args(select).args(extra).arg("-o").arg(out_dir.path());
-    let out = run(cmd, b"", Duration::from_secs(400));
+    let out = run(cmd, b"", Duration::from_secs(60 + 4 * cases as u64));
     let (total, failed) = failed_cases(&out_dir.path().join("index.json"));
     assert_eq!(total, cases, "not every case ran: {out:?}");
     assert!(failed.is_empty(), "FAILED cases: {failed:#?}");
@@ -153,7 +153,9 @@ fn run_fuzzingserver(through_proxy: bool, select: &[&str], cases: usize) {
     if let Some(p) = std::env::var_os("WS_PLUGIN_PATH") {
         driver.env("WS_PLUGIN_PATH", p);
     }
-    let out = run(driver, b"", Duration::from_secs(400));
+    // A process per case: allow 4 s each (they take well under 1 s unloaded; CI runs these
+    // runs side by side on 2 cores).
+    let out = run(driver, b"", Duration::from_secs(60 + 4 * cases as u64));
     assert_eq!(out.code(), 0, "driver failed: {out:?}");
     let _ = crate::util::wait_timeout(&mut fuzz.0, Duration::from_secs(1));
     let (total, failed) = failed_cases(&out_dir.path().join("index.json"));

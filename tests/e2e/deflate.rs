@@ -148,8 +148,10 @@ fn a_compression_bomb_is_refused_with_1009_before_it_is_inflated() {
     assert_eq!(out.code(), 0, "{out:?}");
     assert!(out.stdout.contains("extensions: permessage-deflate"), "{}", out.stdout);
     assert!(out.stdout.lines().any(|l| l == "close 1009"), "{}", out.stdout);
+    // tungstenite holds the message up to the limit; the deflate layer holds no more than a
+    // few 16 KiB frames of it (before it inflated a whole piece at once: 38 MB here).
     let peak = server.peak_rss_kib();
-    assert!(peak < 64 * 1024, "echo_server peaked at {peak} KiB for a 1 GiB bomb");
+    assert!(peak < 32 * 1024, "echo_server peaked at {peak} KiB for a 1 GiB bomb");
     assert!(server.is_running());
     // And it still serves.
     let mut cmd = peer_script("deflate_peer.py");

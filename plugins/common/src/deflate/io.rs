@@ -63,8 +63,20 @@ struct Inbound {
 enum ReadState {
     Header,
     Pass(u64),
-    Inflate { left: u64, mask: Option<[u8; 4]>, off: usize, fin: bool },
+    Inflate {
+        left: u64,
+        mask: Option<[u8; 4]>,
+        off: usize,
+        fin: bool,
+    },
+    /// The message's payload is in: inflating the restored tail (`at` bytes of it done).
+    Finish {
+        at: usize,
+    },
 }
+
+/// Compressed input inflated per step.
+const INFLATE_STEP: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy)]
 enum WriteState {
@@ -101,6 +113,10 @@ pub struct DeflateIo<S> {
     msg: Option<Inbound>,
     inflater: Option<Box<Decompress>>,
     inflated: Vec<u8>,
+    /// Compressed input, unmasked, for one inflate step.
+    step: Vec<u8>,
+    /// The inflater paused with output still to come (see [`Self::inflate`]).
+    paused: bool,
     failure: Option<String>,
     // Outbound.
     whead: [u8; MAX_HEADER],
@@ -142,6 +158,8 @@ impl<S> DeflateIo<S> {
             msg: None,
             inflater: None,
             inflated: Vec::new(),
+            step: Vec::new(),
+            paused: false,
             failure: None,
             whead: [0; MAX_HEADER],
             whead_len: 0,
@@ -188,6 +206,12 @@ impl<S> DeflateIo<S> {
     /// once [`UP_CHUNK`] bytes wait to be taken).
     fn process_inbound(&mut self) -> Result<(), FrameError> {
         while self.up.len() - self.up_pos < UP_CHUNK {
+            // Output a paused inflater still holds comes first (the tail's state does its own).
+            if self.paused && !matches!(self.rstate, ReadState::Finish { .. }) {
+                let (_, complete) = self.inflate(&[], FlushDecompress::None)?;
+                self.paused = !complete;
+                continue;
+            }
             let avail = self.inb.len() - self.inb_pos;
             match self.rstate {
                 ReadState::Header => {
@@ -224,46 +248,58 @@ impl<S> DeflateIo<S> {
                     self.rstate = ReadState::Pass(left - n as u64);
                 }
                 ReadState::Inflate { left, mask, off, fin } => {
-                    let n = avail.min(usize::try_from(left).unwrap_or(usize::MAX));
+                    let n = avail.min(INFLATE_STEP).min(usize::try_from(left).unwrap_or(usize::MAX));
                     if n == 0 && left > 0 {
                         return Ok(());
                     }
-                    let range = self.inb_pos..self.inb_pos + n;
+                    // Unmask a copy: what the step does not take is read again, still masked.
+                    let mut step = std::mem::take(&mut self.step);
+                    step.clear();
+                    step.extend_from_slice(&self.inb[self.inb_pos..self.inb_pos + n]);
                     if let Some(m) = mask {
-                        frames::apply_mask_at(&mut self.inb[range.clone()], m, off);
+                        frames::apply_mask_at(&mut step, m, off);
                     }
-                    self.inb_pos += n;
-                    let inb = std::mem::take(&mut self.inb);
-                    let done = self.inflate(&inb[range], FlushDecompress::None);
-                    self.inb = inb;
-                    done?;
-                    let left = left - n as u64;
-                    if left > 0 {
-                        self.rstate = ReadState::Inflate { left, mask, off: off + n, fin };
+                    let done = self.inflate(&step, FlushDecompress::None);
+                    self.step = step;
+                    let (took, complete) = done?;
+                    self.paused = !complete;
+                    self.inb_pos += took;
+                    let left = left - took as u64;
+                    self.rstate = match (left, fin) {
+                        (0, true) => ReadState::Finish { at: 0 },
+                        (0, false) => ReadState::Header,
+                        _ => ReadState::Inflate { left, mask, off: off + took, fin },
+                    };
+                }
+                ReadState::Finish { at } => {
+                    let (took, complete) = self.inflate(&TAIL[at..], FlushDecompress::Sync)?;
+                    self.paused = !complete;
+                    if !complete {
+                        self.rstate = ReadState::Finish { at: at + took };
                         continue;
                     }
                     self.rstate = ReadState::Header;
-                    if fin {
-                        self.inflate(&TAIL, FlushDecompress::Sync)?;
-                        self.hand_up(true);
-                        let msg = self.msg.take().expect("a compressed message");
-                        if self.agreed.receive_no_context_takeover {
-                            self.inflater = None;
-                        } else if msg.ended
-                            && let Some(inf) = self.inflater.as_mut()
-                        {
-                            inf.reset(false);
-                        }
-                        self.inflated = Vec::new();
+                    self.hand_up(true);
+                    let msg = self.msg.take().expect("a compressed message");
+                    if self.agreed.receive_no_context_takeover {
+                        self.inflater = None;
+                    } else if msg.ended
+                        && let Some(inf) = self.inflater.as_mut()
+                    {
+                        inf.reset(false);
                     }
+                    self.inflated = Vec::new();
                 }
             }
         }
         Ok(())
     }
 
-    /// Inflates `input`, a piece of the current message, handing up full chunks.
-    fn inflate(&mut self, input: &[u8], flush: FlushDecompress) -> Result<(), FrameError> {
+    /// Inflates `input`, a piece of the current message, handing up full chunks; pauses once
+    /// [`UP_CHUNK`] bytes wait for tungstenite, so that what a piece inflates to is never held
+    /// at once. Returns the bytes of `input` taken and whether they are all inflated and out
+    /// (false: paused; call again with the rest).
+    fn inflate(&mut self, input: &[u8], flush: FlushDecompress) -> Result<(usize, bool), FrameError> {
         let bits = self.agreed.receive_window_bits.max(9);
         let inf = self.inflater.get_or_insert_with(|| Box::new(Decompress::new_with_window_bits(false, bits)));
         let msg = self.msg.as_mut().expect("a compressed message");
@@ -275,6 +311,9 @@ impl<S> DeflateIo<S> {
                 frames::push_header(&mut self.up, opcode, UP_CHUNK, None);
                 self.up.extend_from_slice(&self.inflated);
                 self.inflated.clear();
+                if self.up.len() - self.up_pos >= UP_CHUNK {
+                    return Ok((at, false));
+                }
             }
             self.inflated.reserve_exact(UP_CHUNK - self.inflated.len());
             let (in0, out0) = (inf.total_in(), inf.total_out());
@@ -295,7 +334,8 @@ impl<S> DeflateIo<S> {
                 break;
             }
         }
-        Ok(())
+        // After the end of the deflate stream the rest of the message is ignored.
+        Ok((if msg.ended { input.len() } else { at }, true))
     }
 
     /// Hands up what is inflated of the current message as one frame.
@@ -488,7 +528,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for DeflateIo<S> {
             if this.failure.is_some() {
                 return Poll::Ready(Ok(0));
             }
-            if this.inb_pos < this.inb.len() {
+            // Bytes to use, or inflated output still to come without more of them.
+            if this.inb_pos < this.inb.len() || this.paused || matches!(this.rstate, ReadState::Finish { .. }) {
                 if let Err(e) = this.process_inbound() {
                     this.poison(e);
                     continue;
