@@ -153,6 +153,13 @@ fn a_compression_bomb_is_refused_with_1009_before_it_is_inflated() {
     let peak = server.peak_rss_kib();
     assert!(peak < 32 * 1024, "echo_server peaked at {peak} KiB for a 1 GiB bomb");
     assert!(server.is_running());
+    // Data that is not deflate at all: 1002, and the reason says so (not tungstenite's word
+    // for the frame the layer handed it to refuse).
+    let mut cmd = peer_script("deflate_bomb.py");
+    cmd.args([&server.addr.to_string(), "--garbage"]);
+    let out = run(cmd, b"", T);
+    assert!(out.stdout.lines().any(|l| l == "close 1002"), "{}", out.stdout);
+    assert!(out.stdout.contains("reason protocol error: invalid compressed data"), "{}", out.stdout);
     // And it still serves.
     let mut cmd = peer_script("deflate_peer.py");
     cmd.args(["client", &server.url("ws"), "--no-takeover"]);

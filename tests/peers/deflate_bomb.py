@@ -3,7 +3,9 @@ to a few MB, sent to HOST:PORT after a handshake that negotiates deflate. Prints
 server's answer to the offer (`extensions: ...`), then `close CODE` for the close frame it
 got back (or `close none` if the socket closed without one).
 
-Usage: deflate_bomb.py HOST:PORT [GIB]
+Usage: deflate_bomb.py HOST:PORT [GIB | --garbage]
+--garbage sends a compressed frame that is not deflate at all. After `close CODE` comes a
+line `reason REASON`.
 """
 import base64
 import os
@@ -13,7 +15,8 @@ import sys
 import zlib
 
 host, port = sys.argv[1].rsplit(":", 1)
-gib = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+garbage = "--garbage" in sys.argv
+gib = int(sys.argv[2]) if len(sys.argv) > 2 and not garbage else 1
 
 s = socket.create_connection((host, int(port)), timeout=30)
 key = base64.b64encode(os.urandom(16)).decode()
@@ -33,10 +36,13 @@ while b"\r\n\r\n" not in head:
 ext = [l.split(":", 1)[1].strip() for l in head.decode().split("\r\n") if l.lower().startswith("sec-websocket-extensions:")]
 print("extensions:", ext[0] if ext else "none", flush=True)
 
-c = zlib.compressobj(9, zlib.DEFLATED, -15)
-zeros = bytes(1 << 20)
-payload = b"".join(c.compress(zeros) for _ in range(gib * 1024)) + c.flush(zlib.Z_SYNC_FLUSH)
-payload = payload[:-4]  # RFC 7692 §7.2.1: drop the 00 00 ff ff tail
+if garbage:
+    payload = b"\xff" * 64  # block type 3: invalid in any deflate stream
+else:
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    zeros = bytes(1 << 20)
+    payload = b"".join(c.compress(zeros) for _ in range(gib * 1024)) + c.flush(zlib.Z_SYNC_FLUSH)
+    payload = payload[:-4]  # RFC 7692 §7.2.1: drop the 00 00 ff ff tail
 print(f"sending {len(payload)} compressed bytes", flush=True)
 mask = os.urandom(4)
 header = bytes([0x80 | 0x40 | 0x2, 0x80 | 127]) + struct.pack(">Q", len(payload)) + mask
@@ -58,7 +64,7 @@ def read_exact(n):
     return out
 
 
-code = "none"
+code, reason = "none", ""
 try:
     while True:
         h = read_exact(2)
@@ -72,7 +78,9 @@ try:
         body = read_exact(n)
         if h[0] & 0x0F == 8:
             code = struct.unpack(">H", body[:2])[0] if body and len(body) >= 2 else "none"
+            reason = body[2:].decode(errors="replace") if body else ""
             break
 except OSError as e:
     print(f"read stopped: {e}", flush=True)
 print(f"close {code}", flush=True)
+print(f"reason {reason}", flush=True)

@@ -429,7 +429,7 @@ async fn connected(
             }
             Event::Ws(Some(Err(e))) => {
                 let code = crate::ws::fail(ws, &e).await.unwrap_or(1006);
-                let reason = e.to_string();
+                let reason = crate::ws::reason(ws, &e);
                 handler.on_close(code, &reason);
                 return Ended::Closed(code, reason);
             }

@@ -197,10 +197,25 @@ pub fn close_frame_for(err: &tungstenite::Error) -> Option<CloseFrame> {
     }
 }
 
+/// Why `err` ended the connection, for the log: the deflate layer's reason when it was the
+/// layer that refused a frame (invalid compressed data, a message inflating past the limit),
+/// else tungstenite's.
+pub fn reason(ws: &WsStream, err: &tungstenite::Error) -> String {
+    match ws.get_ref().deflate().and_then(|d| d.failure()) {
+        Some(why) => why.to_string(),
+        None => err.to_string(),
+    }
+}
+
 /// After a read error: send the matching close frame (if the error calls for one) and give
 /// the peer a moment to answer it. Returns the code we closed with.
 pub async fn fail(ws: &mut WsStream, err: &tungstenite::Error) -> Option<u16> {
-    let frame = close_frame_for(err)?;
+    let mut frame = close_frame_for(err)?;
+    if let Some(why) = ws.get_ref().deflate().and_then(|d| d.failure()) {
+        // The deflate layer found it: its reason, not tungstenite's word for the frame it
+        // was handed to refuse.
+        frame = close_frame(u16::from(frame.code), why);
+    }
     let code = u16::from(frame.code);
     let _ = ws
         .close(Some(frame))

@@ -136,7 +136,7 @@ async fn echo(conf: &Conf, client: Client) -> (u16, String) {
             Some(Ok(_)) => {}
             Some(Err(e)) => {
                 if let Some(code) = wsx::fail(ws, &e).await {
-                    return (code, e.to_string());
+                    return (code, wsx::reason(ws, &e));
                 }
                 break;
             }
