@@ -384,13 +384,8 @@ pub async fn client_handshake(
     if accept != Some(derive_accept_key(key.as_bytes()).as_str()) {
         return Err(ConnectError::Handshake("wrong Sec-WebSocket-Accept in the response".into()));
     }
-    let has_token = |name: &str, token: &str| {
-        headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .any(|(_, v)| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-    };
-    if !has_token("Upgrade", "websocket") || !has_token("Connection", "upgrade") {
+    use crate::headers::has_token;
+    if !has_token(&headers, "Upgrade", "websocket") || !has_token(&headers, "Connection", "upgrade") {
         return Err(ConnectError::Handshake("the 101 response is not a WebSocket upgrade".into()));
     }
     let offered = |p: &str| {

@@ -438,11 +438,7 @@ pub async fn connect(opts: &ClientOptions) -> Result<(WsStream, Response), Conne
             extra.push(("Sec-WebSocket-Extensions".into(), crate::deflate::CLIENT_OFFER.into()));
         }
         let (headers, tail) = crate::frames::client_handshake(&mut stream, &opts.url, &extra, false).await?;
-        let answers: Vec<&str> = headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case("Sec-WebSocket-Extensions"))
-            .map(|(_, v)| v.as_str())
-            .collect();
+        let answers = crate::headers::values(&headers, "Sec-WebSocket-Extensions");
         let agreed = if opts.deflate {
             crate::deflate::accept_answer(&answers).map_err(ConnectError::Handshake)?
         } else if let Some(a) = answers.first() {
@@ -595,12 +591,7 @@ pub async fn accept(
     {
         head.push_str(&format!("Sec-WebSocket-Protocol: {first}\r\n"));
     }
-    let offers: Vec<&str> = seen
-        .headers
-        .iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case("Sec-WebSocket-Extensions"))
-        .map(|(_, v)| v.as_str())
-        .collect();
+    let offers = crate::headers::values(&seen.headers, "Sec-WebSocket-Extensions");
     let agreed = deflate.and_then(|policy| crate::deflate::negotiate(&offers, policy)).map(|(answer, agreed)| {
         head.push_str(&format!("Sec-WebSocket-Extensions: {answer}\r\n"));
         agreed
@@ -638,12 +629,7 @@ fn check_upgrade(head: &[u8]) -> Result<(Handshake, String), (u16, String, &'sta
             .collect(),
         deflate: None,
     };
-    let has_token = |name: &str, token: &str| {
-        seen.headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .any(|(_, v)| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-    };
+    let has_token = |name: &str, token: &str| crate::headers::has_token(&seen.headers, name, token);
     if req.method != Some("GET") {
         return Err((405, "a WebSocket upgrade is a GET request".into(), "Allow: GET\r\n"));
     }

@@ -232,12 +232,9 @@ async fn open_upstream(
     let Some(base) = pick(&routes.0, routes.1.as_ref(), hs.header("Host")) else {
         return fail("no upstream".into());
     };
-    let values = |headers: &[(String, String)], name: &str| -> Vec<String> {
-        headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone()).collect()
-    };
+    use ws_common::headers::values;
     let mut headers = forwarded_headers(hs);
-    let offers = values(&hs.headers, "Sec-WebSocket-Extensions");
-    if let Some(o) = ws_common::deflate::deflate_offers(&offers.iter().map(String::as_str).collect::<Vec<_>>()) {
+    if let Some(o) = ws_common::deflate::deflate_offers(&values(&hs.headers, "Sec-WebSocket-Extensions")) {
         headers.push(("Sec-WebSocket-Extensions".into(), o));
     }
     let protocols = values(&hs.headers, "Sec-WebSocket-Protocol");
@@ -257,13 +254,13 @@ async fn open_upstream(
         Err(e) => return fail(format!("upstream {} unavailable: {e}", opts.url)),
     };
     let extensions = values(&answer, "Sec-WebSocket-Extensions");
-    let deflate = match ws_common::deflate::accept_answer(&extensions.iter().map(String::as_str).collect::<Vec<_>>()) {
+    let deflate = match ws_common::deflate::accept_answer(&extensions) {
         Ok(agreed) => agreed.is_some(),
         Err(e) => return fail(format!("upstream {}: {e}", opts.url)),
     };
     let mut lines = Vec::new();
     if let Some(p) = values(&answer, "Sec-WebSocket-Protocol").into_iter().next() {
-        lines.push(("Sec-WebSocket-Protocol".to_string(), p));
+        lines.push(("Sec-WebSocket-Protocol".to_string(), p.to_string()));
     }
     if deflate {
         lines.push(("Sec-WebSocket-Extensions".to_string(), extensions.join(", ")));

@@ -91,11 +91,7 @@ async fn receive(args: Args, url: ws_common::url::Url) -> Result<(), Error> {
             vec![("Sec-WebSocket-Extensions".into(), ws_common::deflate::CLIENT_OFFER.into())]
         };
         let (headers, _) = frames::client_handshake(&mut stream, &url, &offer, true).await?;
-        let answers: Vec<&str> = headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case("Sec-WebSocket-Extensions"))
-            .map(|(_, v)| v.as_str())
-            .collect();
+        let answers = ws_common::headers::values(&headers, "Sec-WebSocket-Extensions");
         let agreed = match (args.no_deflate, answers.first()) {
             (true, Some(a)) => {
                 return Err(ws_common::ws::ConnectError::Handshake(format!(
