@@ -7,6 +7,7 @@ mod raw;
 mod redis;
 mod rooms;
 mod transfer;
+mod unix;
 mod util;
 
 mod autobahn;

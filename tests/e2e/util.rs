@@ -177,6 +177,7 @@ pub fn wait_for_port(port: u16, what: &str, timeout: Duration) {
 /// output forwarded (prefixed) and kept for assertions, killed on Drop.
 pub struct Server {
     child: Child,
+    /// Where it listens (`0.0.0.0:0` for a server on a Unix socket).
     pub addr: SocketAddr,
     lines: Arc<Mutex<Vec<String>>>,
     name: String,
@@ -193,19 +194,33 @@ impl Server {
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
         let lines = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel::<SocketAddr>();
+        let (tx, rx) = mpsc::channel::<String>();
         // The ready line may come on either stream (gunicorn logs to stderr).
         forward(child.stdout.take().expect("stdout"), name, "out", lines.clone(), Some(tx.clone()));
         forward(child.stderr.take().expect("stderr"), name, "err", lines.clone(), Some(tx));
-        let addr = match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(a) => a,
-            Err(_) => {
+        let ready = rx.recv_timeout(Duration::from_secs(10));
+        let addr = match ready.as_deref().map(parse_listening) {
+            Ok(Some(a)) => Some(a),
+            // A Unix socket: no address to keep.
+            Ok(None) if ready.as_deref().is_ok_and(|l| l.contains("Listening on unix:") || l.contains("at: unix:")) => {
+                None
+            }
+            _ => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("{name} printed no 'Listening on' line within 10 s; output: {:?}", lines.lock().unwrap());
+                panic!(
+                    "{name} printed no 'Listening on' line within 10 s (ready line {ready:?}); output: {:?}",
+                    lines.lock().unwrap()
+                );
             }
         };
+        let addr = addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         Server { child, addr, lines, name: name.to_string() }
+    }
+
+    /// Starts `ws <name> --unix PATH <args>` and waits for `Listening on unix:PATH`.
+    pub fn start_unix(name: &str, path: &std::path::Path, args: &[&str]) -> Server {
+        Self::start_cmd(name, ws().arg(name).arg("--unix").arg(path).args(args))
     }
 
     pub fn url(&self, scheme: &str) -> String {
@@ -269,7 +284,7 @@ fn forward(
     name: &str,
     stream: &'static str,
     lines: Arc<Mutex<Vec<String>>>,
-    ready: Option<mpsc::Sender<SocketAddr>>,
+    ready: Option<mpsc::Sender<String>>,
 ) {
     let name = name.to_string();
     thread::spawn(move || {
@@ -278,9 +293,9 @@ fn forward(
             let Ok(line) = line else { break };
             eprintln!("[{name} {stream}] {line}");
             if let Some(tx) = &ready
-                && let Some(addr) = parse_listening(&line)
+                && (line.contains("Listening on ") || line.contains("Listening at: "))
             {
-                let _ = tx.send(addr);
+                let _ = tx.send(line.clone());
                 ready = None;
             }
             lines.lock().unwrap().push(line);

@@ -1,12 +1,13 @@
 """Python `websockets` client for echo tests: text, binary, 1 MiB, then close 1000.
 
-Usage: echo_client.py URL [--ca CAFILE]. Exits non-zero on any mismatch.
+Usage: echo_client.py URL [--ca CAFILE] [--unix PATH]. Exits non-zero on any mismatch.
+--unix: connect through the Unix socket at PATH (URL gives the request path and Host).
 """
 import os
 import ssl
 import sys
 
-from websockets.sync.client import connect
+from websockets.sync.client import connect, unix_connect
 
 
 def main():
@@ -14,7 +15,12 @@ def main():
     ctx = None
     if "--ca" in sys.argv:
         ctx = ssl.create_default_context(cafile=sys.argv[sys.argv.index("--ca") + 1])
-    with connect(url, ssl=ctx, max_size=None, compression=None, open_timeout=10, close_timeout=5) as ws:
+    opts = dict(ssl=ctx, max_size=None, compression=None, open_timeout=10, close_timeout=5)
+    if "--unix" in sys.argv:
+        opened = unix_connect(sys.argv[sys.argv.index("--unix") + 1], url, **opts)
+    else:
+        opened = connect(url, **opts)
+    with opened as ws:
         ws.send("hello ünïcode")
         got = ws.recv(timeout=10)
         assert got == "hello ünïcode", f"text echo mismatch: {got!r}"

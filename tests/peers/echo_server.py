@@ -1,7 +1,9 @@
 """Python `websockets` echo server on 127.0.0.1, port 0; prints `Listening on 127.0.0.1:PORT`.
 
 Usage: echo_server.py [--tls CERT KEY] [--close-with CODE REASON] [--drive] [--mangle]
-                      [--subprotocols A,B]
+                      [--subprotocols A,B] [--unix PATH] [--report]
+--unix: listen on a Unix socket at PATH instead; prints `Listening on unix:PATH`.
+--report: print `request PATH host=HOST` for every connection.
 --subprotocols: the subprotocols it supports (it picks the client's first one among them).
 --mangle: echo every message with its last byte changed (a fast but wrong server).
 --close-with: close every connection with that code right after it opens.
@@ -31,8 +33,12 @@ async def main():
         protocols = sys.argv[sys.argv.index("--subprotocols") + 1].split(",")
     drive = "--drive" in sys.argv
     mangle = "--mangle" in sys.argv
+    report = "--report" in sys.argv
+    unix = sys.argv[sys.argv.index("--unix") + 1] if "--unix" in sys.argv else None
 
     async def handler(ws):
+        if report:
+            print(f"request {ws.request.path} host={ws.request.headers.get('Host')}", flush=True)
         if drive:
             ok = True
             for m in ["text ünï", b"\x00\x01\xff"]:
@@ -50,6 +56,12 @@ async def main():
                 msg = msg[:-1] + ("!" if isinstance(msg, str) else b"!")
             await ws.send(msg)
 
+    if unix:
+        async with websockets.unix_serve(
+            handler, unix, ssl=ctx, max_size=None, compression=None, subprotocols=protocols
+        ):
+            print(f"Listening on unix:{unix}", flush=True)
+            await asyncio.Future()
     async with websockets.serve(
         handler, "127.0.0.1", 0, ssl=ctx, max_size=None, compression=None, subprotocols=protocols
     ) as server:

@@ -39,7 +39,7 @@ struct ChatHandler {
 impl Handler for ChatHandler {
     fn on_open(&mut self, url: &Url, response: &Response) {
         info!("ws chat: connected");
-        info!("Uri: {}", url.path());
+        info!("Uri: {}", ws_common::url::request_path(url));
         info!("Headers:");
         ws_common::ws::log_headers(response);
         info!("ws chat: user {} connected !", self.user);

@@ -380,13 +380,13 @@ async fn tls_stream(
     host: &str,
     port: u16,
     tls: &crate::tls::TlsArgs,
-) -> Result<tokio_util::compat::Compat<futures_rustls::client::TlsStream<smol::net::TcpStream>>, redis::RedisError> {
+) -> Result<tokio_util::compat::Compat<futures_rustls::client::TlsStream<crate::net::Transport>>, redis::RedisError> {
     use tokio_util::compat::FuturesAsyncReadCompatExt;
     let fail = |msg: String| redis::RedisError::from(std::io::Error::other(msg));
     let tcp = smol::net::TcpStream::connect((host, port)).await?;
     let _ = tcp.set_nodelay(true);
     let addr = crate::net::format_host_port(host, port);
-    let stream = crate::ws::tls_client(tcp, host, &addr, tls, &[]).await.map_err(|e| fail(e.to_string()))?;
+    let stream = crate::dial::tls_client(tcp.into(), host, &addr, tls, &[]).await.map_err(|e| fail(e.to_string()))?;
     Ok(stream.compat())
 }
 

@@ -336,11 +336,7 @@ pub async fn client_handshake(
     use crate::ws::ConnectError;
     let host_header = crate::url::host_header(url);
     let key = async_tungstenite::tungstenite::handshake::client::generate_key();
-    let mut path = url.path().to_string();
-    if let Some(q) = url.query() {
-        path.push('?');
-        path.push_str(q);
-    }
+    let path = crate::url::request_target(url);
     // The caller's Host and User-Agent replace ours; the upgrade's own fields are ours alone.
     let given = |name: &str| extra.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
     let mut req = format!("GET {path} HTTP/1.1\r\n");

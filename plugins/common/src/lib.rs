@@ -8,9 +8,10 @@
 //! - [`args`]: clap parsing that turns clap's errors into one line and exit code 2;
 //! - [`log`]: the `[YYYY-MM-DD HH:MM:SS.mmm] [level] msg` logger, errors to stderr;
 //! - [`runtime`]: the single-threaded smol executor a plugin runs in (and hyper's executor on it);
-//! - [`net`]: listeners, the `Listening on HOST:PORT` ready line, pidfiles, plain/TLS streams;
+//! - [`net`]: TCP and Unix listeners, the `Listening on …` ready line, pidfiles, plain/TLS streams;
 //! - [`tls`]: the TLS option group and rustls configurations built from it;
 //! - [`bus`]: rooms shared between servers through Redis pub/sub;
+//! - [`dial`]: how clients reach servers (TCP, a proxy from [`proxy`], a Unix socket; TLS);
 //! - [`proxy`]: clients through HTTP CONNECT and SOCKS5 proxies;
 //! - [`progress`]: transfer progress on stderr (a bar on a terminal, else a line per 10 %);
 //! - [`relay`], [`frame_relay`], [`frames`]: the rooms' message and frame relays, and frame I/O;
@@ -20,6 +21,7 @@
 pub mod args;
 pub mod bus;
 pub mod deflate;
+pub mod dial;
 pub mod error;
 pub mod frame_relay;
 pub mod frames;

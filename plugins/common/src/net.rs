@@ -1,7 +1,13 @@
-//! Listening, the ready line, pidfiles, and one stream type for plain and TLS connections.
+//! Listening, the ready line, pidfiles, and one stream type for plain and TLS connections
+//! over TCP or Unix domain sockets.
 //!
 //! Every server prints `Listening on HOST:PORT` as its *first* line, after the socket is
-//! bound: with `--port 0` that line is the only way a script or test learns the port.
+//! bound: with `--port 0` that line is the only way a script or test learns the port. With
+//! `--unix PATH` it is `Listening on unix:PATH` (nginx's spelling), and such clients are
+//! named `unix:` in the logs, as nginx names them.
+//!
+//! A Unix socket file left by a server that died is replaced; one a live server still
+//! accepts on is not (the bind fails with "address in use", as for a TCP port).
 
 use std::io;
 use std::net::SocketAddr;
@@ -11,6 +17,7 @@ use std::task::{Context, Poll};
 
 use clap::Args;
 use futures_lite::io::{AsyncRead, AsyncWrite};
+use smol::net::unix::{UnixListener, UnixStream};
 use smol::net::{TcpListener, TcpStream};
 
 use crate::CommonError;
@@ -31,6 +38,9 @@ pub struct ListenArgs {
     /// Write the process id to FILE once listening
     #[arg(long, value_name = "FILE")]
     pub pidfile: Option<PathBuf>,
+    /// Listen on a Unix domain socket at PATH instead of TCP
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["host", "port", "ipv6"])]
+    pub unix: Option<PathBuf>,
 }
 
 impl ListenArgs {
@@ -40,7 +50,16 @@ impl ListenArgs {
     }
 
     /// Binds the listener, writes the pidfile, and prints the ready line.
-    pub async fn listen(&self) -> Result<TcpListener, CommonError> {
+    pub async fn listen(&self) -> Result<Listener, CommonError> {
+        if let Some(path) = &self.unix {
+            let addr = format!("unix:{}", path.display());
+            let listener = bind_unix(path).map_err(|source| CommonError::Listen { addr: addr.clone(), source })?;
+            if let Some(p) = &self.pidfile {
+                write_pidfile(p)?;
+            }
+            write_forced(Level::Info, format_args!("Listening on {addr}"), true);
+            return Ok(Listener::Unix(listener));
+        }
         let host = self.bind_host();
         let addr = format_host_port(host, self.port);
         let listener = TcpListener::bind((host, self.port))
@@ -51,20 +70,79 @@ impl ListenArgs {
             write_pidfile(p)?;
         }
         ready_line(local);
-        Ok(listener)
+        Ok(Listener::Tcp(listener))
     }
 }
 
-/// The next connection. Errors such as EMFILE are logged and followed by a 50 ms pause, so a
-/// server out of file descriptors says so instead of spinning.
-pub async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
-    loop {
-        match listener.accept().await {
-            Ok(c) => return c,
-            Err(e) => {
-                crate::error!("accept failed: {e}");
-                smol::Timer::after(std::time::Duration::from_millis(50)).await;
+/// Binds a Unix socket at `path`, replacing a socket file nobody accepts on any more (left
+/// by a server that died); a live one, or a file that is not a socket, is left alone.
+fn bind_unix(path: &Path) -> io::Result<UnixListener> {
+    match UnixListener::bind(path) {
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+            use std::os::unix::fs::FileTypeExt;
+            let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
+            let dead = is_socket
+                && std::os::unix::net::UnixStream::connect(path)
+                    .is_err_and(|c| c.kind() == io::ErrorKind::ConnectionRefused);
+            if !dead {
+                return Err(e);
             }
+            std::fs::remove_file(path)?;
+            UnixListener::bind(path)
+        }
+        other => other,
+    }
+}
+
+/// Where a server listens: a TCP port or a Unix socket.
+#[derive(Debug)]
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl Listener {
+    /// The next connection. Errors such as EMFILE are logged and followed by a 50 ms pause,
+    /// so a server out of file descriptors says so instead of spinning.
+    pub async fn accept(&self) -> (Transport, Peer) {
+        loop {
+            let r = match self {
+                Listener::Tcp(l) => l.accept().await.map(|(s, a)| (Transport::Tcp(s), Peer::Tcp(a))),
+                Listener::Unix(l) => l.accept().await.map(|(s, _)| (Transport::Unix(s), Peer::Unix)),
+            };
+            match r {
+                Ok(c) => return c,
+                Err(e) => {
+                    crate::error!("accept failed: {e}");
+                    smol::Timer::after(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Who connected: a TCP address, or a client of a Unix socket (whose address is unnamed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    Tcp(SocketAddr),
+    Unix,
+}
+
+impl Peer {
+    /// The IP address as the logs show it (`unix:` for a Unix socket's client, as nginx).
+    pub fn ip(&self) -> String {
+        match self {
+            Peer::Tcp(a) => a.ip().to_string(),
+            Peer::Unix => "unix:".into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Tcp(a) => a.fmt(f),
+            Peer::Unix => f.write_str("unix:"),
         }
     }
 }
@@ -136,12 +214,76 @@ pub fn write_pidfile(path: &Path) -> Result<(), CommonError> {
         .map_err(|source| CommonError::Pidfile { path: path.to_path_buf(), source })
 }
 
-/// A connection, plain or TLS, either side.
+/// The byte stream beneath a connection: a TCP socket or a Unix domain socket. Clones are
+/// handles on the same socket (one reads while another writes).
+#[derive(Debug, Clone)]
+pub enum Transport {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Transport {
+    /// The TCP socket, if this is one.
+    pub fn tcp(&self) -> Option<&TcpStream> {
+        match self {
+            Transport::Tcp(t) => Some(t),
+            Transport::Unix(_) => None,
+        }
+    }
+}
+
+impl From<TcpStream> for Transport {
+    fn from(t: TcpStream) -> Self {
+        Transport::Tcp(t)
+    }
+}
+
+macro_rules! delegate_transport {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self.get_mut() {
+            Transport::Tcp($s) => {
+                let $s = Pin::new($s);
+                $e
+            }
+            Transport::Unix($s) => {
+                let $s = Pin::new($s);
+                $e
+            }
+        }
+    };
+}
+
+impl AsyncRead for Transport {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        delegate_transport!(self, s => s.poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Transport {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        delegate_transport!(self, s => s.poll_write(cx, buf))
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        delegate_transport!(self, s => s.poll_write_vectored(cx, bufs))
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        delegate_transport!(self, s => s.poll_flush(cx))
+    }
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        delegate_transport!(self, s => s.poll_close(cx))
+    }
+}
+
+/// A connection, plain or TLS, either side, over TCP or a Unix socket.
 #[derive(Debug)]
 pub enum Stream {
-    Plain(TcpStream),
-    ServerTls(Box<futures_rustls::server::TlsStream<TcpStream>>),
-    ClientTls(Box<futures_rustls::client::TlsStream<TcpStream>>),
+    Plain(Transport),
+    ServerTls(Box<futures_rustls::server::TlsStream<Transport>>),
+    ClientTls(Box<futures_rustls::client::TlsStream<Transport>>),
 }
 
 impl Stream {
@@ -151,15 +293,6 @@ impl Stream {
             Stream::Plain(_) => None,
             Stream::ServerTls(s) => s.get_ref().1.alpn_protocol(),
             Stream::ClientTls(s) => s.get_ref().1.alpn_protocol(),
-        }
-    }
-
-    /// The underlying TCP stream.
-    pub fn tcp(&self) -> &TcpStream {
-        match self {
-            Stream::Plain(s) => s,
-            Stream::ServerTls(s) => s.get_ref().0,
-            Stream::ClientTls(s) => s.get_ref().0,
         }
     }
 }
@@ -236,7 +369,7 @@ impl<R> Drained<R> {
 impl Drained<Stream> {
     pub fn stream(s: Stream) -> Self {
         let tcp = match &s {
-            Stream::Plain(t) => Some(t.clone()),
+            Stream::Plain(Transport::Tcp(t)) => Some(t.clone()),
             _ => None,
         };
         Drained::new(s, tcp.as_ref())
@@ -272,7 +405,6 @@ impl<R: AsyncWrite + Unpin> AsyncWrite for Drained<R> {
     }
 }
 
-/// Accepts TLS on `tcp` when `tls` is set.
 /// Whether a plain connection opens with HTTP/2's connection preface ("prior knowledge"
 /// h2c, as `h2load` and `curl --http2-prior-knowledge` speak), looking without consuming.
 pub async fn starts_with_h2_preface(tcp: &TcpStream) -> bool {
@@ -294,11 +426,12 @@ pub async fn starts_with_h2_preface(tcp: &TcpStream) -> bool {
     }
 }
 
-pub async fn accept_tls(tcp: TcpStream, tls: Option<&std::sync::Arc<rustls::ServerConfig>>) -> io::Result<Stream> {
+/// Accepts TLS on `conn` when `tls` is set.
+pub async fn accept_tls(conn: Transport, tls: Option<&std::sync::Arc<rustls::ServerConfig>>) -> io::Result<Stream> {
     match tls {
-        None => Ok(Stream::Plain(tcp)),
+        None => Ok(Stream::Plain(conn)),
         Some(cfg) => {
-            let s = futures_rustls::TlsAcceptor::from(cfg.clone()).accept(tcp).await?;
+            let s = futures_rustls::TlsAcceptor::from(cfg.clone()).accept(conn).await?;
             Ok(Stream::ServerTls(Box::new(s)))
         }
     }

@@ -1,5 +1,5 @@
 //! Clients through proxies: HTTP `CONNECT` tunnels and SOCKS5, for every client of `ws`
-//! (`connect`, `ping`, `chat`, `send`, `receive`, `bench` through [`crate::ws::open_stream`],
+//! (`connect`, `ping`, `chat`, `send`, `receive`, `bench` through [`crate::dial::open_stream`],
 //! and `curl`).
 //!
 //! - `--proxy URL` (curl's `-x` in `curl`): `http://[user:pass@]host[:port]` (CONNECT, port

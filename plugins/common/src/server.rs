@@ -8,7 +8,6 @@
 
 use std::cell::Cell;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +15,7 @@ use std::time::Duration;
 use clap::Args;
 use futures_lite::FutureExt;
 
-use crate::net::{ListenArgs, accept_tls};
+use crate::net::{ListenArgs, Peer, Transport, accept_tls};
 use crate::runtime::Spawner;
 use crate::ws::{self as wsx, DEFAULT_MAX_MESSAGE, Handshake, Refusal, WsStream};
 use crate::{error, info, warning};
@@ -129,7 +128,7 @@ impl ServerArgs {
 pub struct Client {
     pub ws: WsStream,
     pub handshake: Handshake,
-    pub peer: SocketAddr,
+    pub peer: Peer,
     pub id: u64,
     /// What the server's [`Prepare`] made for this connection, if it has one.
     pub carry: Option<Box<dyn std::any::Any>>,
@@ -160,14 +159,14 @@ where
     let terms = Rc::new(terms);
     let mut next_id: u64 = 0;
     loop {
-        let (tcp, peer) = crate::net::accept(&listener).await;
+        let (conn, peer) = listener.accept().await;
         let id = next_id;
         next_id += 1;
         let (terms, active, handle) = (terms.clone(), active.clone(), handle.clone());
         ex.spawn(async move {
             active.set(active.get() + 1);
             let over_limit = active.get() > terms.limits.max_connections;
-            if let Some(client) = handshake(tcp, peer, id, &terms, over_limit).await {
+            if let Some(client) = handshake(conn, peer, id, &terms, over_limit).await {
                 let (code, reason) = handle(client).await;
                 info!("Closed connection: client id {id} code {code} reason {reason}");
             }
@@ -199,23 +198,19 @@ impl std::fmt::Debug for Terms {
     }
 }
 
-async fn handshake(
-    tcp: smol::net::TcpStream,
-    peer: SocketAddr,
-    id: u64,
-    terms: &Terms,
-    over_limit: bool,
-) -> Option<Client> {
+async fn handshake(conn: Transport, peer: Peer, id: u64, terms: &Terms, over_limit: bool) -> Option<Client> {
     let Terms { tls, limits, deflate, gate, prepare } = terms;
     let carry = std::cell::RefCell::new(None);
     let deflate = *deflate;
-    let _ = tcp.set_nodelay(true);
+    if let Transport::Tcp(tcp) = &conn {
+        let _ = tcp.set_nodelay(true);
+    }
     let timeout =
         Duration::from_secs(limits.handshake_timeout.max(1)) + prepare.as_ref().map_or(Duration::ZERO, |p| p.time);
     // Which handshake a client that runs out of time was stuck in, for the log.
     let stage = std::cell::Cell::new(if tls.is_some() { "the TLS handshake" } else { "the WebSocket handshake" });
     let run = async {
-        let stream = accept_tls(tcp, tls.as_ref()).await.map_err(|e| format!("TLS handshake failed: {e}"))?;
+        let stream = accept_tls(conn, tls.as_ref()).await.map_err(|e| format!("TLS handshake failed: {e}"))?;
         stage.set("the WebSocket handshake");
         wsx::accept(stream, limits.max_message_size, deflate, async |hs: &Handshake| {
             if over_limit {

@@ -16,7 +16,6 @@ pub use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 pub use async_tungstenite::tungstenite::{self, Message};
 use futures_lite::FutureExt;
 use smol::Timer;
-use smol::net::TcpStream;
 
 use async_tungstenite::tungstenite::protocol::Role;
 
@@ -276,8 +275,8 @@ pub struct ClientOptions {
     pub tls: TlsArgs,
     pub timeout: Duration,
     pub max_message: usize,
-    /// Reach the server through this proxy (see [`crate::proxy`]).
-    pub proxy: Option<crate::proxy::Proxy>,
+    /// The way to the server: directly, a proxy, a Unix socket ([`crate::dial`]).
+    pub via: crate::dial::Via,
     /// Offer permessage-deflate (`-x` turns it off).
     pub deflate: bool,
 }
@@ -295,6 +294,10 @@ pub struct ClientArgs {
     /// socks5h:// (default: https_proxy, http_proxy, all_proxy, no_proxy; "" for none)
     #[arg(long, value_name = "URL")]
     pub proxy: Option<String>,
+    /// Connect to the server through this Unix domain socket (the URL still gives the
+    /// request path and Host; ws+unix:///PATH:/request says both at once)
+    #[arg(long = "unix-socket", value_name = "PATH")]
+    pub unix_socket: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub tls: TlsArgs,
 }
@@ -320,11 +323,12 @@ impl ClientArgs {
 
     /// Options to connect to `url` with these flags.
     pub fn options(&self, url: Url) -> ClientOptions {
-        let proxy = crate::proxy::Proxy::for_target(self.proxy.as_deref(), &url).unwrap_or_else(|e| {
-            crate::warning!("{e}: connecting directly");
-            None
-        });
-        ClientOptions { proxy, ..ClientOptions::new(url, self.tls.clone(), self.timeout()) }
+        let via =
+            crate::dial::Via::for_url(&url, self.proxy.as_deref(), self.unix_socket.as_deref()).unwrap_or_else(|e| {
+                crate::warning!("{e}: connecting directly");
+                crate::dial::Via::Direct
+            });
+        ClientOptions { via, ..ClientOptions::new(url, self.tls.clone(), self.timeout()) }
     }
 }
 
@@ -338,7 +342,7 @@ impl ClientOptions {
             tls,
             timeout,
             max_message: DEFAULT_MAX_MESSAGE,
-            proxy: None,
+            via: crate::dial::Via::Direct,
             deflate: true,
         }
     }
@@ -362,74 +366,12 @@ async fn with_timeout<T>(
     .await
 }
 
-/// Opens a TCP (and, for `wss://`/`https://`, TLS) connection to the URL's host, directly
-/// or through `proxy` (TLS then runs end to end, inside the tunnel).
-pub async fn open_stream(
-    url: &Url,
-    tls: &TlsArgs,
-    alpn: &[&[u8]],
-    proxy: Option<&crate::proxy::Proxy>,
-) -> Result<Stream, ConnectError> {
-    let (host, port) = crate::url::host_and_port(url);
-    let addr = crate::net::format_host_port(&host, port);
-    let tcp = match proxy {
-        Some(p) => p.tunnel(&host, port).await.map_err(ConnectError::Proxy)?,
-        None => direct(&host, port, &addr).await?,
-    };
-    if !crate::url::is_tls(url) {
-        return Ok(Stream::Plain(tcp));
-    }
-    Ok(Stream::ClientTls(Box::new(tls_client(tcp, &host, &addr, tls, alpn).await?)))
-}
-
-/// The client side of TLS over `tcp` to `host` (`addr` names it in errors), with the
-/// configuration every client of `ws` uses ([`crate::tls`]).
-pub async fn tls_client(
-    tcp: TcpStream,
-    host: &str,
-    addr: &str,
-    tls: &TlsArgs,
-    alpn: &[&[u8]],
-) -> Result<futures_rustls::client::TlsStream<TcpStream>, ConnectError> {
-    let config = tls.client_config(alpn)?;
-    let name = rustls::pki_types::ServerName::try_from(host.to_string())
-        .map_err(|e| ConnectError::Tls { addr: addr.to_string(), reason: e.to_string() })?;
-    futures_rustls::TlsConnector::from(config)
-        .connect(name, tcp)
-        .await
-        .map_err(|e| ConnectError::Tls { addr: addr.to_string(), reason: crate::tls::explain(&e) })
-}
-
-/// A TCP connection to the first of `host`'s addresses that answers.
-async fn direct(host: &str, port: u16, addr: &str) -> Result<TcpStream, ConnectError> {
-    let addrs: Vec<std::net::SocketAddr> = smol::net::resolve((host, port))
-        .await
-        .map_err(|source| ConnectError::Resolve { host: host.to_string(), source })?;
-    let mut last = None;
-    let mut tcp = None;
-    for a in addrs {
-        match TcpStream::connect(a).await {
-            Ok(s) => {
-                tcp = Some(s);
-                break;
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    let tcp = tcp.ok_or_else(|| ConnectError::Connect {
-        addr: addr.to_string(),
-        source: last.unwrap_or_else(|| std::io::Error::other("no address")),
-    })?;
-    let _ = tcp.set_nodelay(true);
-    Ok(tcp)
-}
-
 /// Connects, runs the opening handshake, and returns the socket and the server's response.
 /// permessage-deflate is offered unless `opts.deflate` is off, and used when the server
 /// agrees; an answer we did not allow fails the handshake.
 pub async fn connect(opts: &ClientOptions) -> Result<(WsStream, Response), ConnectError> {
     with_timeout(opts.timeout, async {
-        let mut stream = open_stream(&opts.url, &opts.tls, &[], opts.proxy.as_ref()).await?;
+        let mut stream = crate::dial::open_stream(&opts.url, &opts.tls, &[], &opts.via).await?;
         let mut extra = opts.headers.clone();
         if let Some(p) = &opts.subprotocol {
             extra.push(("Sec-WebSocket-Protocol".into(), p.clone()));
@@ -464,7 +406,7 @@ pub async fn connect(opts: &ClientOptions) -> Result<(WsStream, Response), Conne
 /// frames as bytes. Returns the response headers.
 pub async fn connect_raw(opts: &ClientOptions) -> Result<(Stream, Vec<(String, String)>), ConnectError> {
     with_timeout(opts.timeout, async {
-        let mut stream = open_stream(&opts.url, &opts.tls, &[], opts.proxy.as_ref()).await?;
+        let mut stream = crate::dial::open_stream(&opts.url, &opts.tls, &[], &opts.via).await?;
         let mut extra = opts.headers.clone();
         if let Some(p) = &opts.subprotocol {
             extra.push(("Sec-WebSocket-Protocol".into(), p.clone()));

@@ -127,7 +127,7 @@ struct ConnectHandler {
 impl Handler for ConnectHandler {
     fn on_open(&mut self, url: &Url, response: &Response) {
         info!("ws_connect: connected");
-        info!("Uri: {}", request_uri(url));
+        info!("Uri: {}", ws_common::url::request_target(url));
         info!("Handshake Headers:");
         ws_common::ws::log_headers(response);
     }
@@ -267,14 +267,6 @@ fn take_userinfo(url: &mut Url) -> Option<String> {
     let _ = url.set_username("");
     let _ = url.set_password(None);
     Some(credentials)
-}
-
-/// The path and query asked for, as the reference prints it after `Uri:`.
-fn request_uri(url: &Url) -> String {
-    match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_string(),
-    }
 }
 
 #[derive(Debug, Default)]

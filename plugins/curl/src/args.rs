@@ -55,6 +55,10 @@ pub(crate) struct Args {
     /// Fail (exit 63) when the body is bigger than BYTES
     #[arg(long = "max-filesize", value_name = "BYTES")]
     pub(crate) max_filesize: Option<u64>,
+    /// Connect through this Unix domain socket instead of the URL's host (the URL still
+    /// gives the request path and Host; no proxy is used)
+    #[arg(long = "unix-socket", value_name = "PATH")]
+    pub(crate) unix_socket: Option<PathBuf>,
     /// Hosts reached without the proxy (comma-separated; overrides no_proxy)
     #[arg(long = "noproxy", value_name = "LIST")]
     pub(crate) noproxy: Option<String>,

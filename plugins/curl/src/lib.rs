@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use futures_lite::FutureExt;
 use hyper::header;
 use hyper::{Method, StatusCode};
+use ws_common::dial::Via;
 use ws_common::url::Url;
 use ws_common::ws::ConnectError;
 use ws_plugin_api::{Error, Plugin, declare_plugin};
@@ -124,12 +125,9 @@ async fn fetch(
         let connect_timeout = Duration::from_secs_f64(args.connect_timeout.max(0.001));
         let alpn: &[&[u8]] = if args.http1_1 { &[b"http/1.1"] } else { &[b"h2", b"http/1.1"] };
         let listed = |list: &str| ws_common::proxy::bypassed(list, url.host_str().unwrap_or(""));
-        let proxy = if args.noproxy.as_deref().is_some_and(listed) {
-            None
-        } else {
-            ws_common::proxy::Proxy::for_target(args.proxy.as_deref(), &url).map_err(|e| fail(code::PROXY, e))?
-        };
-        let stream = ws_common::ws::open_stream(&url, &args.tls, alpn, proxy.as_ref())
+        let proxy = if args.noproxy.as_deref().is_some_and(listed) { Some("") } else { args.proxy.as_deref() };
+        let via = Via::for_url(&url, proxy, args.unix_socket.as_deref()).map_err(|e| fail(code::PROXY, e))?;
+        let stream = ws_common::dial::open_stream(&url, &args.tls, alpn, &via)
             .or(async {
                 smol::Timer::after(connect_timeout).await;
                 Err(ConnectError::Timeout(connect_timeout))

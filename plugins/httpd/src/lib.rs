@@ -35,7 +35,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use ws_common::net::{ListenArgs, accept_tls};
+use ws_common::net::{ListenArgs, Peer, Transport, accept_tls};
 use ws_common::tls::TlsArgs;
 use ws_common::{info, warning};
 use ws_plugin_api::{Error, Plugin, declare_plugin};
@@ -132,7 +132,7 @@ impl Plugin for Httpd {
             let listener = args.listen.listen().await?;
             let active = Rc::new(Cell::new(0usize));
             loop {
-                let (tcp, peer) = ws_common::net::accept(&listener).await;
+                let (conn, peer) = listener.accept().await;
                 let (ctx, active, tls, ex2) = (ctx.clone(), active.clone(), tls.clone(), ex.clone());
                 let header_timeout = Duration::from_secs(args.header_timeout.max(1));
                 let idle_timeout = Duration::from_secs(args.idle_timeout.max(1));
@@ -140,8 +140,8 @@ impl Plugin for Httpd {
                 ex.spawn(async move {
                     if active.get() >= max {
                         warning!("refused {peer}: more than {max} connections");
-                        let mut tcp = tcp;
-                        let _ = tcp
+                        let mut conn = conn;
+                        let _ = conn
                             .write_all(
                                 b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                             )
@@ -149,7 +149,7 @@ impl Plugin for Httpd {
                         return;
                     }
                     active.set(active.get() + 1);
-                    serve_connection(ctx, tcp, peer, tls, (header_timeout, idle_timeout), &ex2).await;
+                    serve_connection(ctx, conn, peer, tls, (header_timeout, idle_timeout), &ex2).await;
                     active.set(active.get() - 1);
                 })
                 .detach();
@@ -162,17 +162,23 @@ impl Plugin for Httpd {
 
 async fn serve_connection(
     ctx: Rc<Ctx>,
-    tcp: smol::net::TcpStream,
-    peer: std::net::SocketAddr,
+    conn: Transport,
+    peer: Peer,
     tls: Option<std::sync::Arc<ws_common::tls::ServerConfig>>,
     (header_timeout, idle_timeout): (Duration, Duration),
     ex: &ws_common::runtime::Spawner,
 ) {
-    let _ = tcp.set_nodelay(true);
     let handshake = futures_lite::FutureExt::or(
         async {
-            let h2c = tls.is_none() && ws_common::net::starts_with_h2_preface(&tcp).await;
-            let stream = accept_tls(tcp, tls.as_ref()).await.ok()?;
+            let h2c = match &conn {
+                Transport::Tcp(tcp) => {
+                    let _ = tcp.set_nodelay(true);
+                    tls.is_none() && ws_common::net::starts_with_h2_preface(tcp).await
+                }
+                // No peek on a Unix socket in smol: HTTP/2 there takes TLS with ALPN.
+                Transport::Unix(_) => false,
+            };
+            let stream = accept_tls(conn, tls.as_ref()).await.ok()?;
             let h2 = h2c || stream.alpn() == Some(b"h2");
             Some((stream, h2))
         },
@@ -218,7 +224,7 @@ async fn serve_connection(
     }
 }
 
-async fn handle(ctx: &Ctx, req: Request<Incoming>, peer: std::net::SocketAddr) -> Response<Body> {
+async fn handle(ctx: &Ctx, req: Request<Incoming>, peer: Peer) -> Response<Body> {
     let method = req.method().clone();
     // The access-log line's parts, only when it is written (not with -q).
     let logged = ws_common::log::enabled(ws_common::log::Level::Info).then(|| {
@@ -264,7 +270,7 @@ fn host_is_valid(req: &Request<Incoming>) -> bool {
     }
 }
 
-async fn debug_request(req: Request<Incoming>, peer: std::net::SocketAddr) -> Response<Body> {
+async fn debug_request(req: Request<Incoming>, peer: Peer) -> Response<Body> {
     let mut log = format!("{peer} {} {} {:?}\n== Headers ==\n", req.method(), req.uri(), req.version());
     // What the client sent is escaped: its CR, ESC or OSC must not drive the terminal.
     let escape = |b: &[u8]| ws_common::log::escape_controls(&String::from_utf8_lossy(b), true).into_owned();

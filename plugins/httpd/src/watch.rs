@@ -87,7 +87,7 @@ impl Watch {
     }
 
     /// Returns once the connection broke its limit (and is to be dropped).
-    pub(crate) async fn expire(&self, limit: Limit, peer: std::net::SocketAddr) -> Result<(), hyper::Error> {
+    pub(crate) async fn expire(&self, limit: Limit, peer: ws_common::net::Peer) -> Result<(), hyper::Error> {
         loop {
             let (at, now) = (self.deadline(limit), coarse_now());
             if at <= now {

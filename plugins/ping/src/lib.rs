@@ -39,7 +39,7 @@ impl Handler for PingHandler {
     fn on_open(&mut self, url: &Url, response: &Response) {
         info!("Received 0 bytes");
         info!("ping_pong: connected");
-        info!("Uri: {}", url.path());
+        info!("Uri: {}", ws_common::url::request_path(url));
         info!("Headers:");
         ws_common::ws::log_headers(response);
     }

@@ -51,7 +51,8 @@ use ws_plugin_api::{Error, Plugin, declare_plugin};
 struct Args {
     #[command(flatten)]
     server: ServerArgs,
-    /// Upstream for clients whose Host is not in the config (ws:// or wss://)
+    /// Upstream for clients whose Host is not in the config (ws://, wss://, or a Unix socket:
+    /// ws+unix:///PATH:/base)
     #[arg(long = "remote_host", value_name = "URL")]
     remote_host: Option<String>,
     /// Host map: lines `host[:port]=ws://url` (# comments), or JSON {"remote_urls": {...}}
@@ -131,11 +132,16 @@ fn pick<'a>(map: &'a HostMap, fallback: Option<&'a Url>, host: Option<&str>) -> 
     host.as_deref().and_then(|h| map.get(h).or_else(|| map.get(strip_port(h)))).or(fallback)
 }
 
-/// The upstream URL with the client's path and query appended.
+/// The upstream URL with the client's path and query appended (for a `ws+unix:` upstream,
+/// to the request path after the socket's).
 fn upstream_url(base: &Url, client_uri: &str) -> Url {
     let mut url = base.clone();
     let (path, query) = client_uri.split_once('?').map_or((client_uri, None), |(p, q)| (p, Some(q)));
-    let joined = format!("{}/{}", base.path().trim_end_matches('/'), path.trim_start_matches('/'));
+    let mut base_path = base.path().to_string();
+    if ws_common::url::unix_socket(base).is_some() && !base_path.contains(':') {
+        base_path.push(':');
+    }
+    let joined = format!("{}/{}", base_path.trim_end_matches('/'), path.trim_start_matches('/'));
     url.set_path(&joined);
     url.set_query(query);
     url
@@ -247,7 +253,8 @@ async fn open_upstream(
         max_message,
         // The client's own offers go upstream as they are (above), not ours.
         deflate: false,
-        proxy: None,
+        // A ws+unix upstream is reached over its socket; proxies are for clients.
+        via: ws_common::dial::Via::for_url(&base.clone(), Some(""), None).unwrap_or_default(),
     };
     let (stream, answer) = match ws_common::ws::connect_raw(&opts).await {
         Ok(ok) => ok,
@@ -308,7 +315,7 @@ async fn proxy(client: Client, max_message: usize) -> (u16, String) {
                 }
             };
             match (smol::net::TcpStream::try_from(client), smol::net::TcpStream::try_from(upstream)) {
-                (Ok(c), Ok(u)) => (Stream::Plain(c), Stream::Plain(u), c2u, u2c, resumed),
+                (Ok(c), Ok(u)) => (Stream::Plain(c.into()), Stream::Plain(u.into()), c2u, u2c, resumed),
                 (Err(e), _) | (_, Err(e)) => return lost(e),
             }
         }
@@ -319,6 +326,7 @@ async fn proxy(client: Client, max_message: usize) -> (u16, String) {
 }
 
 type Stream = ws_common::net::Stream;
+use ws_common::net::Transport;
 
 /// A pair coming back from the relay thread: what it had not written, and how it ended.
 struct Resumed {
@@ -347,10 +355,12 @@ fn plain_pair(client: Stream, upstream: Stream) -> Handoff {
         Err(_) => Err(std::io::Error::other("socket shared")),
     };
     match (client, upstream) {
-        (Stream::Plain(c), Stream::Plain(u)) if sole(&c) && sole(&u) => match (to_std(c), to_std(u)) {
-            (Ok(c), Ok(u)) => Handoff::Plain(c, u),
-            (Err(e), _) | (_, Err(e)) => Handoff::Lost(e),
-        },
+        (Stream::Plain(Transport::Tcp(c)), Stream::Plain(Transport::Tcp(u))) if sole(&c) && sole(&u) => {
+            match (to_std(c), to_std(u)) {
+                (Ok(c), Ok(u)) => Handoff::Plain(c, u),
+                (Err(e), _) | (_, Err(e)) => Handoff::Lost(e),
+            }
+        }
         (c, u) => Handoff::Streams(c, u),
     }
 }
@@ -503,5 +513,13 @@ mod tests {
         let base = Url::parse("ws://up:9/base/").unwrap();
         assert_eq!(upstream_url(&base, "/chat?room=1").as_str(), "ws://up:9/base/chat?room=1");
         assert_eq!(upstream_url(&Url::parse("ws://up:9").unwrap(), "/").as_str(), "ws://up:9/");
+        let unix = |base: &str, uri: &str| {
+            let u = upstream_url(&Url::parse(base).unwrap(), uri);
+            (ws_common::url::unix_socket(&u).unwrap(), ws_common::url::request_target(&u))
+        };
+        let sock = std::path::PathBuf::from("/run/up.sock");
+        assert_eq!(unix("ws+unix:///run/up.sock", "/chat?room=1"), (sock.clone(), "/chat?room=1".into()));
+        assert_eq!(unix("ws+unix:///run/up.sock:/base/", "/chat"), (sock.clone(), "/base/chat".into()));
+        assert_eq!(unix("ws+unix:///run/up.sock:", "/"), (sock, "/".into()));
     }
 }

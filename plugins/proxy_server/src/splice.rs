@@ -22,12 +22,12 @@ use ws_common::frames::{self, FrameError, Header, op};
 pub type ReadHalf = ws_common::net::Drained<Box<dyn AsyncRead + Unpin>>;
 pub type WriteHalf = Box<dyn AsyncWrite + Unpin>;
 
-/// Splits a stream for the relay: a plain TCP socket by cloning it (no lock between the
+/// Splits a stream for the relay: a plain socket by cloning it (no lock between the
 /// halves), TLS through a shared lock.
 pub fn halves(s: ws_common::net::Stream) -> (ReadHalf, WriteHalf) {
     match s {
-        ws_common::net::Stream::Plain(tcp) => {
-            (ws_common::net::Drained::new(Box::new(tcp.clone()), Some(&tcp)), Box::new(tcp))
+        ws_common::net::Stream::Plain(conn) => {
+            (ws_common::net::Drained::new(Box::new(conn.clone()), conn.tcp()), Box::new(conn))
         }
         tls => {
             let (r, w) = futures_lite::io::split(tls);

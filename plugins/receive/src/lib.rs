@@ -83,8 +83,8 @@ struct Incoming {
 async fn receive(args: Args, url: ws_common::url::Url) -> Result<(), Error> {
     info!("ws_receive: Connecting to url: {}", args.url);
     let connect = async {
-        let proxy = args.client.options(url.clone()).proxy;
-        let mut stream = ws_common::ws::open_stream(&url, &args.client.tls, &[], proxy.as_ref()).await?;
+        let via = args.client.options(url.clone()).via;
+        let mut stream = ws_common::dial::open_stream(&url, &args.client.tls, &[], &via).await?;
         let offer: Vec<(String, String)> = if args.no_deflate {
             Vec::new()
         } else {
