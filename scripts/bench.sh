@@ -3,6 +3,8 @@
 # same run (servers alternate A/B/A/B; each figure is the median of 3 rounds, with min–max),
 # and writes BENCHMARKS.md. Usage: scripts/bench.sh [--smoke] [--check] [NAME...]
 #   startup   `ws --help` with every plugin present (goal <= 15 ms) and `ws echo_server --help`
+#   oneshot   one message and its echo, process start to exit: `ws connect --max-messages 1`
+#             vs websocat -1 vs wscat -x (scripts/peers.sh --bench builds websocat, once)
 #   echo      echo_server vs Node ws vs Python websockets: 32 B x64 in flight, x1 (latency),
 #             16 MiB messages; server peak RSS; a Node client as a second witness
 #   idle      10,000 idle connections to echo_server vs Node ws: RSS per connection
@@ -36,7 +38,7 @@ for a in "$@"; do
         *) NAMES+=("$a") ;;
     esac
 done
-[ "${#NAMES[@]}" -gt 0 ] || NAMES=(startup echo idle fanout redis proxy httpd curl transfer deflate)
+[ "${#NAMES[@]}" -gt 0 ] || NAMES=(startup oneshot echo idle fanout redis proxy httpd curl transfer deflate)
 
 scripts/peers.sh >/dev/null
 cargo build --release --workspace --quiet
@@ -140,6 +142,62 @@ bench_startup() {
         echo "Command: \`scripts/bench.sh startup\`"
         echo
     } >>"$RESULTS"
+}
+
+# oneshot_run TOOL URL: one one-shot session; fails unless the echo came back
+oneshot_run() {
+    local out
+    case "$1" in
+        ws) out=$(printf 'x\n' | "$WS" connect "$2" --max-messages 1) ;;
+        websocat) out=$(printf 'x\n' | "$WEBSOCAT" -1 "$2") ;;
+        # wscat prints nothing without a terminal: it runs under script(1), whose own cost
+        # (the pty row) is subtracted. -w 0: no wait after the reply (its default is 2 s).
+        wscat) out=$(script -qc ".peers/node/node_modules/.bin/wscat -c $2 -x x -w 0 --no-color" /dev/null) ;;
+        pty) out=$(script -qc "echo x" /dev/null) ;;
+    esac
+    [[ "$out" == *x* ]]
+}
+
+bench_oneshot() {
+    local n=50 tools=(ws websocat wscat pty)
+    [ "$SMOKE" = 1 ] && n=3
+    WEBSOCAT=$PWD/.peers/cargo/bin/websocat
+    if [ ! -x "$WEBSOCAT" ]; then
+        if [ "$SMOKE" = 1 ]; then tools=(ws wscat pty); else scripts/peers.sh --bench >/dev/null; fi
+    fi
+    start_server "$WS" echo_server -q --port 0
+    local url="ws://127.0.0.1:$SERVER_PORT/" t wscat_net
+    declare -A ms=()
+    for _ in $(seq "$ROUNDS"); do
+        for t in "${tools[@]}"; do
+            oneshot_run "$t" "$url" || { echo "bench.sh: $t got no echo" >&2; exit 1; }
+            ms[$t]+="$(time_ms "$n" oneshot_run "$t" "$url") "
+        done
+    done
+    stop_server
+    {
+        echo "### oneshot"
+        echo
+        echo "One message and its echo from \`ws echo_server\`, process start to exit: mean wall ms over $n runs, median of $ROUNDS rounds (min–max), tools alternating. Each run checks the echo came back."
+        echo
+        echo "| client | command | ms | vs ws |"
+        echo "|---|---|---|---|"
+        echo "| ws | \`printf 'x\\n' \| ws connect URL --max-messages 1\` | $(med ${ms[ws]}) ($(mm ${ms[ws]})) | 1 |"
+        [ -n "${ms[websocat]:-}" ] &&
+            echo "| websocat 1.14.1 | \`printf 'x\\n' \| websocat -1 URL\` | $(med ${ms[websocat]}) ($(mm ${ms[websocat]})) | $(ratio "$(med ${ms[websocat]})" "$(med ${ms[ws]})" | xargs printf '%.1f')× |"
+        wscat_net=$(awk -v a="$(med ${ms[wscat]})" -v b="$(med ${ms[pty]})" 'BEGIN { printf "%.2f", a - b }')
+        echo "| wscat 6.1.0 | \`script -qc 'wscat -c URL -x x -w 0' /dev/null\` | $(med ${ms[wscat]}) ($(mm ${ms[wscat]})) | |"
+        echo "| (pty floor) | \`script -qc 'echo x' /dev/null\` | $(med ${ms[pty]}) ($(mm ${ms[pty]})) | |"
+        echo "| wscat less the pty floor | | $wscat_net | $(ratio "$wscat_net" "$(med ${ms[ws]})" | xargs printf '%.1f')× |"
+        echo
+        echo "wscat prints nothing unless its output is a terminal, so it runs under script(1); its figure is compared after taking away script's own cost."
+        echo "Goals: ws ≤ 1.0× websocat's time and ≤ 0.5× wscat's."
+        echo
+        echo "Command: \`scripts/bench.sh oneshot\`"
+        echo
+    } >>"$RESULTS"
+    [ -n "${ms[websocat]:-}" ] && goal oneshot "time vs websocat" "$(ratio "$(med ${ms[ws]})" "$(med ${ms[websocat]})")" "<=" 1.0
+    goal oneshot "time vs wscat" "$(ratio "$(med ${ms[ws]})" "$wscat_net")" "<=" 0.5
 }
 
 # measured_bench BENCH-ARGS... : `ws bench` against the running server (SERVER_PORT); sets
@@ -848,9 +906,10 @@ for name in "${NAMES[@]}"; do
         fanout) bench_fanout ;;
         redis) bench_redis ;;
         startup) bench_startup ;;
+        oneshot) bench_oneshot ;;
         echo) bench_echo ;;
         idle) bench_idle ;;
-        *) echo "bench.sh: unknown benchmark '$name' (known: startup echo idle fanout redis proxy httpd curl transfer deflate)" >&2; exit 2 ;;
+        *) echo "bench.sh: unknown benchmark '$name' (known: startup oneshot echo idle fanout redis proxy httpd curl transfer deflate)" >&2; exit 2 ;;
     esac
 done
 
@@ -886,7 +945,7 @@ except FileNotFoundError:
 _, new = sections(open(results).read())
 head = ("# Benchmarks\n\nEach section says which run produced it. These machines are shared and noisy: "
         "compare ratios within one section, not absolute figures across sections.\n\n")
-order = ["startup", "echo", "idle", "fanout", "redis", "proxy", "httpd", "curl", "transfer", "deflate"]
+order = ["startup", "oneshot", "echo", "idle", "fanout", "redis", "proxy", "httpd", "curl", "transfer", "deflate"]
 merged = dict(old)
 for name, body in new.items():
     lines = body.split("\n", 2)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real peers the tests and benchmarks talk to, into .peers/ (git-ignored):
 #   .peers/venv        Python: websockets (client/server peer), kosoku (Autobahn cases)
-#   .peers/node        Node: ws (client/server peer)
+#   .peers/node        Node: ws (client/server peer), wscat (a one-shot client to compare with)
+#   .peers/cargo       with --bench only: websocat (benchmarks; built from crates.io, ~6 min once)
 # and, with apt when missing and we are root: curl, openssl, nginx, wrk, socat, redis-server, tmux, jq, tinyproxy, microsocks.
 # Idempotent: a stamp per part skips what is already installed.
 set -euo pipefail
@@ -10,7 +11,8 @@ PEERS=.peers
 mkdir -p "$PEERS"
 
 PY_PACKAGES=(websockets==17.4 kosoku==0.1.0 httpbin==0.10.4 gunicorn==23.0.0)
-NODE_PACKAGES=(ws@8)
+NODE_PACKAGES=(ws@8 wscat@6.1.0)
+WEBSOCAT_VERSION=1.14.1
 APT_PACKAGES=(curl openssl nginx wrk socat redis-server tmux jq tinyproxy microsocks)
 # installed by name when their command is missing: time provides /usr/bin/time, nghttp2-client h2load
 
@@ -46,4 +48,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
         echo "peers: missing ${missing[*]}; install them (apt-get install ${missing[*]})" >&2
         exit 1
     fi
+fi
+
+if [ "${1:-}" = --bench ] && [ "$("$PEERS/cargo/bin/websocat" --version 2>/dev/null)" != "websocat $WEBSOCAT_VERSION" ]; then
+    echo "peers: building websocat $WEBSOCAT_VERSION from crates.io (about 6 minutes on 2 cores, once)"
+    cargo install -q websocat --locked --version "$WEBSOCAT_VERSION" --root "$PEERS/cargo"
 fi
