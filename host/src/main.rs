@@ -19,7 +19,8 @@ Usage: ws [OPTIONS] SUBCOMMAND [ARGS...]
 
 Options:
   -h,--help                   Print this help message and exit
-  --version                   Print the version and exit
+  --version                   Print the version and exit (after a subcommand too)
+  --logfile PATH              Every log line of the subcommand to PATH (truncated first)
   --plugin-dir DIR            Look for plugins in DIR first (repeatable)
 
 Commands:
@@ -42,6 +43,8 @@ struct Cli {
 
 fn parse(mut args: impl Iterator<Item = OsString>) -> Result<Cli, String> {
     let mut plugin_dirs = Vec::new();
+    // `--logfile PATH` before the subcommand is the subcommand's (its log lines are its own).
+    let mut logfile: Vec<OsString> = Vec::new();
     while let Some(arg) = args.next() {
         let Some(s) = arg.to_str() else {
             return Err(format!("invalid argument {arg:?}"));
@@ -54,6 +57,11 @@ fn parse(mut args: impl Iterator<Item = OsString>) -> Result<Cli, String> {
                 plugin_dirs.push(dir.into());
             }
             _ if s.starts_with("--plugin-dir=") => plugin_dirs.push(s["--plugin-dir=".len()..].into()),
+            "--logfile" => {
+                let path = args.next().ok_or("--logfile needs a file")?;
+                logfile = vec!["--logfile".into(), path];
+            }
+            _ if s.starts_with("--logfile=") => logfile = vec![arg.clone()],
             "help" => {
                 let action = match args.next() {
                     Some(cmd) => Action::Run { name: cmd.to_string_lossy().into_owned(), args: vec!["--help".into()] },
@@ -66,7 +74,16 @@ fn parse(mut args: impl Iterator<Item = OsString>) -> Result<Cli, String> {
                 return Ok(Cli { plugin_dirs, action: Action::Plugins { verbose } });
             }
             _ if s.starts_with('-') => return Err(format!("unknown option '{s}' (see ws --help)")),
-            _ => return Ok(Cli { plugin_dirs, action: Action::Run { name: s.to_string(), args: args.collect() } }),
+            _ => {
+                let args: Vec<OsString> = logfile.into_iter().chain(args).collect();
+                // As the reference (CLI11's fallthrough): `--version` after the subcommand is
+                // the tool's, so every subcommand answers it alike.
+                let options = args.iter().take_while(|a| *a != "--");
+                if options.into_iter().any(|a| a == "--version") {
+                    return Ok(Cli { plugin_dirs, action: Action::Version });
+                }
+                return Ok(Cli { plugin_dirs, action: Action::Run { name: s.to_string(), args } });
+            }
         }
     }
     Ok(Cli { plugin_dirs, action: Action::Help })

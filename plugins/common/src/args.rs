@@ -1,6 +1,11 @@
 //! Command-line parsing with clap, shaped for plugins: `--help` prints and exits 0, a bad
 //! command line becomes *one* line on stderr and exit code 2 (clap's own report spans
 //! several lines and a usage block).
+//!
+//! `--logfile PATH` is every subcommand's, as in the reference: it is taken out before clap
+//! sees the line, PATH is truncated, every log line of every level goes there from then on
+//! ([`crate::log::to_file`]), and stderr says so in one line. (The host passes a `--logfile`
+//! given before the subcommand along, and answers `--version` itself.)
 
 use std::ffi::OsString;
 
@@ -11,13 +16,50 @@ use ws_plugin_api::Error;
 /// Parses `args` (`args[0]` is `"ws NAME"`) into `T`.
 pub fn parse<T: Parser>(args: Vec<OsString>) -> Result<T, Error> {
     let bin = args.first().map(|a| a.to_string_lossy().into_owned()).unwrap_or_else(|| "ws".into());
-    T::try_parse_from(args).map_err(|e| match e.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            let _ = e.print();
-            Error::exit(if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand { 2 } else { 0 })
+    let (args, logfile) = take_logfile(args).map_err(|e| Error::usage(format!("{e} (see '{bin} --help')")))?;
+    T::try_parse_from(args)
+        .map_err(|e| match e.kind() {
+            ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                let _ = e.print();
+                Error::exit(if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand { 2 } else { 0 })
+            }
+            _ => Error::usage(format!("{} (see '{bin} --help')", first_line(&e))),
+        })
+        .and_then(|parsed| {
+            if let Some(path) = logfile {
+                let file = std::fs::File::create(&path).map_err(|e| {
+                    Error::failure(format!("Fatal error, cannot open log file {} for writing: {e}", path.display()))
+                })?;
+                crate::log::to_file(file);
+                eprintln!("All logs will be redirected to {}", path.display());
+            }
+            Ok(parsed)
+        })
+}
+
+/// Takes `--logfile PATH` (or `--logfile=PATH`; the last one wins) out of the options,
+/// which end at `--`.
+fn take_logfile(args: Vec<OsString>) -> Result<(Vec<OsString>, Option<std::path::PathBuf>), String> {
+    let mut rest = Vec::with_capacity(args.len());
+    let mut logfile = None;
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        if a == "--" {
+            rest.push(a);
+            rest.extend(it);
+            break;
         }
-        _ => Error::usage(format!("{} (see '{bin} --help')", first_line(&e))),
-    })
+        if a == "--logfile" {
+            logfile = Some(it.next().ok_or("--logfile needs a file")?.into());
+        } else if let Some(p) = a.to_str().and_then(|s| s.strip_prefix("--logfile=")) {
+            logfile = Some(p.into());
+        } else {
+            rest.push(a);
+        }
+    }
+    Ok((rest, logfile))
 }
 
 fn first_line(e: &clap::Error) -> String {

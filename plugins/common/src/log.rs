@@ -108,14 +108,39 @@ pub fn write_forced(level: Level, args: Arguments<'_>, force: bool) {
     }
     let mut line = format_line(level, args);
     line.push('\n');
-    emit(level == Level::Error, line.into_bytes());
+    let dest = match (LOGFILE.get(), level) {
+        (Some(_), _) => Dest::File,
+        (None, Level::Error) => Dest::Stderr,
+        (None, _) => Dest::Stdout,
+    };
+    emit(dest, line.into_bytes());
+}
+
+/// Where a finished line goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dest {
+    Stdout,
+    Stderr,
+    /// The `--logfile`.
+    File,
+}
+
+static LOGFILE: OnceLock<Mutex<std::fs::File>> = OnceLock::new();
+
+/// From now on every stamped log line, of every level, goes to `file` instead of stdout and
+/// stderr (`--logfile`, as the reference). Plain output (a client's messages) is not a log
+/// line and stays where it was. Each line is one `write` to an unbuffered file (by the
+/// writer thread when [`background`] is on), so lines are never interleaved and nothing
+/// written is lost when the process is killed.
+pub fn to_file(file: std::fs::File) {
+    let _ = LOGFILE.set(Mutex::new(file));
 }
 
 /// Prints a plain line to stdout (no stamp), ignoring a closed pipe.
 pub fn plain(args: Arguments<'_>) {
     let mut line = std::fmt::format(args);
     line.push('\n');
-    emit(false, line.into_bytes());
+    emit(Dest::Stdout, line.into_bytes());
 }
 
 static ALL_TO_STDERR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -128,29 +153,37 @@ pub fn all_to_stderr() {
 
 /// Writes a finished line to stderr or stdout: above the prompt while a line editor owns
 /// the terminal ([`print_above_prompt`]), queued when [`background`] is on.
-fn emit(to_stderr: bool, line: Vec<u8>) {
-    let to_stderr = to_stderr || ALL_TO_STDERR.load(Ordering::Relaxed);
+fn emit(dest: Dest, line: Vec<u8>) {
+    let dest = if dest == Dest::Stdout && ALL_TO_STDERR.load(Ordering::Relaxed) { Dest::Stderr } else { dest };
     let line = match TERMINAL.get() {
-        Some(t) if !to_stderr || t.stderr => match t.print(line) {
+        Some(t) if dest == Dest::Stdout || (dest == Dest::Stderr && t.stderr) => match t.print(line) {
             Ok(()) => return,
             Err(line) => line,
         },
         _ => line,
     };
     if let Some(q) = QUEUE.get() {
-        q.push(to_stderr, line);
+        q.push(dest, line);
     } else {
-        write_now(to_stderr, &line);
+        write_now(dest, &line);
     }
 }
 
-fn write_now(to_stderr: bool, line: &[u8]) {
-    if to_stderr {
-        let _ = std::io::stderr().lock().write_all(line);
-    } else {
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(line);
-        let _ = out.flush();
+fn write_now(dest: Dest, line: &[u8]) {
+    match dest {
+        Dest::Stderr => {
+            let _ = std::io::stderr().lock().write_all(line);
+        }
+        Dest::Stdout => {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(line);
+            let _ = out.flush();
+        }
+        Dest::File => {
+            if let Some(f) = LOGFILE.get() {
+                let _ = f.lock().unwrap_or_else(|e| e.into_inner()).write_all(line);
+            }
+        }
     }
 }
 
@@ -200,7 +233,7 @@ struct Queue {
 
 #[derive(Debug, Default)]
 struct Pending {
-    lines: VecDeque<(bool, Vec<u8>)>,
+    lines: VecDeque<(Dest, Vec<u8>)>,
     bytes: usize,
     dropped: u64,
     /// The writer holds taken lines it has not written yet.
@@ -208,14 +241,14 @@ struct Pending {
 }
 
 impl Queue {
-    fn push(&self, to_stderr: bool, line: Vec<u8>) {
+    fn push(&self, dest: Dest, line: Vec<u8>) {
         let mut p = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if p.bytes + line.len() > QUEUE_BYTES {
             p.dropped += 1;
             return;
         }
         p.bytes += line.len();
-        p.lines.push_back((to_stderr, line));
+        p.lines.push_back((dest, line));
         drop(p);
         self.queued.notify_one();
     }
@@ -235,15 +268,18 @@ impl Queue {
             p.bytes = 0;
             p.writing = true;
             drop(p);
-            for (to_stderr, line) in &lines {
-                write_now(*to_stderr, line);
+            for (dest, line) in &lines {
+                write_now(*dest, line);
             }
             if dropped > 0 {
                 let note = format_line(
                     Level::Warning,
                     format_args!("{dropped} log lines were dropped while the log output was blocked"),
                 );
-                write_now(false, format!("{note}\n").as_bytes());
+                write_now(
+                    if LOGFILE.get().is_some() { Dest::File } else { Dest::Stdout },
+                    format!("{note}\n").as_bytes(),
+                );
             }
             p = self.state.lock().unwrap_or_else(|e| e.into_inner());
         }
