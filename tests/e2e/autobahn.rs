@@ -1,8 +1,8 @@
 //! The Autobahn conformance cases through kosoku: 1–7 and 10 (9 is performance) with
-//! `ws echo_server` as the server under test (alone and behind `ws proxy_server`) and
-//! `ws connect --echo` as the client under test (directly and through the proxy), and the
-//! permessage-deflate cases 12 and 13 with each of the two. Any case not OK (or NON-STRICT,
-//! INFORMATIONAL) fails the test, by id.
+//! `ws echo_server` as the server under test (alone and behind `ws proxy_server`), and
+//! `ws connect --echo` (directly and through the proxy) and `ws autobahn` as the clients
+//! under test, and the permessage-deflate cases 12 and 13 with each. Any case not OK (or
+//! NON-STRICT, INFORMATIONAL) fails the test, by id.
 
 use std::path::Path;
 use std::process::Command;
@@ -126,13 +126,39 @@ fn connect_echo_mode_through_proxy_server_passes_autobahn_compression_cases_13()
     run_fuzzingserver(true, &NEGOTIATIONS, NEGOTIATION_CASES);
 }
 
+#[test]
+fn ws_autobahn_passes_cases_1_to_7_and_10() {
+    run_fuzzingserver_with(Client::Autobahn, &EXCLUDE, CASES);
+}
+
+#[test]
+fn ws_autobahn_passes_compression_cases_12_and_13() {
+    run_fuzzingserver_with(Client::Autobahn, &DEFLATE, DEFLATE_CASES);
+}
+
 /// kosoku's fuzzingserver with `ws connect --echo` as the client under test, directly or
 /// through `ws proxy_server` (which passes the case's path and query on).
 fn fuzzingserver_cases(through_proxy: bool) {
     run_fuzzingserver(through_proxy, &EXCLUDE, CASES);
 }
 
+/// The client under test against the fuzzing server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Client {
+    /// `ws connect --echo`, a process per case (tests/peers/ab_client_driver.py).
+    ConnectEcho,
+    /// The same, through `ws proxy_server`.
+    ConnectEchoThroughProxy,
+    /// `ws autobahn`: the whole suite in one process.
+    Autobahn,
+}
+
 fn run_fuzzingserver(through_proxy: bool, select: &[&str], cases: usize) {
+    let client = if through_proxy { Client::ConnectEchoThroughProxy } else { Client::ConnectEcho };
+    run_fuzzingserver_with(client, select, cases);
+}
+
+fn run_fuzzingserver_with(client: Client, select: &[&str], cases: usize) {
     let port = crate::util::free_port();
     let addr = format!("127.0.0.1:{port}");
     let out_dir = tempfile::tempdir().unwrap();
@@ -146,21 +172,31 @@ fn run_fuzzingserver(through_proxy: bool, select: &[&str], cases: usize) {
         assert!(std::time::Instant::now() < deadline, "kosoku fuzzingserver never listened on {addr}");
         std::thread::sleep(Duration::from_millis(50));
     }
+    let through_proxy = client == Client::ConnectEchoThroughProxy;
     let proxy = through_proxy.then(|| Server::start("proxy_server", &["-q", "--remote_host", &format!("ws://{addr}")]));
     let url = proxy.as_ref().map_or(format!("ws://{addr}"), |p| p.url("ws"));
-    let mut driver = Command::new(python());
-    driver.arg(repo_root().join("tests/peers/ab_client_driver.py")).arg(url).arg(ws_bin());
-    if let Some(p) = std::env::var_os("WS_PLUGIN_PATH") {
-        driver.env("WS_PLUGIN_PATH", p);
-    }
-    // A process per case: allow 4 s each (they take well under 1 s unloaded; CI runs these
-    // runs side by side on 2 cores).
-    let out = run(driver, b"", Duration::from_secs(60 + 4 * cases as u64));
-    assert_eq!(out.code(), 0, "driver failed: {out:?}");
+    // Allow 4 s a case (they take well under 1 s unloaded; CI runs these runs side by side
+    // on 2 cores).
+    let limit = Duration::from_secs(60 + 4 * cases as u64);
+    let out = if client == Client::Autobahn {
+        let out = run(crate::util::ws_args(&["autobahn", "--url", &url, "-q"]), b"", limit);
+        assert_eq!(out.code(), 0, "ws autobahn failed: {out:?}");
+        assert!(out.stdout.contains(&format!("{cases} cases: {cases} ran to their end, 0 failed")), "{out:?}");
+        out
+    } else {
+        let mut driver = Command::new(python());
+        driver.arg(repo_root().join("tests/peers/ab_client_driver.py")).arg(url).arg(ws_bin());
+        if let Some(p) = std::env::var_os("WS_PLUGIN_PATH") {
+            driver.env("WS_PLUGIN_PATH", p);
+        }
+        let out = run(driver, b"", limit);
+        assert_eq!(out.code(), 0, "driver failed: {out:?}");
+        assert!(out.stdout.contains(&format!("ran {cases} cases")), "{out:?}");
+        out
+    };
     let _ = crate::util::wait_timeout(&mut fuzz.0, Duration::from_secs(1));
     let (total, failed) = failed_cases(&out_dir.path().join("index.json"));
     assert_eq!(total, cases, "not every case ran: {out:?}");
-    assert!(out.stdout.contains(&format!("ran {cases} cases")), "{out:?}");
     assert!(failed.is_empty(), "FAILED cases: {failed:#?}");
 }
 

@@ -5,6 +5,7 @@ mod proxies;
 mod proxy;
 mod raw;
 mod redis;
+mod reference;
 mod rooms;
 mod transfer;
 mod unix;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::util::{Server, certs, peer_script, repo_root, run, ws};
+use crate::util::{Server, certs, peer_script, repo_root, run, ws_args};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -16,13 +16,6 @@ fn socket(name: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(name);
     (dir, path)
-}
-
-/// `ws ARGS…`, ready to [`run`].
-fn ws_args(args: &[&str]) -> Command {
-    let mut cmd = ws();
-    cmd.args(args);
-    cmd
 }
 
 fn path(p: &Path) -> &str {
@@ -109,8 +102,7 @@ fn broadcast_server_on_a_unix_socket_relays_between_clients() {
     let (_dir, sock) = socket("room.sock");
     let server = Server::start_unix("broadcast_server", &sock, &[]);
     let url = unix_url("ws+unix", &sock, "/");
-    let mut listener = ws();
-    listener.args(["connect", &url, "--no-close", "--max-messages", "1"]);
+    let listener = ws_args(&["connect", &url, "--no-close", "--max-messages", "1"]);
     let waiting = std::thread::spawn(move || run(listener, b"", T));
     server.wait_for_line("id: 0", T);
     let out = run(ws_args(&["connect", &url]), b"to the room\n", T);

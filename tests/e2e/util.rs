@@ -84,6 +84,13 @@ pub fn ws() -> Command {
     cmd
 }
 
+/// `ws ARGS…`, ready to [`run`].
+pub fn ws_args(args: &[&str]) -> Command {
+    let mut cmd = ws();
+    cmd.args(args);
+    cmd
+}
+
 /// What a finished process left behind.
 #[derive(Debug)]
 pub struct Output {

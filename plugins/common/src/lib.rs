@@ -16,6 +16,7 @@
 //! - [`progress`]: transfer progress on stderr (a bar on a terminal, else a line per 10 %);
 //! - [`relay`], [`frame_relay`], [`frames`]: the rooms' message and frame relays, and frame I/O;
 //! - [`deflate`]: permessage-deflate, negotiated in the handshakes and done beneath tungstenite;
+//! - [`gz`]: `gzip`/`gunzip`'s tallies (size, checksum) and safely written outputs;
 //! - [`url`](mod@url) and [`headers`]: parsing of what users type.
 
 pub mod args;
@@ -25,6 +26,7 @@ pub mod dial;
 pub mod error;
 pub mod frame_relay;
 pub mod frames;
+pub mod gz;
 pub mod headers;
 pub mod log;
 pub mod net;

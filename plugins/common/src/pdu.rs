@@ -136,6 +136,17 @@ impl Default for Djb2 {
 
 impl Djb2 {
     pub fn update(&mut self, bytes: &[u8]) {
+        self.update_with(bytes, u64::from);
+    }
+
+    /// The variant of the reference's `gzip` and `gunzip` (C++ `char` is signed there):
+    /// bytes ≥ 0x80 are added sign-extended.
+    pub fn update_signed(&mut self, bytes: &[u8]) {
+        self.update_with(bytes, |b| b as i8 as i64 as u64);
+    }
+
+    #[inline(always)]
+    fn update_with(&mut self, bytes: &[u8], value: impl Fn(u8) -> u64) {
         // h' = h·33⁸ + b0·33⁷ + … + b7·33⁰ (mod 2⁶⁴): the same value as eight steps of the
         // recurrence, with one multiply on the serial chain per 8 bytes instead of eight.
         const P: [u64; 9] = {
@@ -152,12 +163,12 @@ impl Djb2 {
         for c in &mut chunks {
             let mut t = 0u64;
             for (i, &b) in c.iter().enumerate() {
-                t = t.wrapping_add(u64::from(b).wrapping_mul(P[7 - i]));
+                t = t.wrapping_add(value(b).wrapping_mul(P[7 - i]));
             }
             h = h.wrapping_mul(P[8]).wrapping_add(t);
         }
         for &b in chunks.remainder() {
-            h = h.wrapping_mul(33).wrapping_add(u64::from(b));
+            h = h.wrapping_mul(33).wrapping_add(value(b));
         }
         self.0 = h;
     }
@@ -341,6 +352,24 @@ pub enum StreamError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signed_djb2_sign_extends_high_bytes() {
+        let data: Vec<u8> = (0..300u32).map(|i| (i * 7) as u8).collect();
+        let mut slow: u64 = 5381;
+        for &b in &data {
+            slow = slow.wrapping_mul(33).wrapping_add(b as i8 as i64 as u64);
+        }
+        for split in [0, 5, 8, 299, 300] {
+            let mut fast = Djb2::default();
+            fast.update_signed(&data[..split]);
+            fast.update_signed(&data[split..]);
+            assert_eq!(fast.0, slow, "split {split}");
+        }
+        let mut h = Djb2::default();
+        h.update_signed(&[0xff]);
+        assert_eq!(h.0, (5381u64 * 33).wrapping_sub(1));
+    }
 
     #[test]
     fn djb2_matches_the_reference_definition() {

@@ -1,0 +1,161 @@
+//! `ws push_server`: the server half of the reference's throughput test. A client that
+//! connects to `/N` is sent N text messages of `--send_msg` (default `hello world`) as fast
+//! as it reads them, then everything it sends is echoed. `ws autoroute URL --msg_count N`
+//! is the client half.
+//!
+//! As the reference, the server exits 0 once its first client has gone (the test's server
+//! lives for one run); other clients connected by then are cut. The reference's `-p` (no
+//! pongs) is not offered: tungstenite answers pings itself. The shared server skeleton
+//! (`ws_common::server`) gives it the limits, TLS, `--unix` and the log lines of the other
+//! servers.
+
+use std::cell::Cell;
+use std::ffi::{CStr, OsString};
+use std::rc::Rc;
+
+use clap::Parser;
+use futures_util::{SinkExt, StreamExt};
+use ws_common::deflate::ServerPolicy;
+use ws_common::info;
+use ws_common::server::{Client, ServerArgs};
+use ws_common::ws::{self as wsx, Message, close_parts};
+use ws_plugin_api::{Error, Plugin, declare_plugin};
+
+/// Push server
+#[derive(Debug, Parser)]
+#[command(name = "ws push_server", about = "Push server: sends N messages to a client of /N, then echoes")]
+struct Args {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Decline permessage-deflate
+    #[arg(short = 'x')]
+    disable_deflate: bool,
+    /// The message pushed
+    #[arg(long = "send_msg", default_value = "hello world", value_name = "TEXT")]
+    send_msg: String,
+}
+
+/// N from a request path `/N` (`/N?…` too); anything else pushes nothing.
+fn count(uri: &str) -> u64 {
+    uri.trim_start_matches('/').split(['?', '/']).next().and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
+#[derive(Debug, Default)]
+struct PushServer;
+
+impl Plugin for PushServer {
+    const NAME: &'static CStr = c"push_server";
+    const SUMMARY: &'static CStr = c"Push server";
+
+    fn run(&self, args: Vec<OsString>) -> Result<(), Error> {
+        let mut args: Args = ws_common::args::parse(args)?;
+        args.server.deflate = (!args.disable_deflate).then(ServerPolicy::default);
+        let msg: Rc<str> = args.send_msg.clone().into();
+        let done = Rc::new(event_flag::Flag::default());
+        let finished = done.clone();
+        args.server.run_with(false, None, async move || {
+            let handle = move |client: Client| {
+                let (msg, done) = (msg.clone(), done.clone());
+                async move {
+                    let end = push_then_echo(client, &msg).await;
+                    done.set();
+                    end
+                }
+            };
+            // Once the first client has gone (and its closing line is logged): exit 0.
+            let background = async move {
+                finished.wait().await;
+                smol::future::yield_now().await;
+            };
+            Ok((handle, background))
+        })
+    }
+}
+
+/// A one-shot flag a task can wait for.
+mod event_flag {
+    use std::cell::Cell;
+
+    #[derive(Default)]
+    pub struct Flag {
+        set: Cell<bool>,
+        event: event_listener::Event,
+    }
+
+    impl Flag {
+        pub fn set(&self) {
+            self.set.set(true);
+            self.event.notify(usize::MAX);
+        }
+
+        pub async fn wait(&self) {
+            while !self.set.get() {
+                let l = self.event.listen();
+                if self.set.get() {
+                    break;
+                }
+                l.await;
+            }
+        }
+    }
+}
+
+/// Pushes N messages, then echoes until the client closes; returns how it ended.
+async fn push_then_echo(client: Client, msg: &str) -> (u16, String) {
+    let Client { mut ws, handshake, .. } = client;
+    let n = count(&handshake.uri);
+    info!("Sending {n} messages");
+    let sent = Cell::new(0u64);
+    let push = async {
+        let text: async_tungstenite::tungstenite::Utf8Bytes = msg.into();
+        for _ in 0..n {
+            ws.feed(Message::Text(text.clone())).await?;
+            sent.set(sent.get() + 1);
+        }
+        ws.flush().await
+    };
+    if push.await.is_err() {
+        info!("Sent {} of {n} messages", sent.get());
+        return (1006, "Abnormal closure".into());
+    }
+    let mut closed = None;
+    loop {
+        match ws.next().await {
+            None => break,
+            Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
+                info!("Received {} bytes", m.len());
+                if ws.send(m).await.is_err() {
+                    break;
+                }
+            }
+            Some(Ok(Message::Close(frame))) => {
+                closed = Some(close_parts(frame.as_ref()));
+                let _ = ws.flush().await;
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                if let Some(code) = wsx::fail(&mut ws, &e).await {
+                    return (code, wsx::reason(&ws, &e));
+                }
+                break;
+            }
+        }
+    }
+    closed.unwrap_or((1006, "Abnormal closure".into()))
+}
+
+declare_plugin!(PushServer);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_count_is_the_first_path_segment() {
+        assert_eq!(count("/1000"), 1000);
+        assert_eq!(count("/5?x=1"), 5);
+        assert_eq!(count("/7/more"), 7);
+        assert_eq!(count("/"), 0);
+        assert_eq!(count("/abc"), 0);
+    }
+}
