@@ -768,3 +768,29 @@ fn uploads_ranges_size_limits_and_noproxy() {
     let out = ws_curl(&["-s", "-x", &dead, "--noproxy", "127.0.0.1", &page]);
     assert_eq!((out.code(), out.stdout.as_str()), (0, "the page\n"), "{out:?}");
 }
+
+/// Issue 24: `--compress_request` gzips the body (`-d`, and `-T` as it is read) and says so
+/// in Content-Encoding; a server that decodes gzip request bodies gets the original bytes.
+#[test]
+fn compress_request_gzips_the_body_for_a_server_that_decodes_it() {
+    let server = Server::start_cmd("gzip-body", &mut crate::util::peer_script("gzip_body_server.py"));
+    let url = server.url("http");
+    let text = "compressible ".repeat(500);
+    let out = ws_curl(&["-s", "--compress_request", "--data-raw", &text, &url]);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect(&out.stdout);
+    assert_eq!((v["encoding"].as_str(), v["body"].as_str()), (Some("gzip"), Some(text.as_str())));
+    assert!(v["wire"].as_u64().unwrap() < 200, "not compressed: {v}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("up.txt");
+    std::fs::write(&file, &text).unwrap();
+    let out = ws_curl(&["-s", "--compress_request", "-T", file.to_str().unwrap(), &url]);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect(&out.stdout);
+    assert_eq!((v["encoding"].as_str(), v["body"].as_str()), (Some("gzip"), Some(text.as_str())));
+
+    // Without the flag, the bytes go as they are.
+    let out = ws_curl(&["-s", "--data-raw", "plain", &url]);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect(&out.stdout);
+    assert_eq!((v["encoding"].as_str(), v["body"].as_str()), (Some(""), Some("plain")));
+}

@@ -109,6 +109,10 @@ pub(crate) struct Args {
     /// Save the body to FILE
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub(crate) output: Option<PathBuf>,
+    /// Gzip the request body and send it with Content-Encoding: gzip (-T files are
+    /// compressed as they are read)
+    #[arg(long = "compress_request", alias = "compress-request")]
+    pub(crate) compress_request: bool,
     /// Ask for a compressed body (gzip, deflate) and decode it
     #[arg(long = "compressed", alias = "compress")]
     pub(crate) compressed: bool,

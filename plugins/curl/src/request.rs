@@ -195,9 +195,11 @@ pub(crate) fn build_request(
     if h2 {
         path = format!("{}://{host_header}{path}", url.scheme());
     }
+    let gzip = args.compress_request && body.is_some() && *method != Method::HEAD;
     let req_body = match body {
         _ if *method == Method::HEAD => ReqBody::Bytes(None),
-        Some(Body { upload: Some(path), .. }) => ReqBody::upload(path)?,
+        Some(Body { upload: Some(path), .. }) => ReqBody::upload(path, gzip)?,
+        Some(b) if gzip => ReqBody::Bytes(Some(Bytes::from(gzipped(&b.bytes)))),
         Some(b) => ReqBody::Bytes(Some(Bytes::from(b.bytes.clone()))),
         None => ReqBody::Bytes(None),
     };
@@ -233,11 +235,22 @@ pub(crate) fn build_request(
     {
         set(h, header::CONTENT_TYPE, ct);
     }
+    if gzip {
+        set(h, header::CONTENT_ENCODING, "gzip");
+    }
     for (k, v) in headers.iter().filter(|(k, _)| credentials || !crate::redirects::is_credential(k)) {
         let name = HeaderName::from_bytes(k.as_bytes()).map_err(|e| Error::usage(format!("bad header {k}: {e}")))?;
         set(h, name, v);
     }
     Ok(req)
+}
+
+/// `--compress_request`: the body gzipped (level 6, as the reference's zlib default).
+fn gzipped(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    enc.write_all(bytes).expect("writing to memory");
+    enc.finish().expect("writing to memory")
 }
 
 pub(crate) fn request_size(req: &Request<ReqBody>) -> usize {
@@ -255,15 +268,22 @@ pub(crate) enum ReqBody {
 }
 
 impl ReqBody {
-    /// `-T FILE`, or `-T -` for stdin (length unknown: chunked over HTTP/1.1).
-    fn upload(path: &std::path::Path) -> Result<ReqBody, Error> {
-        if path.as_os_str() == "-" {
-            return Ok(ReqBody::Reader { source: Box::new(std::io::stdin()), left: None });
+    /// `-T FILE`, or `-T -` for stdin (length unknown: chunked over HTTP/1.1); with `gzip`,
+    /// compressed as it is read (length unknown too).
+    fn upload(path: &std::path::Path, gzip: bool) -> Result<ReqBody, Error> {
+        let (source, len): (Box<dyn std::io::Read + Send>, Option<u64>) = if path.as_os_str() == "-" {
+            (Box::new(std::io::stdin()), None)
+        } else {
+            let file = std::fs::File::open(path)
+                .map_err(|e| fail(code::READ, format!("cannot read {}: {e}", path.display())))?;
+            let len = file.metadata().map(|m| m.len()).ok();
+            (Box::new(file), len)
+        };
+        if gzip {
+            let enc = flate2::read::GzEncoder::new(source, flate2::Compression::new(6));
+            return Ok(ReqBody::Reader { source: Box::new(enc), left: None });
         }
-        let file =
-            std::fs::File::open(path).map_err(|e| fail(code::READ, format!("cannot read {}: {e}", path.display())))?;
-        let len = file.metadata().map(|m| m.len()).ok();
-        Ok(ReqBody::Reader { source: Box::new(file), left: len })
+        Ok(ReqBody::Reader { source, left: len })
     }
 }
 
