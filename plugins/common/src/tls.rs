@@ -12,6 +12,16 @@
 //! [`AnchorAware`] does the same (the name and the validity dates are still checked, and
 //! the handshake's signature proves the server holds its key). TLS failures are told in a
 //! plain sentence ([`explain`]), not as rustls's debug form.
+//!
+//! `--ciphers LIST` takes OpenSSL's names (separated by commas, spaces or colons), as the
+//! reference hands the list to OpenSSL, with OpenSSL's split: TLS 1.2 names
+//! (`ECDHE-RSA-AES128-GCM-SHA256`) narrow the TLS 1.2 suites and TLS 1.3 names
+//! (`TLS_AES_128_GCM_SHA256`) the TLS 1.3 ones, each family left whole when none of its
+//! names is given; `DEFAULT`, `ALL`, `HIGH` and `SECURE` mean every suite; `!NAME` (or
+//! `-NAME`) removes a suite, and removing a family rustls never offers (`!aNULL`, `!MD5`,
+//! `!RC4`, …) is accepted and changes nothing, so the usual nginx-style strings work. A name
+//! rustls does not offer (an old CBC or RSA-key-exchange suite) is refused by name.
+//! `--disable-hostname-validation` keeps the chain check and skips the name check.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,10 +53,94 @@ pub struct TlsArgs {
     /// Clients: do not verify the server's certificate (insecure)
     #[arg(long = "verify_none")]
     pub verify_none: bool,
+    /// Cipher suites, as OpenSSL names them (separated by commas, spaces or colons;
+    /// DEFAULT for all, !NAME removes one)
+    #[arg(long, value_name = "LIST", default_value = "DEFAULT")]
+    pub ciphers: String,
+    /// Clients: verify the server's certificate chain but not that it names the host
+    #[arg(long = "disable-hostname-validation")]
+    pub disable_hostname_validation: bool,
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Each suite rustls offers, by OpenSSL's name.
+const OPENSSL_NAMES: [(&str, rustls::SupportedCipherSuite); 9] = {
+    use rustls::crypto::ring::cipher_suite as cs;
+    [
+        ("TLS_AES_256_GCM_SHA384", cs::TLS13_AES_256_GCM_SHA384),
+        ("TLS_AES_128_GCM_SHA256", cs::TLS13_AES_128_GCM_SHA256),
+        ("TLS_CHACHA20_POLY1305_SHA256", cs::TLS13_CHACHA20_POLY1305_SHA256),
+        ("ECDHE-ECDSA-AES256-GCM-SHA384", cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384),
+        ("ECDHE-ECDSA-AES128-GCM-SHA256", cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256),
+        ("ECDHE-ECDSA-CHACHA20-POLY1305", cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256),
+        ("ECDHE-RSA-AES256-GCM-SHA384", cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384),
+        ("ECDHE-RSA-AES128-GCM-SHA256", cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256),
+        ("ECDHE-RSA-CHACHA20-POLY1305", cs::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256),
+    ]
+};
+
+/// Keywords that mean every suite.
+const EVERY: [&str; 4] = ["DEFAULT", "ALL", "HIGH", "SECURE"];
+
+/// OpenSSL families rustls never offers: removing them (`!aNULL`) changes nothing.
+const NEVER_OFFERED: [&str; 24] = [
+    "aNULL", "eNULL", "NULL", "EXPORT", "EXP", "LOW", "MEDIUM", "DES", "3DES", "RC4", "RC2", "MD5", "IDEA", "SEED",
+    "PSK", "SRP", "DSS", "aDSS", "CAMELLIA", "ARIA", "kRSA", "aECDH", "ADH", "AECDH",
+];
+
+/// The suites `list` selects (see the module docs); an error names what is not understood.
+pub fn select_ciphers(list: &str) -> Result<Vec<rustls::SupportedCipherSuite>, CommonError> {
+    let lookup = |name: &str| {
+        OPENSSL_NAMES
+            .iter()
+            .find(|(n, s)| n.eq_ignore_ascii_case(name) || format!("{:?}", s.suite()).eq_ignore_ascii_case(name))
+            .map(|(_, s)| *s)
+    };
+    let is13 = |s: &rustls::SupportedCipherSuite| matches!(s, rustls::SupportedCipherSuite::Tls13(_));
+    let (mut named12, mut named13, mut removed) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut all12, mut given12, mut given13) = (false, false, false);
+    for token in list.split([',', ' ', ':']).filter(|t| !t.is_empty()) {
+        if let Some(name) = token.strip_prefix(['!', '-']) {
+            match lookup(name) {
+                Some(s) => removed.push(s),
+                None if EVERY.iter().chain(&NEVER_OFFERED).any(|k| k.eq_ignore_ascii_case(name)) => {}
+                None => return Err(CommonError::Usage(format!("--ciphers: unknown cipher '{name}'"))),
+            }
+        } else if EVERY.iter().any(|k| k.eq_ignore_ascii_case(token.trim_start_matches('+'))) {
+            all12 = true;
+            given12 = true;
+        } else {
+            let Some(s) = lookup(token.trim_start_matches('+')) else {
+                let offered: Vec<&str> = OPENSSL_NAMES.iter().map(|(n, _)| *n).collect();
+                return Err(CommonError::Usage(format!(
+                    "--ciphers: unknown or unsupported cipher '{token}' (offered: {})",
+                    offered.join(", ")
+                )));
+            };
+            if is13(&s) {
+                given13 = true;
+                named13.push(s);
+            } else {
+                given12 = true;
+                named12.push(s);
+            }
+        }
+    }
+    let chosen: Vec<_> = OPENSSL_NAMES
+        .iter()
+        .map(|(_, s)| *s)
+        .filter(|s| {
+            let kept = if is13(s) { !given13 || named13.contains(s) } else { !given12 || all12 || named12.contains(s) };
+            kept && !removed.contains(s)
+        })
+        .collect();
+    if chosen.is_empty() {
+        return Err(CommonError::Usage(format!("--ciphers '{list}' leaves no cipher suite")));
+    }
+    Ok(chosen)
 }
 
 fn tls_err(e: impl std::fmt::Display) -> CommonError {
@@ -99,6 +193,26 @@ fn root_store(ca_file: Option<&Path>) -> Result<RootCertStore, CommonError> {
 }
 
 impl TlsArgs {
+    /// The crypto provider with the `--ciphers` suites, and the protocol versions they allow.
+    fn suites(
+        &self,
+    ) -> Result<(Arc<rustls::crypto::CryptoProvider>, Vec<&'static rustls::SupportedProtocolVersion>), CommonError>
+    {
+        let list = if self.ciphers.is_empty() { "DEFAULT" } else { &self.ciphers };
+        let cipher_suites = select_ciphers(list)?;
+        let mut versions = Vec::new();
+        if cipher_suites.iter().any(|s| matches!(s, rustls::SupportedCipherSuite::Tls13(_))) {
+            versions.push(&rustls::version::TLS13);
+        }
+        if cipher_suites.iter().any(|s| matches!(s, rustls::SupportedCipherSuite::Tls12(_))) {
+            versions.push(&rustls::version::TLS12);
+        }
+        Ok((
+            Arc::new(rustls::crypto::CryptoProvider { cipher_suites, ..rustls::crypto::ring::default_provider() }),
+            versions,
+        ))
+    }
+
     fn cert_and_key(&self) -> Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>, CommonError> {
         match (&self.cert_file, &self.key_file) {
             (Some(c), Some(k)) => Ok(Some((load_certs(c)?, load_key(k)?))),
@@ -109,13 +223,14 @@ impl TlsArgs {
 
     /// The server configuration, or `None` when `--tls` is off.
     pub fn server_config(&self, alpn: &[&[u8]]) -> Result<Option<Arc<ServerConfig>>, CommonError> {
+        // A bad --ciphers is refused even without --tls.
+        let (suites, versions) = self.suites()?;
         if !self.tls {
             return Ok(None);
         }
         let (certs, key) =
             self.cert_and_key()?.ok_or_else(|| CommonError::Usage("--tls needs --cert-file and --key-file".into()))?;
-        let builder =
-            ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions().map_err(tls_err)?;
+        let builder = ServerConfig::builder_with_provider(suites).with_protocol_versions(&versions).map_err(tls_err)?;
         let builder = match &self.ca_file {
             Some(ca) => {
                 let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
@@ -142,22 +257,23 @@ impl TlsArgs {
 
     /// The client configuration (used when the URL is `wss://` or `https://`).
     pub fn client_config(&self, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, CommonError> {
-        let builder =
-            ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions().map_err(tls_err)?;
-        let builder = if self.verify_none {
-            builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerification(provider())))
-        } else if let Some(ca) = &self.ca_file {
-            let anchors = load_certs(ca)?;
-            let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
-                Arc::new(root_store(Some(ca))?),
-                provider(),
-            )
-            .build()
-            .map_err(tls_err)?;
-            builder.dangerous().with_custom_certificate_verifier(Arc::new(AnchorAware { webpki, anchors }))
+        let (suites, versions) = self.suites()?;
+        let builder = ClientConfig::builder_with_provider(suites).with_protocol_versions(&versions).map_err(tls_err)?;
+        let verifier: Arc<dyn ServerCertVerifier> = if self.verify_none {
+            Arc::new(NoVerification(provider()))
         } else {
-            builder.with_root_certificates(root_store(None)?)
+            let roots = Arc::new(root_store(self.ca_file.as_deref())?);
+            let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider())
+                .build()
+                .map_err(tls_err)?;
+            let anchors = match &self.ca_file {
+                Some(ca) => load_certs(ca)?,
+                None => Vec::new(),
+            };
+            let checked = Arc::new(AnchorAware { webpki, anchors });
+            if self.disable_hostname_validation { Arc::new(AnyName(checked)) } else { checked }
         };
+        let builder = builder.dangerous().with_custom_certificate_verifier(verifier);
         let mut config = match self.cert_and_key()? {
             Some((certs, key)) => builder.with_client_auth_cert(certs, key).map_err(tls_err)?,
             None => builder.with_no_client_auth(),
@@ -224,6 +340,53 @@ impl ServerCertVerifier for AnchorAware {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.webpki.supported_verify_schemes()
+    }
+}
+
+/// `--disable-hostname-validation`: the chain is verified as always, the name is not. Both
+/// verifiers beneath check the chain (or the anchor rule) before the name, so a name error
+/// means everything else held.
+#[derive(Debug)]
+struct AnyName(Arc<AnchorAware>);
+
+impl ServerCertVerifier for AnyName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        use rustls::CertificateError as C;
+        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+            Err(rustls::Error::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. })) => {
+                Ok(ServerCertVerified::assertion())
+            }
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
     }
 }
 
@@ -298,6 +461,26 @@ impl ServerCertVerifier for NoVerification {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cipher_lists_follow_openssls_split_between_tls12_and_tls13() {
+        let names = |list: &str| -> Vec<String> {
+            select_ciphers(list).unwrap().iter().map(|s| format!("{:?}", s.suite())).collect()
+        };
+        assert_eq!(names("DEFAULT").len(), 9);
+        assert_eq!(names("HIGH:!aNULL:!MD5").len(), 9);
+        // A TLS 1.2 name narrows TLS 1.2 only; TLS 1.3 stays whole.
+        let n = names("ECDHE-RSA-AES128-GCM-SHA256");
+        assert_eq!(n.len(), 4, "{n:?}");
+        assert!(n.contains(&"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".to_string()));
+        let n = names("TLS_CHACHA20_POLY1305_SHA256,ECDHE-ECDSA-AES256-GCM-SHA384");
+        assert_eq!(n, ["TLS13_CHACHA20_POLY1305_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"]);
+        assert_eq!(names("ALL:!TLS_AES_256_GCM_SHA384").len(), 8);
+        let e = select_ciphers("AES128-SHA").unwrap_err().to_string();
+        assert!(e.contains("'AES128-SHA'"), "{e}");
+        let e = select_ciphers("!BOGUS").unwrap_err().to_string();
+        assert!(e.contains("'BOGUS'"), "{e}");
+    }
 
     fn write_pair(dir: &Path) -> (PathBuf, PathBuf) {
         let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
