@@ -167,10 +167,15 @@ struct Tmux {
 
 impl Tmux {
     fn start(url: &str) -> Tmux {
+        Self::start_with(&format!("connect -d --ping_interval 0 {url}"))
+    }
+
+    /// `ws ARGS` on a terminal of its own; `echo EXIT=$?` when it ends, and the pane stays.
+    fn start_with(args: &str) -> Tmux {
         let home = tempfile::tempdir().unwrap();
         let socket = format!("ws-test-{}-{}", std::process::id(), free_port());
         let command = format!(
-            "env -i PATH=/usr/bin:/bin HOME={} TERM=xterm WS_PLUGIN_PATH={} {} connect -d --ping_interval 0 {url}",
+            "env -i PATH=/usr/bin:/bin HOME={} TERM=xterm WS_PLUGIN_PATH={} {} {args}; echo EXIT=$?; sleep 60",
             home.path().display(),
             crate::util::plugin_dir().display(),
             crate::util::ws_bin().display()
@@ -209,6 +214,40 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = std::process::Command::new("tmux").args(["-L", &self.socket, "kill-server"]).status();
+    }
+}
+
+/// Issue 24: at a terminal, Ctrl-D ends `connect`, `ping` and `chat` with the reference's
+/// closing lines on the screen; in a pipe those lines go to stderr, so stdout stays data.
+#[test]
+fn closing_lines_at_a_terminal_and_on_stderr_in_a_pipe() {
+    let server = Server::start("echo_server", &["-q"]);
+    let url = server.url("ws");
+    for (args, closing) in [
+        (
+            format!("connect -d --ping_interval 0 {url}"),
+            "ws_connect: connection closed: code 1000 reason Normal closure",
+        ),
+        (format!("ping -d {url}"), "ping_pong: disconnected: code 1000 reason Normal closure"),
+        (format!("chat {url} bob"), "ws chat user disconnected: bob code 1000 reason Normal closure"),
+    ] {
+        let term = Tmux::start_with(&args);
+        term.wait_for(" connected");
+        term.keys(&["abc", "Enter"]);
+        term.wait_for("abc\n");
+        term.keys(&["C-d"]);
+        let screen = term.wait_for("EXIT=");
+        assert!(screen.contains(closing) && screen.contains("EXIT=0"), "{args}: no closing line:\n{screen}");
+    }
+    for (sub, closing) in [("ping", "ping_pong: disconnected: code 1000"), ("chat", "ws chat user disconnected: bob")] {
+        let mut cmd = ws();
+        cmd.args([sub, &url]);
+        if sub == "chat" {
+            cmd.arg("bob");
+        }
+        let out = run(cmd, b"abc\n", T);
+        assert_eq!(out.code(), 0, "{out:?}");
+        assert!(out.stderr.contains(closing) && !out.stdout.contains(closing), "{sub}: {out:?}");
     }
 }
 

@@ -67,7 +67,7 @@ impl Handler for ChatHandler {
     }
 
     fn on_close(&mut self, code: u16, reason: &str) {
-        info!("ws chat user disconnected: {} code {code} reason {reason}", self.user);
+        ws_common::log::notice(format_args!("ws chat user disconnected: {} code {code} reason {reason}", self.user));
     }
 }
 

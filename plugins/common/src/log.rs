@@ -136,6 +136,24 @@ pub fn to_file(file: std::fs::File) {
     let _ = LOGFILE.set(Mutex::new(file));
 }
 
+/// An info line about the session rather than its data (a closing line): on stdout at a
+/// terminal, as the reference prints it; on stderr when stdout is not a terminal, where
+/// stdout carries what a script reads.
+pub fn notice(args: Arguments<'_>) {
+    use std::io::IsTerminal;
+    if !enabled(Level::Info) {
+        return;
+    }
+    let mut line = format_line(Level::Info, args);
+    line.push('\n');
+    let dest = match LOGFILE.get() {
+        Some(_) => Dest::File,
+        None if std::io::stdout().is_terminal() => Dest::Stdout,
+        None => Dest::Stderr,
+    };
+    emit(dest, line.into_bytes());
+}
+
 /// Prints a plain line to stdout (no stamp), ignoring a closed pipe.
 pub fn plain(args: Arguments<'_>) {
     let mut line = std::fmt::format(args);

@@ -345,12 +345,12 @@ async fn connected(
             Event::Idle => {
                 let idle = opts.idle_timeout.unwrap_or_default();
                 crate::info!("{}: no message for {} s: closing", opts.name, idle.as_secs_f64());
-                close_and_drain(ws, 1000, "Normal closure").await;
+                close_normally(ws, handler).await;
                 return Ended::Eof;
             }
             Event::Input(Input::Line(l)) if l == "/stop" => {
                 crate::info!("Stopping connection...");
-                close_and_drain(ws, 1000, "Normal closure").await;
+                close_normally(ws, handler).await;
                 return Ended::Stopped;
             }
             Event::Input(Input::Line(l)) if l == "/start" => {}
@@ -406,7 +406,7 @@ async fn connected(
                     return Ended::Eof;
                 }
                 _ => {
-                    close_and_drain(ws, 1000, "Normal closure").await;
+                    close_normally(ws, handler).await;
                     return Ended::Eof;
                 }
             },
@@ -457,7 +457,7 @@ async fn connected(
                     return end;
                 }
                 if handler.finished() || (data && opts.max_messages.is_some_and(|n| received >= n)) {
-                    close_and_drain(ws, 1000, "Normal closure").await;
+                    close_normally(ws, handler).await;
                     return Ended::Eof;
                 }
             }
@@ -480,6 +480,14 @@ fn input_ended(opts: &SessionOptions) -> Option<Instant> {
         AfterEof::Grace(d) | AfterEof::Close { quiet: d, .. } => Some(Instant::now() + d),
         AfterEof::KeepOpen => None,
     }
+}
+
+/// Our close 1000 at the end of a session (input over, a limit reached, `/stop`), told to
+/// the handler as the reference tells every close: its closing line
+/// (`ws_connect: connection closed: code 1000 reason Normal closure`, …).
+async fn close_normally(ws: &mut WsStream, handler: &mut impl Handler) {
+    close_and_drain(ws, 1000, "Normal closure").await;
+    handler.on_close(1000, "Normal closure");
 }
 
 /// Sends a close frame and reads until the peer answers (at most 2 s).

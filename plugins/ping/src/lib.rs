@@ -71,7 +71,7 @@ impl Handler for PingHandler {
     }
 
     fn on_close(&mut self, code: u16, reason: &str) {
-        info!("ping_pong: disconnected: code {code} reason {reason}");
+        ws_common::log::notice(format_args!("ping_pong: disconnected: code {code} reason {reason}"));
     }
 }
 
