@@ -19,6 +19,9 @@
 #   deflate   permessage-deflate: echo of 1 KiB JSON-like text x64 vs Node ws and Python
 #             websockets with compression, compression ratios; 10,000 idle deflate
 #             connections vs Node ws; fan-out 1 -> 100 of 1 KiB JSON vs a Node ws broadcast
+#   push      ws push_server + ws autoroute (the reference's throughput test): 1,000,000 pushed
+#             messages/s, with and without permessage-deflate, beside ws bench on the same server
+#   gzip      ws gzip / ws gunzip vs GNU gzip -6 / gzip -d on a 512 MiB text file: time, peak RSS
 # --smoke runs each benchmark briefly so CI can check the script still works.
 # --check, after the run, compares each figure with its goal (each written once, beside its
 # benchmark, with `goal`) and exits 1 listing what fell short: for people who change hot
@@ -38,7 +41,7 @@ for a in "$@"; do
         *) NAMES+=("$a") ;;
     esac
 done
-[ "${#NAMES[@]}" -gt 0 ] || NAMES=(startup oneshot echo idle fanout redis proxy httpd curl transfer deflate)
+[ "${#NAMES[@]}" -gt 0 ] || NAMES=(startup oneshot echo idle fanout redis proxy httpd curl transfer deflate push gzip)
 
 scripts/peers.sh >/dev/null
 cargo build --release --workspace --quiet
@@ -734,6 +737,122 @@ wall() {
     awk -v s="$s" -v e="$e" 'BEGIN { printf "%.3f", (e - s) / 1e9 }'
 }
 
+bench_push() {
+    local n=1000000
+    [ "$SMOKE" = 1 ] && n=20000
+    local plain=() deflate=() echo_rate=() out
+    for _ in $(seq "$ROUNDS"); do
+        for mode in plain deflate; do
+            # push_server's run ends with its first client, as the reference's
+            start_server "$WS" push_server -q --port 0
+            local x=()
+            [ "$mode" = plain ] && x=(-x)
+            out=$("$WS" autoroute "ws://127.0.0.1:$SERVER_PORT" --msg_count "$n" "${x[@]}" 2>&1)
+            local ms
+            ms=$(echo "$out" | grep -o 'AUTOROUTE IXWebSocket :: [0-9]*' | grep -o '[0-9]*$')
+            [ -n "$ms" ] || { echo "bench.sh: autoroute failed: $out" >&2; exit 1; }
+            local rate
+            rate=$(awk -v n="$n" -v ms="$ms" 'BEGIN { printf "%.0f", n / (ms > 0 ? ms : 1) * 1000 }')
+            if [ "$mode" = plain ]; then plain+=("$rate"); else deflate+=("$rate"); fi
+            wait "$SERVER_PID" 2>/dev/null || true
+            SERVER_PID=
+        done
+        start_server "$WS" push_server -q --port 0
+        out=$("$WS" bench "ws://127.0.0.1:$SERVER_PORT" --json -d "$DUR" --warmup 1 -s 11 -w 64 -c 1)
+        echo_rate+=("$(echo "$out" | json_field rate | xargs printf '%.0f')")
+        stop_server
+    done
+    {
+        echo "### push"
+        echo
+        echo "The reference's throughput test: \`ws push_server\` pushes $n messages of \`hello world\` to \`ws autoroute URL --msg_count $n\` (messages/s from its \`AUTOROUTE IXWebSocket :: T ms\` line), and \`ws bench\` (11 B, 64 in flight, one connection) echoing through the same server. Median of $ROUNDS rounds (min–max)."
+        echo
+        echo "| client | messages/s |"
+        echo "|---|---|"
+        echo "| \`ws autoroute -x\` (no compression) | $(med "${plain[@]}") ($(mm "${plain[@]}")) |"
+        echo "| \`ws autoroute\` (permessage-deflate) | $(med "${deflate[@]}") ($(mm "${deflate[@]}")) |"
+        echo "| \`ws bench\` echo round trips | $(med "${echo_rate[@]}") ($(mm "${echo_rate[@]}")) |"
+        echo
+        echo "Command: \`scripts/bench.sh push\`"
+        echo
+    } >>"$RESULTS"
+}
+
+bench_gzip() {
+    local mib=512 rounds=5
+    [ "$SMOKE" = 1 ] && mib=8 && rounds=1
+    # In memory when there is room (the tools, not the disk, are measured: writing 512 MiB to
+    # this disk varied by a second from run to run).
+    local base=/dev/shm
+    [ "$(df -Pm "$base" 2>/dev/null | awk 'NR == 2 { print $4 }')" -gt $((mib * 4)) ] 2>/dev/null || base=${TMPDIR:-/tmp}
+    local work
+    work=$(mktemp -d -p "$base")
+    # Log-like text (words and numbers), 4 MiB repeated: each repeat is far beyond deflate's
+    # 32 KiB window, so it compresses as fresh text does.
+    "$PY" -c '
+import random, sys
+random.seed(7)
+words = "GET POST /api/v1/items user id=%d status ok error timeout connect latency ms bytes cache hit miss".split()
+out = []
+size = 0
+while size < 4 << 20:
+    line = "2026-12-01T%02d:%02d:%02d " % (random.randrange(24), random.randrange(60), random.randrange(60))
+    line += " ".join(random.choice(words) for _ in range(8)) + " %d\n" % random.randrange(10**6)
+    out.append(line)
+    size += len(line)
+sys.stdout.write("".join(out))' >"$work/chunk.txt"
+    for _ in $(seq $((mib / 4))); do cat "$work/chunk.txt"; done >"$work/data.txt"
+    rm -f "$work/chunk.txt"
+    # timed NAME CMD...: wall seconds, CPU seconds and peak RSS KiB of CMD into arrays NAME_*
+    declare -A wall=() cpu=() rss=()
+    timed() {
+        local name=$1; shift
+        /usr/bin/time -f "%e %U %S %M" -o "$work/t" "$@" >/dev/null 2>&1
+        read -r e u s m <"$work/t"
+        wall[$name]+="$e "
+        cpu[$name]+="$(awk -v u="$u" -v s="$s" 'BEGIN { print u + s }') "
+        rss[$name]+="$m "
+    }
+    for _ in $(seq "$rounds"); do
+        timed gz_gnu sh -c "gzip -6 -c '$work/data.txt' > '$work/gnu.gz'"
+        timed gz_ws "$WS" gzip --force "$work/data.txt"
+        gzip -dc "$work/data.txt.gz" | cmp -s - "$work/data.txt" || { echo "bench.sh: ws gzip output differs" >&2; exit 1; }
+        timed gun_gnu sh -c "gzip -dc '$work/gnu.gz' > '$work/gnu.out'"
+        cp "$work/gnu.gz" "$work/in.txt.gz"
+        timed gun_ws "$WS" gunzip --force "$work/in.txt.gz"
+        cmp -s "$work/in.txt" "$work/data.txt" || { echo "bench.sh: ws gunzip output differs" >&2; exit 1; }
+        rm -f "$work/gnu.out" "$work/in.txt" "$work/in.txt.gz"
+    done
+    local ratio_out
+    ratio_out=$(awk -v a="$(stat -c %s "$work/data.txt")" -v b="$(stat -c %s "$work/data.txt.gz")" 'BEGIN { printf "%.1f", a / b }')
+    mib_of() { printf '%s\n' "$@" | median | awk '{ printf "%.1f", $1 / 1024 }'; }
+    row() {
+        local job=$1 gnu=$2 ws=$3
+        echo "| $job | $(med ${wall[$gnu]}) ($(mm ${wall[$gnu]})) | $(med ${wall[$ws]}) ($(mm ${wall[$ws]})) | $(ratio "$(med ${wall[$gnu]})" "$(med ${wall[$ws]})" | xargs printf '%.2f')× | $(med ${cpu[$gnu]}) | $(med ${cpu[$ws]}) | $(mib_of ${rss[$ws]}) |"
+    }
+    {
+        echo "### gzip"
+        echo
+        echo "A $mib MiB log-like text file (compresses ${ratio_out}× at level 6) in $base; median of $rounds rounds (min–max). Goals: ≥ 1.0× GNU gzip's speed both ways; peak RSS ≤ 16 MiB."
+        echo
+        echo "| job | GNU gzip 1.12 s | ws s | ws speed vs GNU | GNU CPU s | ws CPU s | ws peak RSS MiB |"
+        echo "|---|---|---|---|---|---|---|"
+        row "compress (\`gzip -6 -c\` / \`ws gzip\`)" gz_gnu gz_ws
+        row "decompress (\`gzip -dc\` / \`ws gunzip\`)" gun_gnu gun_ws
+        echo
+        echo "ws also hashes input and output (the reference's checksum lines) and writes to a temporary file it renames."
+        echo
+        echo "Command: \`scripts/bench.sh gzip\`"
+        echo
+    } >>"$RESULTS"
+    goal gzip "compress speed vs GNU gzip -6" "$(ratio "$(med ${wall[gz_gnu]})" "$(med ${wall[gz_ws]})")" ">=" 1.0
+    goal gzip "decompress speed vs GNU gzip -d" "$(ratio "$(med ${wall[gun_gnu]})" "$(med ${wall[gun_ws]})")" ">=" 1.0
+    local most
+    most=$(printf '%s\n' ${rss[gz_ws]} ${rss[gun_ws]} | sort -n | tail -1)
+    goal gzip "peak RSS MiB" "$(awk -v k="$most" 'BEGIN { print k / 1024 }')" "<=" 16
+    rm -rf "$work"
+}
+
 bench_transfer() {
     local size=$((1024 * 1024 * 1024))
     [ "$SMOKE" = 1 ] && size=$((16 * 1024 * 1024))
@@ -907,9 +1026,11 @@ for name in "${NAMES[@]}"; do
         redis) bench_redis ;;
         startup) bench_startup ;;
         oneshot) bench_oneshot ;;
+        push) bench_push ;;
+        gzip) bench_gzip ;;
         echo) bench_echo ;;
         idle) bench_idle ;;
-        *) echo "bench.sh: unknown benchmark '$name' (known: startup oneshot echo idle fanout redis proxy httpd curl transfer deflate)" >&2; exit 2 ;;
+        *) echo "bench.sh: unknown benchmark '$name' (known: startup oneshot echo idle fanout redis proxy httpd curl transfer deflate push gzip)" >&2; exit 2 ;;
     esac
 done
 
@@ -945,7 +1066,7 @@ except FileNotFoundError:
 _, new = sections(open(results).read())
 head = ("# Benchmarks\n\nEach section says which run produced it. These machines are shared and noisy: "
         "compare ratios within one section, not absolute figures across sections.\n\n")
-order = ["startup", "oneshot", "echo", "idle", "fanout", "redis", "proxy", "httpd", "curl", "transfer", "deflate"]
+order = ["startup", "oneshot", "echo", "idle", "fanout", "redis", "proxy", "httpd", "curl", "transfer", "deflate", "push", "gzip"]
 merged = dict(old)
 for name, body in new.items():
     lines = body.split("\n", 2)

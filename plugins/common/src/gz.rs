@@ -2,7 +2,8 @@
 //! *signed* bytes, [`crate::pdu::Djb2::update_signed`]) taken as the bytes stream past, and
 //! the output file: written under a temporary name beside the target, renamed only when
 //! complete, never replacing an existing file unless asked (`--force`), with the input's
-//! permissions.
+//! permissions. Not synced to disk before the rename, as GNU gzip does not by default
+//! (the sync made `gunzip` of 512 MiB up to 0.9 s slower than GNU's, and noisier).
 
 use std::io::{self, Read, Write};
 use std::path::Path;
@@ -96,7 +97,6 @@ pub fn start_output(target: &Path, force: bool) -> Result<tempfile::NamedTempFil
 pub fn commit(tmp: tempfile::NamedTempFile, input: &Path, target: &Path, force: bool) -> Result<(), OutputError> {
     let name = target.display().to_string();
     let io = |source: io::Error| OutputError::Io { path: name.clone(), source };
-    tmp.as_file().sync_data().map_err(io)?;
     if let Ok(meta) = std::fs::metadata(input) {
         std::fs::set_permissions(tmp.path(), meta.permissions()).map_err(io)?;
     }
