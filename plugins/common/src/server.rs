@@ -252,3 +252,44 @@ async fn handshake(conn: Transport, peer: Peer, id: u64, terms: &Terms, over_lim
     }
     Some(Client { ws, handshake: hs, peer, id, carry: carry.into_inner() })
 }
+
+/// Echoes every text and binary message until the client closes; returns how it ended
+/// (`echo_server`'s loop, and `push_server`'s after its pushes). Everything already received
+/// is echoed before a flush, so pipelined clients get their replies in few writes; the
+/// flush comes as soon as nothing more is ready.
+pub async fn echo_messages(ws: &mut WsStream) -> (u16, String) {
+    use futures_util::{SinkExt, StreamExt};
+    let mut closed: Option<(u16, String)> = None;
+    loop {
+        let next = match futures_lite::future::poll_once(ws.next()).await {
+            Some(n) => n,
+            None => {
+                if ws.flush().await.is_err() {
+                    break;
+                }
+                ws.next().await
+            }
+        };
+        match next {
+            None => break,
+            Some(Ok(m @ (wsx::Message::Text(_) | wsx::Message::Binary(_)))) => {
+                info!("Received {} bytes", m.len());
+                if ws.feed(m).await.is_err() {
+                    break;
+                }
+            }
+            Some(Ok(wsx::Message::Close(frame))) => {
+                closed = Some(wsx::close_parts(frame.as_ref()));
+                let _ = ws.flush().await;
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                if let Some(code) = wsx::fail(ws, &e).await {
+                    return (code, wsx::reason(ws, &e));
+                }
+                break;
+            }
+        }
+    }
+    closed.unwrap_or((1006, "Abnormal closure".into()))
+}

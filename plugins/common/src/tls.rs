@@ -270,8 +270,7 @@ impl TlsArgs {
                 Some(ca) => load_certs(ca)?,
                 None => Vec::new(),
             };
-            let checked = Arc::new(AnchorAware { webpki, anchors });
-            if self.disable_hostname_validation { Arc::new(AnyName(checked)) } else { checked }
+            Arc::new(AnchorAware { webpki, anchors, check_name: !self.disable_hostname_validation })
         };
         let builder = builder.dangerous().with_custom_certificate_verifier(verifier);
         let mut config = match self.cert_and_key()? {
@@ -285,10 +284,14 @@ impl TlsArgs {
 
 /// Web PKI verification, plus curl's and OpenSSL's rule that a certificate given as a trust
 /// anchor is trusted as the server's own certificate (see the module docs).
+/// `--disable-hostname-validation` clears `check_name`: the chain is verified as always, the
+/// name is not (both checks below look at the chain, or the anchor rule, before the name, so
+/// a name error means everything else held).
 #[derive(Debug)]
 struct AnchorAware {
     webpki: Arc<rustls::client::WebPkiServerVerifier>,
     anchors: Vec<CertificateDer<'static>>,
+    check_name: bool,
 }
 
 impl ServerCertVerifier for AnchorAware {
@@ -300,24 +303,15 @@ impl ServerCertVerifier for AnchorAware {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let verdict = self.webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
-        if verdict.is_ok() || !self.anchors.iter().any(|a| a.as_ref() == end_entity.as_ref()) {
-            return verdict;
+        use rustls::CertificateError as C;
+        match self.verify_cert(end_entity, intermediates, server_name, ocsp, now) {
+            Err(rustls::Error::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }))
+                if !self.check_name =>
+            {
+                Ok(ServerCertVerified::assertion())
+            }
+            other => other,
         }
-        // The very certificate the user trusts: its name and dates must still hold.
-        let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
-        rustls::client::verify_server_name(&parsed, server_name)?;
-        let (_, cert) = x509_parser::parse_x509_certificate(end_entity.as_ref())
-            .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;
-        let now = now.as_secs() as i64;
-        let validity = cert.validity();
-        if now > validity.not_after.timestamp() {
-            return Err(rustls::Error::InvalidCertificate(rustls::CertificateError::Expired));
-        }
-        if now < validity.not_before.timestamp() {
-            return Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidYet));
-        }
-        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
@@ -343,14 +337,8 @@ impl ServerCertVerifier for AnchorAware {
     }
 }
 
-/// `--disable-hostname-validation`: the chain is verified as always, the name is not. Both
-/// verifiers beneath check the chain (or the anchor rule) before the name, so a name error
-/// means everything else held.
-#[derive(Debug)]
-struct AnyName(Arc<AnchorAware>);
-
-impl ServerCertVerifier for AnyName {
-    fn verify_server_cert(
+impl AnchorAware {
+    fn verify_cert(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
@@ -358,35 +346,26 @@ impl ServerCertVerifier for AnyName {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        use rustls::CertificateError as C;
-        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
-            Err(rustls::Error::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. })) => {
-                Ok(ServerCertVerified::assertion())
-            }
-            other => other,
+        let verdict = self.webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
+        if verdict.is_ok() || !self.anchors.iter().any(|a| a.as_ref() == end_entity.as_ref()) {
+            return verdict;
         }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        // The very certificate the user trusts: its name and dates must still hold.
+        let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
+        if self.check_name {
+            rustls::client::verify_server_name(&parsed, server_name)?;
+        }
+        let (_, cert) = x509_parser::parse_x509_certificate(end_entity.as_ref())
+            .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;
+        let now = now.as_secs() as i64;
+        let validity = cert.validity();
+        if now > validity.not_after.timestamp() {
+            return Err(rustls::Error::InvalidCertificate(rustls::CertificateError::Expired));
+        }
+        if now < validity.not_before.timestamp() {
+            return Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidYet));
+        }
+        Ok(ServerCertVerified::assertion())
     }
 }
 

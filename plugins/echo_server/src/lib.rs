@@ -9,12 +9,11 @@ use std::ffi::{CStr, OsString};
 use std::rc::Rc;
 
 use clap::Parser;
-use futures_util::{SinkExt, StreamExt};
 use subtle::ConstantTimeEq;
 use ws_common::deflate::ServerPolicy;
 use ws_common::info;
 use ws_common::server::{Client, ServerArgs};
-use ws_common::ws::{self as wsx, Message, close_parts};
+use ws_common::ws::{self as wsx, Message};
 use ws_plugin_api::{Error, Plugin, declare_plugin};
 
 /// Echo server
@@ -107,42 +106,7 @@ async fn echo(conf: &Conf, client: Client) -> (u16, String) {
     if conf.no_pong {
         return echo_frames(conf, ws, hs.deflate.is_some()).await;
     }
-    let ws = &mut ws;
-    let mut closed: Option<(u16, String)> = None;
-    loop {
-        // Echo everything already received before flushing, so pipelined clients get
-        // their replies in few writes; flush as soon as nothing more is ready.
-        let next = match futures_lite::future::poll_once(ws.next()).await {
-            Some(n) => n,
-            None => {
-                if ws.flush().await.is_err() {
-                    break;
-                }
-                ws.next().await
-            }
-        };
-        match next {
-            None => break,
-            Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
-                info!("Received {} bytes", m.len());
-                if ws.feed(m).await.is_err() {
-                    break;
-                }
-            }
-            Some(Ok(Message::Close(frame))) => {
-                closed = Some(close_parts(frame.as_ref()));
-                let _ = ws.flush().await;
-            }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => {
-                if let Some(code) = wsx::fail(ws, &e).await {
-                    return (code, wsx::reason(ws, &e));
-                }
-                break;
-            }
-        }
-    }
-    closed.unwrap_or((1006, "Abnormal closure".into()))
+    ws_common::server::echo_messages(&mut ws).await
 }
 
 /// `-p`: echo at the frame level, because tungstenite answers every ping by itself. Data

@@ -14,11 +14,11 @@ use std::ffi::{CStr, OsString};
 use std::rc::Rc;
 
 use clap::Parser;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use ws_common::deflate::ServerPolicy;
 use ws_common::info;
 use ws_common::server::{Client, ServerArgs};
-use ws_common::ws::{self as wsx, Message, close_parts};
+use ws_common::ws::Message;
 use ws_plugin_api::{Error, Plugin, declare_plugin};
 
 /// Push server
@@ -118,30 +118,7 @@ async fn push_then_echo(client: Client, msg: &str) -> (u16, String) {
         info!("Sent {} of {n} messages", sent.get());
         return (1006, "Abnormal closure".into());
     }
-    let mut closed = None;
-    loop {
-        match ws.next().await {
-            None => break,
-            Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
-                info!("Received {} bytes", m.len());
-                if ws.send(m).await.is_err() {
-                    break;
-                }
-            }
-            Some(Ok(Message::Close(frame))) => {
-                closed = Some(close_parts(frame.as_ref()));
-                let _ = ws.flush().await;
-            }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => {
-                if let Some(code) = wsx::fail(&mut ws, &e).await {
-                    return (code, wsx::reason(&ws, &e));
-                }
-                break;
-            }
-        }
-    }
-    closed.unwrap_or((1006, "Abnormal closure".into()))
+    ws_common::server::echo_messages(&mut ws).await
 }
 
 declare_plugin!(PushServer);
