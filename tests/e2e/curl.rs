@@ -794,3 +794,42 @@ fn compress_request_gzips_the_body_for_a_server_that_decodes_it() {
     let v: serde_json::Value = serde_json::from_str(&out.stdout).expect(&out.stdout);
     assert_eq!((v["encoding"].as_str(), v["body"].as_str()), (Some(""), Some("plain")));
 }
+
+/// Issue 17: the cookie engine against httpbin, side by side with the real curl: cookies
+/// kept through `-L` with `-c`, jars each can read of the other, `-b` strings, and no
+/// cookies kept without `-b`/`-c`.
+#[test]
+fn cookies_match_curl_and_jars_are_shared_with_it() {
+    let httpbin = Httpbin::start();
+    let set = format!("{}/cookies/set?a=1&b=two", httpbin.url());
+    let show = format!("{}/cookies", httpbin.url());
+    let dir = tempfile::tempdir().unwrap();
+    let (ws_jar, curl_jar) = (dir.path().join("ws.jar"), dir.path().join("curl.jar"));
+    let (ws_jar, curl_jar) = (ws_jar.to_str().unwrap(), curl_jar.to_str().unwrap());
+
+    let ours = ws_curl(&["-s", "-L", "-c", ws_jar, &set]);
+    let theirs = real_curl(&["-L", "-c", curl_jar, &set]);
+    assert_eq!(ours.code(), 0, "{ours:?}");
+    assert_eq!(ours.stdout, theirs.stdout);
+    assert!(ours.stdout.contains(r#""a": "1""#) && ours.stdout.contains(r#""b": "two""#), "{}", ours.stdout);
+
+    // Each reads the other's jar.
+    let curl_reads_ours = real_curl(&["-b", ws_jar, &show]);
+    assert_eq!(
+        curl_reads_ours.stdout,
+        ours.stdout,
+        "curl could not read ws's jar: {}",
+        std::fs::read_to_string(ws_jar).unwrap()
+    );
+    let ours_reads_curls = ws_curl(&["-s", "-b", curl_jar, &show]);
+    assert_eq!(ours_reads_curls.stdout, ours.stdout);
+
+    // -b NAME=VALUE strings, as curl sends them.
+    let args = ["-b", "x=1; y=2", &show];
+    assert_eq!(ws_curl(&[&["-s"][..], &args].concat()).stdout, real_curl(&args).stdout);
+
+    // Without -b or -c, a redirect does not carry the cookies (curl's engine is off too).
+    let ours = ws_curl(&["-s", "-L", &set]);
+    assert_eq!(ours.stdout, real_curl(&["-L", &set]).stdout);
+    assert!(!ours.stdout.contains(r#""a""#), "{}", ours.stdout);
+}

@@ -59,6 +59,13 @@ pub(crate) struct Args {
     /// gives the request path and Host; no proxy is used)
     #[arg(long = "unix-socket", value_name = "PATH")]
     pub(crate) unix_socket: Option<PathBuf>,
+    /// Send cookies: 'NAME=VALUE; …' as given, or read them from FILE (curl's cookie file or
+    /// Set-Cookie lines); turns on the cookie engine (repeatable)
+    #[arg(short = 'b', long = "cookie", value_name = "DATA|FILE")]
+    pub(crate) cookie: Vec<String>,
+    /// Write every cookie to FILE (curl's Netscape format; - for stdout) when done
+    #[arg(short = 'c', long = "cookie-jar", value_name = "FILE")]
+    pub(crate) cookie_jar: Option<PathBuf>,
     /// Hosts reached without the proxy (comma-separated; overrides no_proxy)
     #[arg(long = "noproxy", value_name = "LIST")]
     pub(crate) noproxy: Option<String>,

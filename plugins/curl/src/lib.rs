@@ -31,6 +31,7 @@ macro_rules! say {
 }
 
 mod args;
+mod cookies;
 mod decode;
 mod output;
 mod redirects;
@@ -62,14 +63,19 @@ impl Plugin for Curl {
         let url = parse_url(&args.url)?;
         let headers = ws_common::headers::parse_headers(&args.headers)?;
         let body = build_body(&args)?;
+        let mut jar = cookies::Jar::from_args(&args)?;
         let deadline = Instant::now() + Duration::from_secs_f64(args.max_time.max(0.001));
         ws_common::runtime::block_on(|ex| async move {
-            let work = fetch(&ex, &args, url, headers, body);
-            work.or(async {
-                smol::Timer::at(deadline).await;
-                Err(fail(code::TIMEOUT, format!("operation timed out after {} s", args.max_time)))
-            })
-            .await
+            let work = fetch(&ex, &args, url, headers, body, jar.as_mut());
+            let done = work
+                .or(async {
+                    smol::Timer::at(deadline).await;
+                    Err(fail(code::TIMEOUT, format!("operation timed out after {} s", args.max_time)))
+                })
+                .await;
+            // The jar is written however the transfer ended, as curl writes it.
+            let saved = jar.as_ref().map_or(Ok(()), cookies::Jar::save);
+            done.and(saved)
         })
     }
 }
@@ -80,6 +86,7 @@ async fn fetch(
     mut url: Url,
     headers: Vec<(String, String)>,
     body: Option<Body>,
+    mut jar: Option<&mut cookies::Jar>,
 ) -> Result<(), Error> {
     for raw in args.form.iter().chain(&args.data) {
         if let Ok((k, v)) = split_pair(raw) {
@@ -174,7 +181,17 @@ async fn fetch(
             eprintln!("* using HTTP/2");
         }
         let credentials = args.location_trusted || redirects::same_origin(&origin, &url);
-        let req = build_request(args, &url, &method, &headers, body.as_ref(), h2, credentials)?;
+        let mut req = build_request(args, &url, &method, &headers, body.as_ref(), h2, credentials)?;
+        // The engine's cookies follow their own domain and path rules, not the origin's.
+        if let Some(cookie) = jar.as_ref().and_then(|j| j.header(&url)) {
+            let joined = match req.headers().get(header::COOKIE).and_then(|v| v.to_str().ok()) {
+                Some(given) => format!("{given}; {cookie}"),
+                None => cookie,
+            };
+            if let Ok(v) = header::HeaderValue::from_str(&joined) {
+                req.headers_mut().insert(header::COOKIE, v);
+            }
+        }
         let upload = request_size(&req);
         if args.verbose {
             verbose_request(&req);
@@ -190,6 +207,9 @@ async fn fetch(
             state.done.set(true);
         }
         let status = resp.status();
+        if let Some(j) = jar.as_mut() {
+            j.take(&url, resp.headers());
+        }
         if args.verbose {
             eprintln!("< {} {}", version_name(resp.version()), status);
             for (k, v) in resp.headers() {
