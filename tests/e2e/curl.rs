@@ -833,3 +833,69 @@ fn cookies_match_curl_and_jars_are_shared_with_it() {
     assert_eq!(ours.stdout, real_curl(&["-L", &set]).stdout);
     assert!(!ours.stdout.contains(r#""a""#), "{}", ours.stdout);
 }
+
+fn warnings(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|l| l.starts_with("Warning:")).collect()
+}
+
+/// Issue 17: `--retry` side by side with curl: transient HTTP errors retried with curl's
+/// warnings, the last response delivered when retries run out, `Retry-After` honoured,
+/// `--retry-all-errors` on a refused connection (exit 7 after the retries).
+#[test]
+fn retry_matches_curl() {
+    let server = Server::start_cmd("flaky", &mut crate::util::peer_script("flaky_http.py"));
+    let base = server.url("http");
+    // Two 503s, then success: the same body, and the same two warnings.
+    let r = ["--retry", "3", "--retry-delay", "1"];
+    let ours = ws_curl(&[&["-s"][..], &r, &[&format!("{base}/fail/2/503/ws1")]].concat());
+    let theirs = real_curl(&[&r[..], &[&format!("{base}/fail/2/503/curl1")]].concat());
+    // curl writes each attempt's body to stdout (it cannot take back what it wrote).
+    assert_eq!((ours.code(), ours.stdout.as_str()), (0, "fail 1\nfail 2\nok after 2\n"), "{ours:?}");
+    assert_eq!(ours.stdout, theirs.stdout);
+    // To a file, only the last attempt's body stays.
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    ws_curl(&[&["-s", "-o", a.to_str().unwrap()][..], &r, &[&format!("{base}/fail/1/502/ws5")]].concat());
+    real_curl(&[&["-o", b.to_str().unwrap()][..], &r, &[&format!("{base}/fail/1/502/curl5")]].concat());
+    assert_eq!(std::fs::read_to_string(&a).unwrap(), "ok after 1\n");
+    assert_eq!(std::fs::read_to_string(&a).unwrap(), std::fs::read_to_string(&b).unwrap());
+    // Without -s, the warnings (curl's progress meter aside), word for word.
+    let ours = ws_curl(&[&r[..], &[&format!("{base}/fail/2/500/ws2")]].concat());
+    let mut theirs = Command::new("curl");
+    theirs.args(r).arg(format!("{base}/fail/2/500/curl2"));
+    let theirs = run(theirs, b"", T);
+    assert_eq!(warnings(&ours.stderr), warnings(&theirs.stderr));
+    assert_eq!(
+        warnings(&ours.stderr),
+        [
+            "Warning: Problem : HTTP error. Will retry in 1 seconds. 3 retries left.",
+            "Warning: Problem : HTTP error. Will retry in 1 seconds. 2 retries left."
+        ]
+    );
+
+    // Retries run out: the last failure's body is the output, exit 0 as in curl (no -f).
+    let ours = ws_curl(&["-s", "--retry", "1", "--retry-delay", "1", &format!("{base}/fail/5/503/ws3")]);
+    let theirs = real_curl(&["--retry", "1", "--retry-delay", "1", &format!("{base}/fail/5/503/curl3")]);
+    assert_eq!((ours.code(), ours.stdout.as_str()), (theirs.code(), theirs.stdout.as_str()), "{ours:?}");
+    assert_eq!(ours.stdout, "fail 1\nfail 2\n");
+    // A 404 is not retried.
+    let ours = ws_curl(&["-s", "--retry", "3", &format!("{base}/nothing")]);
+    assert_eq!(ours.stdout, "no such path\n");
+
+    // Retry-After: 2 instead of the 1 s default.
+    let start = Instant::now();
+    let ours = ws_curl(&["-s", "--retry", "1", &format!("{base}/fail/1/429/ws4?after=2")]);
+    assert_eq!(ours.stdout, "fail 1\nok after 1\n");
+    assert!(start.elapsed() >= Duration::from_secs(2), "Retry-After was not waited for");
+
+    // A refused connection: not retried by default, retried with --retry-all-errors.
+    let closed = format!("http://127.0.0.1:{}/", crate::util::free_port());
+    let ours = ws_curl(&["--retry", "2", &closed]);
+    assert_eq!((ours.code(), warnings(&ours.stderr).len()), (7, 0), "{ours:?}");
+    let args = ["--retry", "2", "--retry-delay", "1", "--retry-all-errors", &closed];
+    let ours = ws_curl(&args);
+    let mut theirs = Command::new("curl");
+    theirs.args(args);
+    let theirs = run(theirs, b"", T);
+    assert_eq!((ours.code(), warnings(&ours.stderr)), (theirs.code(), warnings(&theirs.stderr)), "{ours:?}");
+}

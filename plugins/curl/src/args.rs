@@ -129,6 +129,22 @@ pub(crate) struct Args {
     /// Seconds for the whole transfer
     #[arg(short = 'm', long = "max-time", alias = "transfer-timeout", default_value_t = 1800.0, value_name = "S")]
     pub(crate) max_time: f64,
+    /// Retry a transfer that failed transiently (timeout; HTTP 408, 429, 500, 502, 503, 504)
+    /// up to N times
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub(crate) retry: u32,
+    /// Seconds between retries (default: 1, doubling up to 600)
+    #[arg(long = "retry-delay", default_value_t = 0.0, value_name = "S")]
+    pub(crate) retry_delay: f64,
+    /// No retry starts after S seconds in all
+    #[arg(long = "retry-max-time", default_value_t = 0.0, value_name = "S")]
+    pub(crate) retry_max_time: f64,
+    /// With --retry, retry on any error
+    #[arg(long = "retry-all-errors")]
+    pub(crate) retry_all_errors: bool,
+    /// With --retry, retry a refused connection too
+    #[arg(long = "retry-connrefused")]
+    pub(crate) retry_connrefused: bool,
     /// Show the request and response heads on stderr
     #[arg(short = 'v', long = "verbose")]
     pub(crate) verbose: bool,

@@ -36,6 +36,7 @@ mod decode;
 mod output;
 mod redirects;
 mod request;
+mod retry;
 
 use args::{Args, code, fail, parse_url};
 use output::deliver;
@@ -64,15 +65,29 @@ impl Plugin for Curl {
         let headers = ws_common::headers::parse_headers(&args.headers)?;
         let body = build_body(&args)?;
         let mut jar = cookies::Jar::from_args(&args)?;
-        let deadline = Instant::now() + Duration::from_secs_f64(args.max_time.max(0.001));
+        let mut retry = retry::Policy::from_args(&args);
         ws_common::runtime::block_on(|ex| async move {
-            let work = fetch(&ex, &args, url, headers, body, jar.as_mut());
-            let done = work
-                .or(async {
-                    smol::Timer::at(deadline).await;
-                    Err(fail(code::TIMEOUT, format!("operation timed out after {} s", args.max_time)))
-                })
-                .await;
+            let done = loop {
+                // -m bounds each attempt, as in curl.
+                let deadline = Instant::now() + Duration::from_secs_f64(args.max_time.max(0.001));
+                let attempt = fetch(&ex, &args, url.clone(), headers.clone(), body.clone(), jar.as_mut(), &mut retry)
+                    .or(async {
+                        smol::Timer::at(deadline).await;
+                        Err(fail(code::TIMEOUT, format!("operation timed out after {} s", args.max_time)))
+                    })
+                    .await;
+                let wait = match &attempt {
+                    Ok(Outcome::Done) => break Ok(()),
+                    Ok(Outcome::RetryIn(wait)) => Some(*wait),
+                    Err(e) => retry.for_error(e).and_then(|why| retry.next(why, None)),
+                };
+                match wait {
+                    Some(wait) => {
+                        smol::Timer::after(wait).await;
+                    }
+                    None => break attempt.map(drop),
+                }
+            };
             // The jar is written however the transfer ended, as curl writes it.
             let saved = jar.as_ref().map_or(Ok(()), cookies::Jar::save);
             done.and(saved)
@@ -87,7 +102,8 @@ async fn fetch(
     headers: Vec<(String, String)>,
     body: Option<Body>,
     mut jar: Option<&mut cookies::Jar>,
-) -> Result<(), Error> {
+    retry: &mut retry::Policy,
+) -> Result<Outcome, Error> {
     for raw in args.form.iter().chain(&args.data) {
         if let Ok((k, v)) = split_pair(raw) {
             say!(args, "{k}: {v}");
@@ -235,17 +251,47 @@ async fn fetch(
             }
             continue;
         }
+        let mut retry_in = None;
+        if retry.may_retry() && retry::transient_status(status.as_u16()) {
+            let retry_after = resp
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let why = if args.retry_all_errors { retry::Why::All } else { retry::Why::Http };
+            // Past --retry-max-time this response is simply the answer.
+            retry_in = retry.next(why, retry_after);
+        }
+        if let Some(wait) = retry_in
+            && args.fail
+        {
+            return Ok(Outcome::RetryIn(wait));
+        }
         if args.fail && status.as_u16() >= 400 {
             return Err(fail(code::HTTP_ERROR, format!("the requested URL returned error: {}", status.as_u16())));
         }
         let facts = output::Facts { upload, head: method == Method::HEAD, redirects, started };
+        // A response that will be retried is delivered too, as curl does: to stdout it adds
+        // up, a file (-o) is written again by the next attempt.
         deliver(args, &url, resp, facts).await?;
+        if let Some(wait) = retry_in {
+            return Ok(Outcome::RetryIn(wait));
+        }
         // --fail-with-body: the body is written, and the exit is still 22.
         if args.fail_with_body && status.as_u16() >= 400 {
             return Err(fail(code::HTTP_ERROR, format!("the requested URL returned error: {}", status.as_u16())));
         }
-        return Ok(());
+        return Ok(Outcome::Done);
     }
+}
+
+/// How an attempt ended, when it did not fail.
+#[derive(Debug)]
+enum Outcome {
+    /// The response was delivered.
+    Done,
+    /// A status curl retries: the next attempt starts after this wait.
+    RetryIn(Duration),
 }
 
 /// An error with the causes it wraps ("connection error: received fatal alert: …").

@@ -11,6 +11,7 @@ use ws_plugin_api::Error;
 use crate::args::{Args, code, fail};
 
 /// The request body, its content type, and for --json the Accept it implies.
+#[derive(Debug, Clone)]
 pub(crate) struct Body {
     pub(crate) bytes: Vec<u8>,
     pub(crate) content_type: Option<String>,
