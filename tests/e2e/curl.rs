@@ -899,3 +899,35 @@ fn retry_matches_curl() {
     let theirs = run(theirs, b"", T);
     assert_eq!((ours.code(), warnings(&ours.stderr)), (theirs.code(), warnings(&theirs.stderr)), "{ours:?}");
 }
+
+/// Issue 17: `--resolve`, `--connect-to`, `-4` and `-6` side by side with curl: the URL's
+/// name goes in Host while the bytes go where the flags say.
+#[test]
+fn resolve_connect_to_and_ip_families_match_curl() {
+    let httpbin = Httpbin::start();
+    let port = httpbin.server.addr.port();
+    let same = ["-A", "same-agent"];
+    let check = |args: &[&str], host: &str| {
+        let ours = ws_curl(&[&["-s"][..], &same, args].concat());
+        let theirs = real_curl(&[&same[..], args].concat());
+        assert_eq!((ours.code(), &ours.stdout), (theirs.code(), &theirs.stdout), "{args:?}: {ours:?}");
+        assert!(ours.stdout.contains(&format!(r#""Host": "{host}""#)), "{args:?}: {}", ours.stdout);
+    };
+    let named = format!("http://api.example.test:{port}/headers");
+    check(&["--resolve", &format!("api.example.test:{port}:127.0.0.1"), &named], &format!("api.example.test:{port}"));
+    check(&["--resolve", &format!("*:{port}:127.0.0.1"), &named], &format!("api.example.test:{port}"));
+    check(
+        &["--connect-to", &format!("api.example.test:80:127.0.0.1:{port}"), "http://api.example.test/headers"],
+        "api.example.test",
+    );
+    check(&["--connect-to", &format!("::127.0.0.1:{port}"), "http://elsewhere.test/headers"], "elsewhere.test");
+    // Both families named, only IPv4 listening: -4 reaches it, -6 is refused (exit 7).
+    let both = format!("api.example.test:{port}:[::1],127.0.0.1");
+    check(&["-4", "--resolve", &both, &named], &format!("api.example.test:{port}"));
+    let ours = ws_curl(&["-s", "-6", "--resolve", &both, &named]);
+    assert_eq!((ours.code(), real_curl(&["-6", "--resolve", &both, &named]).code()), (7, 7), "{ours:?}");
+    // A bad argument: one line, exit 2.
+    let ours = ws_curl(&["--resolve", "nonsense", &named]);
+    assert_eq!(ours.code(), 2, "{ours:?}");
+    assert_eq!(ours.stderr.lines().count(), 1, "{}", ours.stderr);
+}

@@ -66,6 +66,21 @@ pub(crate) struct Args {
     /// Write every cookie to FILE (curl's Netscape format; - for stdout) when done
     #[arg(short = 'c', long = "cookie-jar", value_name = "FILE")]
     pub(crate) cookie_jar: Option<PathBuf>,
+    /// Use ADDRESS (or several, comma-separated) for HOST:PORT instead of resolving it
+    #[arg(long, value_name = "HOST:PORT:ADDRESS")]
+    pub(crate) resolve: Vec<String>,
+    /// Connect to HOST2:PORT2 for requests to HOST1:PORT1 (empty parts: any / the same)
+    #[arg(long = "connect-to", value_name = "HOST1:PORT1:HOST2:PORT2")]
+    pub(crate) connect_to: Vec<String>,
+    /// Resolve names to IPv4 addresses only
+    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    pub(crate) ipv4: bool,
+    /// Resolve names to IPv6 addresses only
+    #[arg(short = '6', long = "ipv6")]
+    pub(crate) ipv6: bool,
+    /// What --resolve, --connect-to, -4 and -6 make (filled after parsing)
+    #[arg(skip)]
+    pub(crate) overrides: ws_common::dial::Overrides,
     /// Hosts reached without the proxy (comma-separated; overrides no_proxy)
     #[arg(long = "noproxy", value_name = "LIST")]
     pub(crate) noproxy: Option<String>,

@@ -61,6 +61,13 @@ impl Plugin for Curl {
         }
         args.tls.verify_none |= args.insecure;
         args.tls.client_config(&[])?;
+        let family = match (args.ipv4, args.ipv6) {
+            (true, _) => Some(ws_common::dial::Family::V4),
+            (_, true) => Some(ws_common::dial::Family::V6),
+            _ => None,
+        };
+        args.overrides =
+            ws_common::dial::Overrides::parse(&args.resolve, &args.connect_to, family).map_err(Error::usage)?;
         let url = parse_url(&args.url)?;
         let headers = ws_common::headers::parse_headers(&args.headers)?;
         let body = build_body(&args)?;
@@ -150,7 +157,7 @@ async fn fetch(
         let listed = |list: &str| ws_common::proxy::bypassed(list, url.host_str().unwrap_or(""));
         let proxy = if args.noproxy.as_deref().is_some_and(listed) { Some("") } else { args.proxy.as_deref() };
         let via = Via::for_url(&url, proxy, args.unix_socket.as_deref()).map_err(|e| fail(code::PROXY, e))?;
-        let stream = ws_common::dial::open_stream(&url, &args.tls, alpn, &via)
+        let stream = ws_common::dial::open_stream_with(&url, &args.tls, alpn, &via, &args.overrides)
             .or(async {
                 smol::Timer::after(connect_timeout).await;
                 Err(ConnectError::Timeout(connect_timeout))
