@@ -931,3 +931,41 @@ fn resolve_connect_to_and_ip_families_match_curl() {
     assert_eq!(ours.code(), 2, "{ours:?}");
     assert_eq!(ours.stderr.lines().count(), 1, "{}", ours.stderr);
 }
+
+/// Issue 17: `-C -` and `-C OFFSET` side by side with curl, against nginx: a partial file is
+/// completed, a complete one left as it is, an offset into a new file writes the tail, and a
+/// server that ignores ranges is curl's exit 33.
+#[test]
+fn continue_at_resumes_like_curl() {
+    let site = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    std::fs::write(site.path().join("f.bin"), &data).unwrap();
+    let nginx = Nginx::start_tls(site.path());
+    let url = format!("https://localhost:{}/f.bin", nginx.port);
+    let ca = certs().path("ca.crt");
+    let dir = tempfile::tempdir().unwrap();
+    for (who, file) in [("ws", dir.path().join("ws.bin")), ("curl", dir.path().join("curl.bin"))] {
+        let get = |extra: &[&str]| {
+            let args = [&["--cacert", &ca, "-o", file.to_str().unwrap()][..], extra, &[&url]].concat();
+            if who == "ws" { ws_curl(&[&["-s"][..], &args].concat()) } else { real_curl(&args) }
+        };
+        std::fs::write(&file, &data[..70_000]).unwrap();
+        let out = get(&["-C", "-"]);
+        assert_eq!(out.code(), 0, "{who}: {out:?}");
+        assert!(std::fs::read(&file).unwrap() == data, "{who}: the resumed file differs");
+        let out = get(&["-C", "-"]);
+        assert_eq!(out.code(), 0, "{who} on a complete file: {out:?}");
+        assert!(std::fs::read(&file).unwrap() == data, "{who}: a complete file changed");
+        std::fs::remove_file(&file).unwrap();
+        let out = get(&["-C", "150000"]);
+        assert_eq!(out.code(), 0, "{who}: {out:?}");
+        assert!(std::fs::read(&file).unwrap() == data[150_000..], "{who}: the tail differs");
+    }
+    // httpbin's /bytes ignores Range: curl's exit 33, and ws's.
+    let httpbin = Httpbin::start();
+    let no_ranges = format!("{}/bytes/100", httpbin.url());
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let ours = ws_curl(&["-s", "-C", "10", "-o", a.to_str().unwrap(), &no_ranges]);
+    let theirs = real_curl(&["-C", "10", "-o", b.to_str().unwrap(), &no_ranges]);
+    assert_eq!((ours.code(), theirs.code()), (33, 33), "{ours:?}");
+}

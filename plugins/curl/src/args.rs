@@ -20,6 +20,7 @@ pub(crate) mod code {
     pub const TIMEOUT: i32 = 28;
     pub const TLS: i32 = 35;
     pub const REDIRECTS: i32 = 47;
+    pub const RANGE: i32 = 33;
     pub const PEER_FAILED: i32 = 56;
     pub const TOO_LARGE: i32 = 63;
     pub const PROXY: i32 = 97;
@@ -50,8 +51,14 @@ pub(crate) struct Args {
     #[arg(short = 'T', long = "upload-file", value_name = "FILE")]
     pub(crate) upload_file: Option<PathBuf>,
     /// Ask for a part of the body: bytes RANGE, as 0-99 or 500-
-    #[arg(short = 'r', long = "range", value_name = "RANGE")]
+    #[arg(short = 'r', long = "range", value_name = "RANGE", conflicts_with = "continue_at")]
     pub(crate) range: Option<String>,
+    /// Resume a download at OFFSET bytes, or with - where the output file ends (appended)
+    #[arg(short = 'C', long = "continue-at", value_name = "OFFSET", allow_hyphen_values = true)]
+    pub(crate) continue_at: Option<String>,
+    /// Where the download resumes (from -C, filled after parsing)
+    #[arg(skip)]
+    pub(crate) resume_from: u64,
     /// Fail (exit 63) when the body is bigger than BYTES
     #[arg(long = "max-filesize", value_name = "BYTES")]
     pub(crate) max_filesize: Option<u64>,

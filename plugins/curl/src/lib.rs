@@ -69,6 +69,15 @@ impl Plugin for Curl {
         args.overrides =
             ws_common::dial::Overrides::parse(&args.resolve, &args.connect_to, family).map_err(Error::usage)?;
         let url = parse_url(&args.url)?;
+        args.resume_from = match args.continue_at.as_deref() {
+            None => 0,
+            // Where the output file ends (none yet, or stdout: from the start).
+            Some("-") => output::output_path(&args, &url)?
+                .filter(|p| p.as_os_str() != "-")
+                .and_then(|p| std::fs::metadata(p).ok())
+                .map_or(0, |m| m.len()),
+            Some(n) => n.parse().map_err(|_| Error::usage(format!("-C: bad offset '{n}' (a number, or -)")))?,
+        };
         let headers = ws_common::headers::parse_headers(&args.headers)?;
         let body = build_body(&args)?;
         let mut jar = cookies::Jar::from_args(&args)?;

@@ -28,6 +28,8 @@ pub(crate) enum Sink {
     /// Anything else that exists (`/dev/null`, a FIFO, a terminal): written in place. Renaming
     /// a temporary file over it would replace the device with a regular file.
     Special(std::fs::File),
+    /// `-C`: the rest of a download, appended to what the file holds.
+    Append(std::fs::File),
 }
 
 pub(crate) fn output_path(args: &Args, url: &Url) -> Result<Option<PathBuf>, Error> {
@@ -146,9 +148,26 @@ pub(crate) async fn deliver(
         return Err(fail(code::TOO_LARGE, format!("Maximum file size exceeded ({len} > {max} bytes)")));
     }
     let target = output_path(args, url)?;
+    // -C: a 206 continues the file; a 200 means the server ignored the range (curl's exit
+    // 33); a 416 means there is nothing left to fetch (curl leaves the file and exits 0).
+    let resuming = args.resume_from > 0;
+    if resuming && status == hyper::StatusCode::OK {
+        return Err(fail(code::RANGE, "HTTP server doesn't seem to support byte ranges. Cannot resume."));
+    }
+    if resuming && status == hyper::StatusCode::RANGE_NOT_SATISFIABLE {
+        return Ok(());
+    }
     let mut sink = match &target {
         None => Sink::Stdout,
         Some(path) if path.as_os_str() == "-" => Sink::Stdout,
+        Some(path) if resuming && status == hyper::StatusCode::PARTIAL_CONTENT => {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| fail(code::WRITE, format!("cannot write {}: {e}", path.display())))?;
+            Sink::Append(f)
+        }
         Some(path) if std::fs::metadata(path).is_ok_and(|m| !m.file_type().is_file()) => {
             let f = std::fs::OpenOptions::new()
                 .write(true)
@@ -175,7 +194,7 @@ pub(crate) async fn deliver(
     let out: Box<dyn Write> = match &mut sink {
         Sink::Stdout => Box::new(std::io::stdout().lock()),
         Sink::File { tmp, .. } => Box::new(std::io::BufWriter::with_capacity(256 * 1024, tmp.as_file_mut())),
-        Sink::Special(f) => Box::new(std::io::BufWriter::with_capacity(256 * 1024, f)),
+        Sink::Special(f) | Sink::Append(f) => Box::new(std::io::BufWriter::with_capacity(256 * 1024, f)),
     };
     let print_body = !head && !binary_to_terminal;
     if !args.silent {

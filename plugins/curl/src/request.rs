@@ -223,6 +223,9 @@ pub(crate) fn build_request(
     if let Some(range) = &args.range {
         set(h, header::RANGE, &format!("bytes={range}"));
     }
+    if args.resume_from > 0 {
+        set(h, header::RANGE, &format!("bytes={}-", args.resume_from));
+    }
     set(h, header::ACCEPT, body.and_then(|b| b.accept).unwrap_or("*/*"));
     if args.compressed {
         set(h, header::ACCEPT_ENCODING, "gzip, deflate");
