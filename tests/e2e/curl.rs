@@ -969,3 +969,39 @@ fn continue_at_resumes_like_curl() {
     let theirs = real_curl(&["-C", "10", "-o", b.to_str().unwrap(), &no_ranges]);
     assert_eq!((ours.code(), theirs.code()), (33, 33), "{ours:?}");
 }
+
+/// Issue 17: `-F` with `;type=`, `;filename=`, `<file` and a quoted value, byte for byte as
+/// curl sends the multipart body (boundaries aside).
+#[test]
+fn form_fields_with_type_and_filename_match_curl() {
+    let server = Server::start_cmd("body-echo", &mut crate::util::peer_script("gzip_body_server.py"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("notes.txt");
+    std::fs::write(&file, "file content\n").unwrap();
+    let f = file.to_str().unwrap();
+    let fields = [
+        format!("doc=@{f};type=text/markdown;filename=renamed.md"),
+        format!("plain=@{f}"),
+        format!("inline=<{f}"),
+        "quoted=\"a;b\";type=text/x-semi".to_string(),
+        "simple=value".to_string(),
+    ];
+    let mut args: Vec<&str> = Vec::new();
+    for field in &fields {
+        args.extend(["-F", field]);
+    }
+    let url = server.url("http");
+    args.push(&url);
+    let body = |out: &Output| -> String {
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).expect(&out.stdout);
+        let text = v["body"].as_str().unwrap().to_string();
+        // The boundary is random: the first line names it.
+        let boundary = text.lines().next().unwrap().to_string();
+        text.replace(&boundary, "--BOUNDARY")
+    };
+    let ours = ws_curl(&[&["-s"][..], &args].concat());
+    let theirs = real_curl(&args);
+    assert_eq!(ours.code(), 0, "{ours:?}");
+    assert_eq!(body(&ours), body(&theirs));
+    assert!(body(&ours).contains("filename=\"renamed.md\"\r\nContent-Type: text/markdown"), "{}", body(&ours));
+}

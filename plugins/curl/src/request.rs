@@ -51,6 +51,52 @@ fn urlencoded(raw: &str) -> Result<Vec<u8>, Error> {
     Ok(out)
 }
 
+/// The type curl gives a file part by its name's extension (curl's own short table, not a
+/// full MIME database: anything else is application/octet-stream, as in curl).
+fn guess_type(path: &str) -> &'static str {
+    const TABLE: [(&str, &str); 10] = [
+        (".gif", "image/gif"),
+        (".jpg", "image/jpeg"),
+        (".jpeg", "image/jpeg"),
+        (".png", "image/png"),
+        (".svg", "image/svg+xml"),
+        (".txt", "text/plain"),
+        (".htm", "text/html"),
+        (".html", "text/html"),
+        (".pdf", "application/pdf"),
+        (".xml", "application/xml"),
+    ];
+    let lower = path.to_ascii_lowercase();
+    TABLE.iter().find(|(ext, _)| lower.ends_with(ext)).map_or("application/octet-stream", |(_, t)| t)
+}
+
+/// A `-F` value with curl's `;type=` and `;filename=` (a leading double-quoted value may
+/// hold `;`).
+#[derive(Debug, PartialEq, Eq)]
+struct FormField<'a> {
+    value: &'a str,
+    ctype: Option<&'a str>,
+    filename: Option<&'a str>,
+}
+
+impl<'a> FormField<'a> {
+    fn parse(raw: &'a str) -> FormField<'a> {
+        let (value, rest) = match raw.strip_prefix('"').and_then(|r| r.find('"').map(|end| (r, end))) {
+            Some((r, end)) => (&r[..end], r[end + 1..].trim_start_matches(';')),
+            None => raw.split_once(';').unwrap_or((raw, "")),
+        };
+        let mut field = FormField { value, ctype: None, filename: None };
+        for param in rest.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+            if let Some(t) = param.strip_prefix("type=") {
+                field.ctype = Some(t);
+            } else if let Some(f) = param.strip_prefix("filename=") {
+                field.filename = Some(f.trim_matches('"'));
+            }
+        }
+        field
+    }
+}
+
 pub(crate) fn split_pair(raw: &str) -> Result<(&str, &str), Error> {
     raw.split_once('=').ok_or_else(|| Error::usage(format!("form field '{raw}' is not name=value")))
 }
@@ -85,24 +131,39 @@ pub(crate) fn build_body(args: &Args) -> Result<Option<Body>, Error> {
         let mut out = Vec::new();
         for raw in &args.form {
             let (k, v) = split_pair(raw)?;
+            let field = FormField::parse(v);
             out.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
-            match v.strip_prefix('@') {
+            match field.value.strip_prefix('@') {
                 Some(path) => {
-                    let data = read_arg(v, false)?;
-                    let name = std::path::Path::new(path)
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default();
+                    let data = read_arg(field.value, false)?;
+                    let name = field.filename.map(str::to_string).unwrap_or_else(|| {
+                        std::path::Path::new(path)
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default()
+                    });
+                    let ctype = field.ctype.unwrap_or_else(|| guess_type(path));
                     out.extend_from_slice(
-                        format!("Content-Disposition: form-data; name=\"{k}\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n")
+                        format!("Content-Disposition: form-data; name=\"{k}\"; filename=\"{name}\"\r\nContent-Type: {ctype}\r\n\r\n")
                             .as_bytes(),
                     );
                     out.extend_from_slice(&data);
                 }
                 None => {
-                    out.extend_from_slice(
-                        format!("Content-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}").as_bytes(),
-                    );
+                    // `<file`: the file's content as a plain field.
+                    let data = match field.value.strip_prefix('<') {
+                        Some(path) => read_arg(&format!("@{path}"), false)?,
+                        None => field.value.as_bytes().to_vec(),
+                    };
+                    let mut head = format!("Content-Disposition: form-data; name=\"{k}\"");
+                    if let Some(name) = field.filename {
+                        head.push_str(&format!("; filename=\"{name}\""));
+                    }
+                    if let Some(ctype) = field.ctype {
+                        head.push_str(&format!("\r\nContent-Type: {ctype}"));
+                    }
+                    out.extend_from_slice(format!("{head}\r\n\r\n").as_bytes());
+                    out.extend_from_slice(&data);
                 }
             }
             out.extend_from_slice(b"\r\n");
@@ -428,5 +489,21 @@ impl<S: futures_lite::AsyncWrite + Unpin> futures_lite::AsyncWrite for HeadLimit
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
         std::pin::Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_fields_take_curls_type_and_filename() {
+        let f = FormField::parse("@photo.jpg;type=image/jpeg;filename=me.jpg");
+        assert_eq!(f, FormField { value: "@photo.jpg", ctype: Some("image/jpeg"), filename: Some("me.jpg") });
+        let f = FormField::parse("\"a;b\";type=text/x");
+        assert_eq!(f, FormField { value: "a;b", ctype: Some("text/x"), filename: None });
+        assert_eq!(FormField::parse("plain").value, "plain");
+        assert_eq!(guess_type("a/B.TXT"), "text/plain");
+        assert_eq!(guess_type("x.json"), "application/octet-stream");
     }
 }
