@@ -1005,3 +1005,44 @@ fn form_fields_with_type_and_filename_match_curl() {
     assert_eq!(body(&ours), body(&theirs));
     assert!(body(&ours).contains("filename=\"renamed.md\"\r\nContent-Type: text/markdown"), "{}", body(&ours));
 }
+
+/// Issue 17: `-w` timing and address variables, as curl prints them: the same addresses,
+/// and times that grow in curl's order (lookup ≤ connect ≤ TLS ≤ first byte ≤ total), with
+/// `time_appconnect` 0 without TLS.
+#[test]
+fn write_out_timings_and_addresses_follow_curl() {
+    let site = tempfile::tempdir().unwrap();
+    std::fs::write(site.path().join("f.txt"), "hello\n").unwrap();
+    let nginx = Nginx::start_tls(site.path());
+    let ca = certs().path("ca.crt");
+    let format = "%{remote_ip} %{remote_port} %{time_namelookup} %{time_connect} %{time_appconnect} %{time_pretransfer} %{time_starttransfer} %{time_total}";
+    let url = format!("https://localhost:{}/f.txt", nginx.port);
+    let fields = |out: &Output| -> (String, String, Vec<f64>) {
+        let f: Vec<&str> = out.stdout.split_whitespace().collect();
+        assert_eq!(f.len(), 8, "{out:?}");
+        (f[0].to_string(), f[1].to_string(), f[2..].iter().map(|t| t.parse().unwrap()).collect())
+    };
+    let ours = ws_curl(&["-s", "-o", "/dev/null", "--cacert", &ca, "-w", format, &url]);
+    let theirs = real_curl(&["-o", "/dev/null", "--cacert", &ca, "-w", format, &url]);
+    let (ip, port, t) = fields(&ours);
+    let (cip, cport, ct) = fields(&theirs);
+    assert_eq!((&ip, &port), (&cip, &cport));
+    assert_eq!((ip.as_str(), port), ("127.0.0.1", nginx.port.to_string()));
+    for times in [&t, &ct] {
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "not in curl's order: {times:?}");
+        assert!(times[2] > 0.0, "no TLS time over https: {times:?}");
+    }
+    // Plain HTTP: no TLS step.
+    let httpbin = Httpbin::start();
+    let ours = ws_curl(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{time_appconnect} %{time_connect}",
+        &format!("{}/get", httpbin.url()),
+    ]);
+    let (appconnect, connect) = ours.stdout.split_once(' ').unwrap();
+    assert_eq!(appconnect, "0.000000");
+    assert!(connect.parse::<f64>().unwrap() > 0.0, "{}", ours.stdout);
+}

@@ -146,14 +146,38 @@ pub async fn open_stream_with(
     via: &Via,
     overrides: &Overrides,
 ) -> Result<Stream, ConnectError> {
+    open_stream_timed(url, tls, alpn, via, overrides).await.map(|(s, _)| s)
+}
+
+/// When each step of opening a connection ended, and the addresses it joined (curl's
+/// `-w` `time_namelookup`, `time_connect`, `time_appconnect`, `remote_ip`, …).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Phases {
+    pub resolved: Option<std::time::Instant>,
+    pub connected: Option<std::time::Instant>,
+    /// The TLS handshake (none for plain connections).
+    pub secured: Option<std::time::Instant>,
+    pub remote: Option<std::net::SocketAddr>,
+    pub local: Option<std::net::SocketAddr>,
+}
+
+/// [`open_stream_with`], telling when each step ended.
+pub async fn open_stream_timed(
+    url: &Url,
+    tls: &TlsArgs,
+    alpn: &[&[u8]],
+    via: &Via,
+    overrides: &Overrides,
+) -> Result<(Stream, Phases), ConnectError> {
     let (host, port) = crate::url::host_and_port(url);
     let addr = crate::net::format_host_port(&host, port);
+    let mut phases = Phases::default();
     let (conn, addr) = match via {
         Via::Proxy(p) => (Transport::Tcp(p.tunnel(&host, port).await.map_err(ConnectError::Proxy)?), addr),
         Via::Direct => {
             let (to_host, to_port) = overrides.target(&host, port);
             let to = crate::net::format_host_port(&to_host, to_port);
-            (Transport::Tcp(direct(&to_host, to_port, &to, overrides).await?), to)
+            (Transport::Tcp(direct(&to_host, to_port, &to, overrides, &mut phases).await?), to)
         }
         Via::Unix(path) => {
             let at = format!("unix:{}", path.display());
@@ -163,10 +187,19 @@ pub async fn open_stream_with(
             (Transport::Unix(s), at)
         }
     };
-    if !crate::url::is_tls(url) {
-        return Ok(Stream::Plain(conn));
+    if let Transport::Tcp(t) = &conn {
+        phases.remote = t.peer_addr().ok();
+        phases.local = t.local_addr().ok();
     }
-    Ok(Stream::ClientTls(Box::new(tls_client(conn, &host, &addr, tls, alpn).await?)))
+    let now = Some(std::time::Instant::now());
+    phases.resolved = phases.resolved.or(now);
+    phases.connected = phases.connected.or(now);
+    if !crate::url::is_tls(url) {
+        return Ok((Stream::Plain(conn), phases));
+    }
+    let secured = tls_client(conn, &host, &addr, tls, alpn).await?;
+    phases.secured = Some(std::time::Instant::now());
+    Ok((Stream::ClientTls(Box::new(secured)), phases))
 }
 
 /// The client side of TLS over `conn` to `host` (`addr` names it in errors), with the
@@ -188,7 +221,13 @@ pub async fn tls_client(
 }
 
 /// A TCP connection to the first of `host`'s addresses that answers.
-async fn direct(host: &str, port: u16, addr: &str, overrides: &Overrides) -> Result<TcpStream, ConnectError> {
+async fn direct(
+    host: &str,
+    port: u16,
+    addr: &str,
+    overrides: &Overrides,
+    phases: &mut Phases,
+) -> Result<TcpStream, ConnectError> {
     let mut addrs: Vec<std::net::SocketAddr> = match overrides.resolved(host, port) {
         Some(ips) => ips.into_iter().map(|ip| std::net::SocketAddr::new(ip, port)).collect(),
         None => smol::net::resolve((host, port))
@@ -200,6 +239,7 @@ async fn direct(host: &str, port: u16, addr: &str, overrides: &Overrides) -> Res
         Some(Family::V6) => addrs.retain(std::net::SocketAddr::is_ipv6),
         None => {}
     }
+    phases.resolved = Some(std::time::Instant::now());
     if addrs.is_empty() {
         let which = if overrides.family == Some(Family::V4) { "IPv4" } else { "IPv6" };
         let source = std::io::Error::new(std::io::ErrorKind::NotFound, format!("no {which} address"));
@@ -221,6 +261,7 @@ async fn direct(host: &str, port: u16, addr: &str, overrides: &Overrides) -> Res
         source: last.unwrap_or_else(|| std::io::Error::other("no address")),
     })?;
     let _ = tcp.set_nodelay(true);
+    phases.connected = Some(std::time::Instant::now());
     Ok(tcp)
 }
 

@@ -166,7 +166,7 @@ async fn fetch(
         let listed = |list: &str| ws_common::proxy::bypassed(list, url.host_str().unwrap_or(""));
         let proxy = if args.noproxy.as_deref().is_some_and(listed) { Some("") } else { args.proxy.as_deref() };
         let via = Via::for_url(&url, proxy, args.unix_socket.as_deref()).map_err(|e| fail(code::PROXY, e))?;
-        let stream = ws_common::dial::open_stream_with(&url, &args.tls, alpn, &via, &args.overrides)
+        let (stream, phases) = ws_common::dial::open_stream_timed(&url, &args.tls, alpn, &via, &args.overrides)
             .or(async {
                 smol::Timer::after(connect_timeout).await;
                 Err(ConnectError::Timeout(connect_timeout))
@@ -235,6 +235,7 @@ async fn fetch(
                 return Err(fail(code::PEER_FAILED, format!("no response: {why}")));
             }
         };
+        let head_at = Instant::now();
         if let Some(state) = head_state {
             state.done.set(true);
         }
@@ -286,7 +287,7 @@ async fn fetch(
         if args.fail && status.as_u16() >= 400 {
             return Err(fail(code::HTTP_ERROR, format!("the requested URL returned error: {}", status.as_u16())));
         }
-        let facts = output::Facts { upload, head: method == Method::HEAD, redirects, started };
+        let facts = output::Facts { upload, head: method == Method::HEAD, redirects, started, phases, head_at };
         // A response that will be retried is delivered too, as curl does: to stdout it adds
         // up, a file (-o) is written again by the next attempt.
         deliver(args, &url, resp, facts).await?;

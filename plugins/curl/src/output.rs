@@ -70,6 +70,10 @@ pub(crate) struct Facts {
     pub(crate) head: bool,
     pub(crate) redirects: u32,
     pub(crate) started: std::time::Instant,
+    /// When the last connection's steps ended, and its addresses.
+    pub(crate) phases: ws_common::dial::Phases,
+    /// When the response head arrived.
+    pub(crate) head_at: std::time::Instant,
 }
 
 /// The response head as curl prints it: status line, headers as received, blank line.
@@ -273,7 +277,17 @@ pub(crate) async fn deliver(
     }
     if let Some(format) = &args.write_out {
         let elapsed = facts.started.elapsed().as_secs_f64();
+        let since =
+            |at: Option<std::time::Instant>| at.map_or(0.0, |at| at.duration_since(facts.started).as_secs_f64());
+        let p = facts.phases;
         let vars = WriteOut {
+            time_namelookup: since(p.resolved),
+            time_connect: since(p.connected),
+            time_appconnect: since(p.secured),
+            time_pretransfer: since(p.secured.or(p.connected)),
+            time_starttransfer: since(Some(facts.head_at)),
+            remote: p.remote,
+            local: p.local,
             http_code: status.as_u16(),
             http_version: match version {
                 hyper::Version::HTTP_2 => "2",
@@ -305,8 +319,16 @@ fn write_out_headers(format: &str) -> Vec<String> {
         .collect()
 }
 
-/// What `-w` can print (curl's names).
+/// What `-w` can print (curl's names). Times are seconds since the transfer started, for
+/// the last connection's steps (name lookup, TCP connect, TLS, first response byte).
 struct WriteOut<'a> {
+    time_namelookup: f64,
+    time_connect: f64,
+    time_appconnect: f64,
+    time_pretransfer: f64,
+    time_starttransfer: f64,
+    remote: Option<std::net::SocketAddr>,
+    local: Option<std::net::SocketAddr>,
     http_code: u16,
     http_version: &'static str,
     size_download: u64,
@@ -330,6 +352,15 @@ impl WriteOut<'_> {
             "size_upload" => self.size_upload.to_string(),
             "size_header" => self.size_header.to_string(),
             "time_total" => format!("{:.6}", self.time_total),
+            "time_namelookup" => format!("{:.6}", self.time_namelookup),
+            "time_connect" => format!("{:.6}", self.time_connect),
+            "time_appconnect" => format!("{:.6}", self.time_appconnect),
+            "time_pretransfer" => format!("{:.6}", self.time_pretransfer),
+            "time_starttransfer" => format!("{:.6}", self.time_starttransfer),
+            "remote_ip" => self.remote.map(|a| a.ip().to_string()).unwrap_or_default(),
+            "remote_port" => self.remote.map(|a| a.port().to_string()).unwrap_or_default(),
+            "local_ip" => self.local.map(|a| a.ip().to_string()).unwrap_or_default(),
+            "local_port" => self.local.map(|a| a.port().to_string()).unwrap_or_default(),
             "speed_download" => speed.to_string(),
             "url_effective" | "url" => self.url_effective.to_string(),
             "num_redirects" => self.num_redirects.to_string(),
@@ -344,6 +375,13 @@ impl WriteOut<'_> {
                 "size_upload": self.size_upload,
                 "size_header": self.size_header,
                 "time_total": self.time_total,
+                "time_namelookup": self.time_namelookup,
+                "time_connect": self.time_connect,
+                "time_appconnect": self.time_appconnect,
+                "time_pretransfer": self.time_pretransfer,
+                "time_starttransfer": self.time_starttransfer,
+                "remote_ip": self.remote.map(|a| a.ip().to_string()).unwrap_or_default(),
+                "remote_port": self.remote.map_or(0, |a| a.port()),
                 "speed_download": speed,
                 "url_effective": self.url_effective,
                 "num_redirects": self.num_redirects,
