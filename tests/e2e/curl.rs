@@ -1046,3 +1046,39 @@ fn write_out_timings_and_addresses_follow_curl() {
     assert_eq!(appconnect, "0.000000");
     assert!(connect.parse::<f64>().unwrap() > 0.0, "{}", ours.stdout);
 }
+
+/// Issue 17: credentials from `--netrc-file`, `-n` (~/.netrc) and the URL's user:password,
+/// side by side with curl against httpbin's basic-auth endpoint.
+#[test]
+fn netrc_and_url_credentials_match_curl() {
+    let httpbin = Httpbin::start();
+    let port = httpbin.server.addr.port();
+    let url = format!("{}/basic-auth/alice/s3cret", httpbin.url());
+    let home = tempfile::tempdir().unwrap();
+    let netrc = home.path().join(".netrc");
+    std::fs::write(
+        &netrc,
+        "machine example.invalid login nobody password nothing\nmachine 127.0.0.1 login alice password s3cret\n",
+    )
+    .unwrap();
+    let both = |args: &[&str], home_dir: Option<&std::path::Path>| {
+        let mut ours = ws();
+        ours.args(["curl", "-s", "-w", "%{http_code}"]).args(args);
+        let mut theirs = Command::new("curl");
+        theirs.args(["-sS", "-w", "%{http_code}"]).args(args);
+        if let Some(h) = home_dir {
+            ours.env("HOME", h);
+            theirs.env("HOME", h);
+        }
+        let (ours, theirs) = (run(ours, b"", T), run(theirs, b"", T));
+        assert_eq!((ours.code(), &ours.stdout), (theirs.code(), &theirs.stdout), "{args:?}: {ours:?}");
+        ours.stdout
+    };
+    assert!(both(&["--netrc-file", netrc.to_str().unwrap(), &url], None).ends_with("200"));
+    assert!(both(&["-n", &url], Some(home.path())).ends_with("200"));
+    assert!(both(&[&url], Some(home.path())).ends_with("401"), "netrc used without -n");
+    let with_user = format!("http://alice:s3cret@127.0.0.1:{port}/basic-auth/alice/s3cret");
+    assert!(both(&[&with_user], None).ends_with("200"));
+    let wrong = format!("http://alice:nope@127.0.0.1:{port}/basic-auth/alice/s3cret");
+    assert!(both(&[&wrong], None).ends_with("401"));
+}

@@ -88,6 +88,18 @@ pub(crate) struct Args {
     /// What --resolve, --connect-to, -4 and -6 make (filled after parsing)
     #[arg(skip)]
     pub(crate) overrides: ws_common::dial::Overrides,
+    /// Take credentials for the host from ~/.netrc (no error when it is missing)
+    #[arg(short = 'n', long = "netrc")]
+    pub(crate) netrc: bool,
+    /// Like --netrc, with ~/.netrc only if it exists
+    #[arg(long = "netrc-optional")]
+    pub(crate) netrc_optional: bool,
+    /// Take credentials for the host from FILE (netrc format)
+    #[arg(long = "netrc-file", value_name = "FILE")]
+    pub(crate) netrc_file: Option<PathBuf>,
+    /// The netrc read (filled after parsing)
+    #[arg(skip)]
+    pub(crate) netrc_entries: Option<netrc::Netrc>,
     /// Hosts reached without the proxy (comma-separated; overrides no_proxy)
     #[arg(long = "noproxy", value_name = "LIST")]
     pub(crate) noproxy: Option<String>,
@@ -218,6 +230,32 @@ pub(crate) struct Args {
 }
 
 impl Args {
+    /// Reads the netrc file `--netrc`, `--netrc-optional` or `--netrc-file` names.
+    pub(crate) fn load_netrc(&mut self) -> Result<(), Error> {
+        let path = match (&self.netrc_file, self.netrc || self.netrc_optional) {
+            (Some(f), _) => f.clone(),
+            (None, true) => match std::env::var_os("HOME") {
+                Some(home) => PathBuf::from(home).join(".netrc"),
+                None => return Ok(()),
+            },
+            (None, false) => return Ok(()),
+        };
+        if self.netrc_file.is_none() && !path.exists() {
+            return Ok(());
+        }
+        let parsed = netrc::Netrc::from_file(&path)
+            .map_err(|e| fail(code::READ, format!("cannot read {}: {e}", path.display())))?;
+        self.netrc_entries = Some(parsed);
+        Ok(())
+    }
+
+    /// `user:password` for `host` from the netrc file (its `default` entry otherwise).
+    pub(crate) fn netrc_user(&self, host: &str) -> Option<String> {
+        let n = self.netrc_entries.as_ref()?;
+        let a = n.hosts.get(host).or_else(|| n.hosts.get("default"))?;
+        Some(format!("{}:{}", a.login, a.password))
+    }
+
     /// Whether the output is curl's (any of curl's output flags) rather than the reference's
     /// layout (headers, sizes, `Status`, `payload:`).
     pub(crate) fn curl_output(&self) -> bool {

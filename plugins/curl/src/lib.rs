@@ -68,6 +68,7 @@ impl Plugin for Curl {
         };
         args.overrides =
             ws_common::dial::Overrides::parse(&args.resolve, &args.connect_to, family).map_err(Error::usage)?;
+        args.load_netrc()?;
         let url = parse_url(&args.url)?;
         args.resume_from = match args.continue_at.as_deref() {
             None => 0,

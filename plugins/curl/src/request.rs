@@ -291,7 +291,19 @@ pub(crate) fn build_request(
     if args.compressed {
         set(h, header::ACCEPT_ENCODING, "gzip, deflate");
     }
-    if let Some(user) = args.user.as_ref().filter(|_| credentials) {
+    // -u for its origin; else the URL's own user:password; else the netrc entry of this
+    // request's host (looked up again on each hop, so it never leaves its host).
+    let from_url = (!url.username().is_empty()).then(|| {
+        let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+        format!("{}:{}", decode(url.username()), decode(url.password().unwrap_or("")))
+    });
+    let user = args
+        .user
+        .clone()
+        .filter(|_| credentials)
+        .or(from_url)
+        .or_else(|| args.netrc_user(url.host_str().unwrap_or("")));
+    if let Some(user) = user.as_ref() {
         use base64::Engine;
         set(h, header::AUTHORIZATION, &format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(user)));
     }
