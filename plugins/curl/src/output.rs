@@ -224,6 +224,7 @@ pub(crate) async fn deliver(
     if args.include || args.head {
         w.out.write_all(head_text.as_bytes()).map_err(|e| write_error(&e))?;
     }
+    let paced_from = std::time::Instant::now();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| receive_error(&e, content_length, downloaded))?;
         let Ok(data) = frame.into_data() else { continue };
@@ -239,6 +240,14 @@ pub(crate) async fn deliver(
         match &mut decoder {
             Some(d) => w.write(&d.push(&data)?)?,
             None => w.write(&data)?,
+        }
+        // --limit-rate: the next read waits until the average is back under the rate (the
+        // server is held back by TCP's window meanwhile).
+        if let Some(rate) = args.limit_rate {
+            let due = std::time::Duration::from_secs_f64(downloaded as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(paced_from.elapsed()) {
+                smol::Timer::after(wait).await;
+            }
         }
     }
     if let Some(d) = decoder {
