@@ -662,10 +662,14 @@ bench_curl() {
     chmod 755 "$work" "$work/www" && chmod 644 "$work/www/"*
     local port
     port=$(free_port)
-    nginx_conf "$work" "$port" "root $work/www;"
+    # Uploads land in memory when there is room (the clients are measured, not the disk).
+    local up=$work/up
+    [ "$(df -Pm /dev/shm 2>/dev/null | awk 'NR == 2 { print $4 }')" -gt $((big / 1048576 * 3)) ] 2>/dev/null && up=$(mktemp -d -p /dev/shm)
+    mkdir -p "$up/tmp" && chmod -R 777 "$up"
+    nginx_conf "$work" "$port" "root $work/www; location /up/ { root $up; dav_methods PUT; create_full_put_path on; client_max_body_size 0; client_body_temp_path $up/tmp; }"
     start_nginx "$work" "$port"
     local url="http://127.0.0.1:$port"
-    declare -A dl null rss many
+    declare -A dl null rss many upl uprss
     # warm-up: the page cache holds the file and each client has run once
     for c in curl "$WS curl"; do $c -s -o /dev/null "$url/big.bin"; done
     for _ in $(seq "$ROUNDS"); do
@@ -689,33 +693,47 @@ bench_curl() {
             for _ in $(seq "$n"); do "${small[@]}" "$url/1k.txt" || exit 1; done
             e=$(date +%s%N)
             many[$c]+="$(awk -v s="$s" -v e="$e" 'BEGIN { printf "%.3f", (e - s) / 1e9 }') "
+            # -T: the file PUT to nginx (dav_methods PUT), streamed.
+            local put=(curl -s -o /dev/null -T "$work/www/big.bin")
+            [ "$c" = ws ] && put=("$WS" curl -s -o /dev/null -T "$work/www/big.bin")
+            upl[$c]+="$(wall /usr/bin/time -f "%M" -o "$work/rss" "${put[@]}" "$url/up/$c.bin") "
+            uprss[$c]+="$(tail -1 "$work/rss") "
+            cmp -s "$up/up/$c.bin" "$work/www/big.bin" || { echo "bench.sh: $c uploaded different bytes" >&2; exit 1; }
+            rm -f "$up/up/$c.bin"
         done
     done
     stop_nginx
+    [ "$up" != "$work/up" ] && rm -rf "$up"
     local mib=$((big / 1024 / 1024))
     {
         echo "### curl"
         echo
         echo "Against nginx (1 worker): a $mib MiB download with \`-s -o FILE\` (after \`sync\`; the disk's writeback makes this noisy) and with \`-s -o /dev/null\`, and $n sequential runs fetching a 1 KiB file; median of $ROUNDS rounds (min–max)."
-        echo "Goals: download ≥ 0.9× curl's throughput with peak RSS ≤ 16 MiB; $n small requests ≤ 1.3× curl's time."
+        echo "Goals: download ≥ 0.9× curl's throughput with peak RSS ≤ 16 MiB; $n small requests ≤ 1.3× curl's time; a $mib MiB \`-T\` upload (PUT to nginx's dav module) ≥ 1.0× curl's throughput with peak RSS ≤ 16 MiB."
         echo
-        echo "| client | download to file MB/s | vs curl | to /dev/null MB/s | vs curl | peak RSS MiB | $n requests, s | vs curl |"
-        echo "|---|---|---|---|---|---|---|---|"
+        echo "| client | download to file MB/s | vs curl | to /dev/null MB/s | vs curl | peak RSS MiB | $n requests, s | vs curl | -T upload MB/s | vs curl | upload peak RSS MiB |"
+        echo "|---|---|---|---|---|---|---|---|---|---|---|"
         local base_dl base_null base_many
         base_dl=$(med ${dl[curl]})
         base_null=$(med ${null[curl]})
         base_many=$(med ${many[curl]})
+        local base_up
+        base_up=$(med ${upl[curl]})
         for c in ws curl; do
-            local d z m
+            local d z m u
             d=$(med ${dl[$c]})
             z=$(med ${null[$c]})
             m=$(med ${many[$c]})
-            printf '| %s | %.0f | %.2f× | %.0f | %.2f× | %.1f | %s (%s) | %.2f× |\n' "$c" "$(awk -v b="$big" -v t="$d" 'BEGIN { print b / t / 1e6 }')" \
+            u=$(med ${upl[$c]})
+            printf '| %s | %.0f | %.2f× | %.0f | %.2f× | %.1f | %s (%s) | %.2f× | %.0f | %.2f× | %.1f |\n' "$c" "$(awk -v b="$big" -v t="$d" 'BEGIN { print b / t / 1e6 }')" \
                 "$(awk -v a="$d" -v b="$base_dl" 'BEGIN { print b / a }')" \
                 "$(awk -v b="$big" -v t="$z" 'BEGIN { print b / t / 1e6 }')" \
                 "$(awk -v a="$z" -v b="$base_null" 'BEGIN { print b / a }')" \
                 "$(awk -v k="$(med ${rss[$c]})" 'BEGIN { print k / 1024 }')" \
-                "$m" "$(mm ${many[$c]})" "$(ratio "$m" "$base_many")"
+                "$m" "$(mm ${many[$c]})" "$(ratio "$m" "$base_many")" \
+                "$(awk -v b="$big" -v t="$u" 'BEGIN { print b / t / 1e6 }')" \
+                "$(awk -v a="$u" -v b="$base_up" 'BEGIN { print b / a }')" \
+                "$(awk -v k="$(med ${uprss[$c]})" 'BEGIN { print k / 1024 }')"
         done
         echo
         echo "Command: \`scripts/bench.sh curl\`"
@@ -725,6 +743,8 @@ bench_curl() {
     goal curl "download to file vs curl" "$(ratio "$(med ${dl[curl]})" "$(med ${dl[ws]})")" ">=" 0.9
     goal curl "download peak RSS MiB" "$(awk -v k="$(med ${rss[ws]})" 'BEGIN { print k / 1024 }')" "<=" 16
     goal curl "$n small requests, time vs curl" "$(ratio "$(med ${many[ws]})" "$(med ${many[curl]})")" "<=" 1.3
+    goal curl "-T upload vs curl" "$(ratio "$(med ${upl[curl]})" "$(med ${upl[ws]})")" ">=" 1.0
+    goal curl "upload peak RSS MiB" "$(awk -v k="$(med ${uprss[ws]})" 'BEGIN { print k / 1024 }')" "<=" 16
     rm -rf "$work"
 }
 

@@ -1098,3 +1098,19 @@ fn limit_rate_paces_the_download() {
     let out = ws_curl(&["--limit-rate", "fast", &big.url()]);
     assert_eq!(out.code(), 2, "{out:?}");
 }
+
+/// Issue 17: `-w` is printed after a failure too, as curl prints it: the status when one
+/// came (`-f`), `000` otherwise, and the exit code.
+#[test]
+fn write_out_after_a_failure_matches_curl() {
+    let httpbin = Httpbin::start();
+    let format = "%{http_code} %{exitcode}";
+    let closed = format!("http://127.0.0.1:{}/", crate::util::free_port());
+    let missing = format!("{}/status/404", httpbin.url());
+    for args in [vec!["-w", format, closed.as_str()], vec!["-f", "-w", format, missing.as_str()]] {
+        let ours = ws_curl(&[&["-s"][..], &args].concat());
+        let theirs = real_curl(&args);
+        assert_eq!((ours.code(), &ours.stdout), (theirs.code(), &theirs.stdout), "{args:?}");
+    }
+    assert_eq!(ws_curl(&["-s", "-w", format, &closed]).stdout, "000 7");
+}

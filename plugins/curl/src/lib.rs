@@ -83,6 +83,7 @@ impl Plugin for Curl {
         let body = build_body(&args)?;
         let mut jar = cookies::Jar::from_args(&args)?;
         let mut retry = retry::Policy::from_args(&args);
+        let started = Instant::now();
         ws_common::runtime::block_on(|ex| async move {
             let done = loop {
                 // -m bounds each attempt, as in curl.
@@ -105,8 +106,14 @@ impl Plugin for Curl {
                     None => break attempt.map(drop),
                 }
             };
-            // The jar is written however the transfer ended, as curl writes it.
+            // The jar is written however the transfer ended, as curl writes it; so is -w.
             let saved = jar.as_ref().map_or(Ok(()), cookies::Jar::save);
+            // (-f's HTTP errors printed theirs with the status.)
+            if let (Err(e), Some(format)) = (&done, &args.write_out)
+                && e.exit_code() != code::HTTP_ERROR
+            {
+                output::write_out_failure(format, &url, e, started, 0)?;
+            }
             done.and(saved)
         })
     }
@@ -286,7 +293,11 @@ async fn fetch(
             return Ok(Outcome::RetryIn(wait));
         }
         if args.fail && status.as_u16() >= 400 {
-            return Err(fail(code::HTTP_ERROR, format!("the requested URL returned error: {}", status.as_u16())));
+            let e = fail(code::HTTP_ERROR, format!("the requested URL returned error: {}", status.as_u16()));
+            if let Some(format) = &args.write_out {
+                output::write_out_failure(format, &url, &e, started, status.as_u16())?;
+            }
+            return Err(e);
         }
         let facts = output::Facts { upload, head: method == Method::HEAD, redirects, started, phases, head_at };
         // A response that will be retried is delivered too, as curl does: to stdout it adds

@@ -312,11 +312,48 @@ pub(crate) async fn deliver(
             redirect_url: if status.is_redirection() { &location } else { "" },
             content_type: &content_type,
             headers: &wanted_headers,
+            exitcode: 0,
+            errormsg: "",
         };
         let mut stdout = std::io::stdout().lock();
         stdout.write_all(vars.render(format).as_bytes()).and_then(|_| stdout.flush()).map_err(|e| write_error(&e))?;
     }
     Ok(())
+}
+
+/// `-w` after a transfer that failed, as curl prints it: the status if one came (`000`
+/// otherwise), the exit code and the error message, the rest empty or zero.
+pub(crate) fn write_out_failure(
+    format: &str,
+    url: &Url,
+    error: &Error,
+    started: std::time::Instant,
+    http_code: u16,
+) -> Result<(), Error> {
+    let vars = WriteOut {
+        time_namelookup: 0.0,
+        time_connect: 0.0,
+        time_appconnect: 0.0,
+        time_pretransfer: 0.0,
+        time_starttransfer: 0.0,
+        remote: None,
+        local: None,
+        http_code,
+        http_version: "0",
+        size_download: 0,
+        size_upload: 0,
+        size_header: 0,
+        time_total: started.elapsed().as_secs_f64(),
+        url_effective: url.as_str(),
+        num_redirects: 0,
+        redirect_url: "",
+        content_type: "",
+        headers: &[],
+        exitcode: error.exit_code(),
+        errormsg: error.message().unwrap_or(""),
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(vars.render(format).as_bytes()).and_then(|_| stdout.flush()).map_err(|e| write_error(&e))
 }
 
 /// The names in `%{header{NAME}}` of a -w format.
@@ -349,6 +386,8 @@ struct WriteOut<'a> {
     redirect_url: &'a str,
     content_type: &'a str,
     headers: &'a [(String, String)],
+    exitcode: i32,
+    errormsg: &'a str,
 }
 
 impl WriteOut<'_> {
@@ -375,8 +414,8 @@ impl WriteOut<'_> {
             "num_redirects" => self.num_redirects.to_string(),
             "redirect_url" => self.redirect_url.to_string(),
             "content_type" => self.content_type.to_string(),
-            "exitcode" => "0".to_string(),
-            "errormsg" => String::new(),
+            "exitcode" => self.exitcode.to_string(),
+            "errormsg" => self.errormsg.to_string(),
             "json" => serde_json::json!({
                 "http_code": self.http_code,
                 "http_version": self.http_version,
@@ -396,7 +435,8 @@ impl WriteOut<'_> {
                 "num_redirects": self.num_redirects,
                 "redirect_url": self.redirect_url,
                 "content_type": self.content_type,
-                "exitcode": 0,
+                "exitcode": self.exitcode,
+                "errormsg": self.errormsg,
             })
             .to_string(),
             _ => {

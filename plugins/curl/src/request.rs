@@ -336,8 +336,13 @@ pub(crate) fn request_size(req: &Request<ReqBody>) -> usize {
     req.method().as_str().len() + req.uri().to_string().len() + 12 + head + 2 + body
 }
 
-/// A request body: bytes in memory, or a file (`-T`) read in 64 KiB pieces as hyper asks for
-/// them, so an upload of any size takes constant memory. The reads are inline, as curl's
+/// The piece a `-T` upload is read and sent in: 64 KiB pieces made it 0.87× curl's speed
+/// (a read and a write system call each); 512 KiB pieces keep the memory small and the
+/// calls few.
+const UPLOAD_CHUNK: usize = 512 * 1024;
+
+/// A request body: bytes in memory, or a file (`-T`) read in [`UPLOAD_CHUNK`] pieces as
+/// hyper asks for them, so an upload of any size takes constant memory. The reads are inline, as curl's
 /// are: this client has nothing else to do meanwhile.
 pub(crate) enum ReqBody {
     Bytes(Option<Bytes>),
@@ -376,7 +381,7 @@ impl hyper::body::Body for ReqBody {
             ReqBody::Bytes(b) => b.take().filter(|b| !b.is_empty()).map(|b| Ok(hyper::body::Frame::data(b))),
             ReqBody::Reader { left: Some(0), .. } => None,
             ReqBody::Reader { source, left } => {
-                let mut buf = vec![0u8; 64 * 1024];
+                let mut buf = vec![0u8; UPLOAD_CHUNK];
                 let want = left.map_or(buf.len(), |l| buf.len().min(l as usize));
                 match source.read(&mut buf[..want]) {
                     Ok(0) if left.is_some() => {
