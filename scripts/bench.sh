@@ -295,6 +295,31 @@ bench_echo() {
         stop_server
     done
     goal echo "server CPU per round trip under the Node client, Node ws / ws" "$(ratio "${witness[node]}" "${witness[ws]}")" ">=" 1.0
+    # The same offered load for every server (an open-loop Node client): server CPU per round
+    # trip at equal work, whatever each server could reach flat out.
+    local rate=20000 fixed=""
+    declare -A at_rate
+    for s in ws node python; do
+        # shellcheck disable=SC2046
+        start_server $(echo_cmd "$s")
+        node scripts/peers/ws_rate.js "ws://127.0.0.1:$SERVER_PORT" "$rate" 1 4 32 >/dev/null # warm-up
+        local c0 c1 res
+        c0=$(cpu_s "$SERVER_PID")
+        res=$(node scripts/peers/ws_rate.js "ws://127.0.0.1:$SERVER_PORT" "$rate" "$DUR" 4 32)
+        c1=$(cpu_s "$SERVER_PID")
+        at_rate[$s]=$(per100k "$c0" "$c1" "$(echo "$res" | awk -v d="$DUR" '{ print $4 * d }')")
+        fixed+="| $s | $res | ${at_rate[$s]} |"$'\n'
+        stop_server
+    done
+    goal echo "server CPU per round trip at a fixed $rate/s (Node client), Node ws / ws" "$(ratio "${at_rate[node]}" "${at_rate[ws]}")" ">=" 1.0
+    {
+        echo "At a fixed offered load (\`node scripts/peers/ws_rate.js URL $rate $DUR 4 32\`: 4 connections, $rate messages/s whatever the server's speed, one message per write): every server does the same work, so its CPU per round trip compares the servers alone."
+        echo
+        echo "| server | Node client result | server CPU s per 100k round trips |"
+        echo "|---|---|---|"
+        printf '%s' "$fixed"
+        echo
+    } >>"$RESULTS"
     {
         echo "Cross-check with the Node client (\`node scripts/peers/ws_bench.js URL $DUR 64 32\`): one Node process is itself the limit here (both servers get about what it can send), so its rates bound the client, not the servers. The server CPU column does not depend on the client's speed, but it does on its batching: the Node client writes each message on its own, \`ws bench\` writes many per system call, so a server spends more per round trip here:"
         echo

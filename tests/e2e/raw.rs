@@ -37,6 +37,25 @@ impl RawWs {
         self.s.write_all(&f).unwrap();
     }
 
+    /// Reads whatever comes at about `bytes_per_sec`, until `total` bytes or the end of the
+    /// stream; returns how many bytes came.
+    pub fn read_slowly(&mut self, total: usize, bytes_per_sec: usize) -> usize {
+        let started = std::time::Instant::now();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut got = 0;
+        while got < total {
+            match self.s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+            let due = Duration::from_secs_f64(got as f64 / bytes_per_sec as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        got
+    }
+
     /// Reads one (unmasked, server-sent) frame: its opcode and payload; None if the socket
     /// closed.
     pub fn read_frame(&mut self) -> Option<(u8, Vec<u8>)> {

@@ -214,6 +214,36 @@ fn a_stalled_receiver_is_closed_and_the_others_get_the_file() {
     drop(stuck);
 }
 
+/// Issue 22: back-pressure at `--max-queue-bytes`, apart from the stall timeout: a receiver
+/// that reads slowly but steadily is not closed (the timeout is far off), the sender is held
+/// to its pace instead of the relay buffering the file, and the relay's memory stays bounded.
+#[test]
+fn a_slow_receiver_holds_the_sender_back_without_being_closed() {
+    let server = Server::start("transfer", &["--stall-timeout", "30", "--max-queue-bytes", "262144"]);
+    let url = server.url("ws");
+    let size = 16_000_000;
+    let mut slow = crate::raw::RawWs::connect(server.addr);
+    server.wait_for_line("id: 0", T);
+    // The file PDU carries the content as hex: 32 MB of frames at 12 MB/s take about 2.7 s,
+    // far more than the sockets between can hold.
+    let reader = std::thread::spawn(move || slow.read_slowly(2 * size, 12_000_000));
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let file = random_file(src.path(), "paced.bin", size);
+    let r = receiver(&server, &url, dst.path(), &[], 1);
+    let started = std::time::Instant::now();
+    let out = send(&url, &file, &[]);
+    let took = started.elapsed();
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(took >= Duration::from_millis(1500), "the sender was not held back: {took:?}");
+    assert!(r.finish(T).success());
+    assert!(std::fs::read(dst.path().join("paced.bin")).unwrap() == std::fs::read(&file).unwrap());
+    assert!(reader.join().unwrap() >= 2 * size, "the slow receiver did not get the whole file");
+    assert!(!server.output().iter().any(|l| l.contains("code 1008")), "a slow receiver was closed as stuck");
+    let peak = server.peak_rss_kib();
+    assert!(peak < 24 * 1024, "relay peak RSS {peak} KiB: the file was buffered");
+}
+
 /// A relay in Python that answers a file first with an ack carrying another id, then (with
 /// `right`) with the real one.
 fn fake_relay(mode: &str) -> Server {
