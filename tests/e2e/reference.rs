@@ -122,6 +122,33 @@ print("python ok")
     let out = run(py, b"", T);
     assert!(out.stdout.contains("python ok"), "{}{}", out.stdout, out.stderr);
 
+    // -p: the same pushes, then frames echoed as they come, pings left unanswered; with the
+    // client's permessage-deflate on (its compressed echo comes back compressed).
+    let server = Server::start("push_server", &["-p", "--send_msg", "raw"]);
+    let script = r#"
+import asyncio, sys
+from websockets.asyncio.client import connect
+async def main():
+    async with connect(sys.argv[1] + "/3", open_timeout=10) as ws:
+        got = [await asyncio.wait_for(ws.recv(), 10) for _ in range(3)]
+        assert got == ["raw"] * 3, got
+        pong = await ws.ping()
+        try:
+            await asyncio.wait_for(pong, 1)
+            print("answered a ping")
+        except asyncio.TimeoutError:
+            pass
+        await ws.send("compress me " * 50)
+        assert await asyncio.wait_for(ws.recv(), 10) == "compress me " * 50
+        print("python -p ok", ws.response.headers.get("Sec-WebSocket-Extensions"))
+asyncio.run(main())
+"#;
+    let mut py = Command::new(crate::util::python());
+    py.arg("-c").arg(script).arg(server.url("ws"));
+    let out = run(py, b"", T);
+    assert!(out.stdout.contains("python -p ok permessage-deflate"), "{}{}", out.stdout, out.stderr);
+    assert!(!out.stdout.contains("answered a ping"), "{}", out.stdout);
+
     // A server that closes early: autoroute says how many came, one line, exit 1.
     let mut cmd = peer_script("echo_server.py");
     cmd.args(["--close-with", "1001", "going away"]);

@@ -293,3 +293,76 @@ pub async fn echo_messages(ws: &mut WsStream) -> (u16, String) {
     }
     closed.unwrap_or((1006, "Abnormal closure".into()))
 }
+
+/// `-p` (echo_server, push_server): echo at the frame level, because tungstenite answers every ping by itself. Data
+/// frames go back as they come (fragmentation kept), pings are ignored, a close is answered;
+/// fragments out of sequence close with 1002 and bad UTF-8 in text with 1007, as without -p.
+/// With permessage-deflate (`deflate`), compressed frames go back compressed, RSV1 kept:
+/// the client's inflater has seen exactly what its compressor saw, message for message.
+pub async fn echo_frames(stream: crate::net::Stream, max_message: usize, deflate: bool) -> (u16, String) {
+    use crate::frames::{self, FrameError, FrameReader, op};
+    use futures_lite::io::{AsyncWriteExt, BufReader};
+    let (r, mut w) = futures_lite::io::split(stream);
+    let mut reader = FrameReader::new(BufReader::new(r), max_message, true).with_rsv1(deflate);
+    let mut message_len = 0usize;
+    // The text check of the message in progress: `None` between messages, `Some(None)`
+    // inside a binary one.
+    let mut current: Option<Option<frames::Utf8Check>> = None;
+    loop {
+        let frame = reader.next().await.and_then(|f| {
+            let Some(f) = f else { return Ok(None) };
+            if f.rsv1 && (f.is_control() || f.opcode == op::CONTINUATION) {
+                return Err(FrameError::Protocol("RSV1 set on a control or continuation frame"));
+            }
+            if !f.is_control() {
+                if frames::check_order(f.opcode, current.is_some())? {
+                    // Compressed text is checked by the client when it inflates the echo.
+                    current = Some((f.opcode == op::TEXT && !f.rsv1).then(frames::Utf8Check::default));
+                }
+                if let Some(Some(check)) = &mut current {
+                    check.push(&f.payload, f.fin)?;
+                }
+                if f.fin {
+                    current = None;
+                }
+            }
+            Ok(Some(f))
+        });
+        let frame = match frame {
+            Ok(Some(f)) => f,
+            Ok(None) => return (1006, "Abnormal closure".into()),
+            Err(e) => {
+                let code = e.close_code();
+                if code != 1006 {
+                    let close = frames::encode(true, op::CLOSE, &frames::close_payload(code, &e.to_string()), None);
+                    let _ = w.write_all(&close).await;
+                    let _ = w.flush().await;
+                }
+                return (code, e.to_string());
+            }
+        };
+        match frame.opcode {
+            op::PING => info!("Received ping (not answered: -p)"),
+            op::PONG => {}
+            op::CLOSE => {
+                let _ = w.write_all(&frames::encode(true, op::CLOSE, &frame.payload, None)).await;
+                let _ = w.flush().await;
+                return frames::parse_close(&frame.payload);
+            }
+            opcode => {
+                message_len += frame.payload.len();
+                if frame.fin {
+                    info!("Received {message_len} bytes");
+                    message_len = 0;
+                }
+                let mut echoed = Vec::with_capacity(frame.payload.len() + frames::MAX_HEADER);
+                let b0 = if frame.fin { 0x80 } else { 0 } | if frame.rsv1 { 0x40 } else { 0 } | opcode;
+                frames::push_header(&mut echoed, b0, frame.payload.len(), None);
+                echoed.extend_from_slice(&frame.payload);
+                if w.write_all(&echoed).await.is_err() || w.flush().await.is_err() {
+                    return (1006, "Abnormal closure".into());
+                }
+            }
+        }
+    }
+}

@@ -4,8 +4,9 @@
 //! is the client half.
 //!
 //! As the reference, the server exits 0 once its first client has gone (the test's server
-//! lives for one run); other clients connected by then are cut. The reference's `-p` (no
-//! pongs) is not offered: tungstenite answers pings itself. The shared server skeleton
+//! lives for one run); other clients connected by then are cut. With `-p` (no pongs) the
+//! connection runs at the frame level, as `echo_server -p`: tungstenite answers every ping
+//! itself, so the pushes are written as frames and the echo is `server::echo_frames`. The shared server skeleton
 //! (`ws_common::server`) gives it the limits, TLS, `--unix` and the log lines of the other
 //! servers.
 
@@ -30,6 +31,9 @@ struct Args {
     /// Decline permessage-deflate
     #[arg(short = 'x')]
     disable_deflate: bool,
+    /// Do not answer pings with pongs (frames echoed as they come)
+    #[arg(short = 'p')]
+    disable_pong: bool,
     /// The message pushed
     #[arg(long = "send_msg", default_value = "hello world", value_name = "TEXT")]
     send_msg: String,
@@ -49,7 +53,10 @@ impl Plugin for PushServer {
 
     fn run(&self, args: Vec<OsString>) -> Result<(), Error> {
         let mut args: Args = ws_common::args::parse(args)?;
-        args.server.deflate = (!args.disable_deflate).then(ServerPolicy::default);
+        // Frame mode echoes compressed frames as they are (see ServerPolicy::echo_frames).
+        let policy = ServerPolicy { echo_frames: args.disable_pong, ..ServerPolicy::default() };
+        args.server.deflate = (!args.disable_deflate).then_some(policy);
+        let (no_pong, max_message) = (args.disable_pong, args.server.limits.max_message_size);
         let msg: Rc<str> = args.send_msg.clone().into();
         let done = Rc::new(event_flag::Flag::default());
         let finished = done.clone();
@@ -57,7 +64,11 @@ impl Plugin for PushServer {
             let handle = move |client: Client| {
                 let (msg, done) = (msg.clone(), done.clone());
                 async move {
-                    let end = push_then_echo(client, &msg).await;
+                    let end = if no_pong {
+                        push_then_echo_frames(client, &msg, max_message).await
+                    } else {
+                        push_then_echo(client, &msg).await
+                    };
                     done.set();
                     end
                 }
@@ -119,6 +130,36 @@ async fn push_then_echo(client: Client, msg: &str) -> (u16, String) {
         return (1006, "Abnormal closure".into());
     }
     ws_common::server::echo_messages(&mut ws).await
+}
+
+/// `-p`: the pushes written as frames (uncompressed, which permessage-deflate allows), then
+/// the frame-level echo.
+async fn push_then_echo_frames(client: Client, msg: &str, max_message: usize) -> (u16, String) {
+    use futures_lite::io::AsyncWriteExt;
+    use ws_common::frames::{self, op};
+    let Client { ws, handshake, .. } = client;
+    let deflate = handshake.deflate.is_some();
+    let Some(mut stream) = ws.into_inner().into_plain() else {
+        return (1011, "frame mode without the raw socket".into());
+    };
+    let n = count(&handshake.uri);
+    info!("Sending {n} messages");
+    let frame = frames::encode(true, op::TEXT, msg.as_bytes(), None);
+    // Whole frames in 64 KiB writes.
+    let per_write = (64 * 1024 / frame.len()).max(1) as u64;
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(per_write);
+        if stream.write_all(&frame.repeat(k as usize)).await.is_err() {
+            info!("Sent {} of {n} messages", n - left);
+            return (1006, "Abnormal closure".into());
+        }
+        left -= k;
+    }
+    if stream.flush().await.is_err() {
+        return (1006, "Abnormal closure".into());
+    }
+    ws_common::server::echo_frames(stream, max_message, deflate).await
 }
 
 declare_plugin!(PushServer);
