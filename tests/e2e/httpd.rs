@@ -520,3 +520,134 @@ fn connections_over_the_limit_get_503_and_big_files_stream_in_constant_memory() 
     let peak = s.peak_rss_kib();
     assert!(peak < 32 * 1024, "peak RSS {peak} KiB while sending 512 MiB");
 }
+
+/// Issue 19: `--cors` on every response and preflights answered, with curl as the browser
+/// would ask; a named origin gets `Vary: Origin`.
+#[test]
+fn cors_headers_and_preflight() {
+    let dir = site();
+    let any = httpd(dir.path(), &["--cors"]);
+    let url = format!("{}/index.html", any.url("http"));
+    let out = curl(&["-i", "-H", "Origin: http://other.test", &url]);
+    assert_eq!(header(&out.stdout, "access-control-allow-origin"), Some("*"), "{}", out.stdout);
+    let pre = curl(&[
+        "-i",
+        "-X",
+        "OPTIONS",
+        "-H",
+        "Origin: http://other.test",
+        "-H",
+        "Access-Control-Request-Method: GET",
+        "-H",
+        "Access-Control-Request-Headers: x-token",
+        &url,
+    ]);
+    assert!(pre.stdout.starts_with("HTTP/1.1 204"), "{}", pre.stdout);
+    assert_eq!(header(&pre.stdout, "access-control-allow-methods"), Some("GET, HEAD, OPTIONS"));
+    assert_eq!(header(&pre.stdout, "access-control-allow-headers"), Some("x-token"));
+    let named = httpd(dir.path(), &["--cors", "https://app.test"]);
+    let out = curl(&["-i", &format!("{}/index.html", named.url("http"))]);
+    assert_eq!(header(&out.stdout, "access-control-allow-origin"), Some("https://app.test"));
+    assert!(header(&out.stdout, "vary").is_some_and(|v| v.ends_with("Origin")), "{}", out.stdout);
+    // Without --cors, none.
+    let plain = httpd(dir.path(), &[]);
+    let out = curl(&["-i", &format!("{}/index.html", plain.url("http"))]);
+    assert_eq!(header(&out.stdout, "access-control-allow-origin"), None);
+}
+
+/// Issue 19: `--spa`: a page route that asks for HTML gets index.html; a missing asset 404.
+#[test]
+fn spa_routes_get_the_index_and_missing_assets_404() {
+    let dir = site();
+    let server = httpd(dir.path(), &["--spa"]);
+    let base = server.url("http");
+    let out =
+        curl(&["-w", "%{http_code}", "-H", "Accept: text/html,application/xhtml+xml", &format!("{base}/app/users/7")]);
+    assert_eq!(out.stdout, "<h1>home</h1>\n200");
+    let out = curl(&["-o", "/dev/null", "-w", "%{http_code}", "-H", "Accept: */*", &format!("{base}/static/app.js")]);
+    assert_eq!(out.stdout, "404");
+    // A file that exists is itself.
+    let out = curl(&["-H", "Accept: text/html", &format!("{base}/docs/a%20file.txt")]);
+    assert_eq!(out.stdout, "spaced\n");
+}
+
+/// Issue 19: basic auth from `--auth` and from an htpasswd file (bcrypt, apr1 from openssl,
+/// SHA), checked with curl: missing and wrong credentials get 401 with the realm.
+#[test]
+fn basic_auth_from_flags_and_htpasswd() {
+    let dir = site();
+    let code = |url: &str, user: Option<&str>| {
+        let mut args = vec!["-o", "/dev/null", "-w", "%{http_code}"];
+        if let Some(u) = user {
+            args.extend(["-u", u]);
+        }
+        args.push(url);
+        curl(&args).stdout
+    };
+    let server = httpd(dir.path(), &["--auth", "alice:pw1", "--auth", "bob:pw2", "--cors"]);
+    let url = format!("{}/index.html", server.url("http"));
+    let out = curl(&["-i", &url]);
+    assert!(out.stdout.starts_with("HTTP/1.1 401"), "{}", out.stdout);
+    assert_eq!(header(&out.stdout, "www-authenticate"), Some("Basic realm=\"ws httpd\""));
+    assert_eq!(code(&url, Some("alice:pw1")), "200");
+    assert_eq!(code(&url, Some("bob:pw2")), "200");
+    assert_eq!(code(&url, Some("alice:pw2")), "401");
+    // A preflight carries no credentials and still passes.
+    let pre = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-X",
+        "OPTIONS",
+        "-H",
+        "Origin: http://x",
+        "-H",
+        "Access-Control-Request-Method: GET",
+        &url,
+    ]);
+    assert_eq!(pre.stdout, "204");
+
+    let apr1 = Command::new("openssl").args(["passwd", "-apr1", "md5pw"]).output().unwrap();
+    let apr1 = String::from_utf8(apr1.stdout).unwrap();
+    let sha = {
+        use base64::Engine;
+        let digest =
+            Command::new("sh").arg("-c").arg("printf shapw | openssl dgst -sha1 -binary").output().unwrap().stdout;
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    };
+    let file = dir.path().join("users.htpasswd");
+    let bcrypt = bcrypt::hash("bcryptpw", 5).unwrap();
+    std::fs::write(&file, format!("carol:{bcrypt}\ndave:{}\nerin:{{SHA}}{sha}\n", apr1.trim())).unwrap();
+    let server = httpd(dir.path(), &["--auth-file", file.to_str().unwrap()]);
+    let url = format!("{}/index.html", server.url("http"));
+    assert_eq!(code(&url, Some("carol:bcryptpw")), "200");
+    assert_eq!(code(&url, Some("carol:wrong")), "401");
+    assert_eq!(code(&url, Some("dave:md5pw")), "200");
+    assert_eq!(code(&url, Some("erin:shapw")), "200");
+    assert_eq!(code(&url, None), "401");
+    // A file with a line no htpasswd makes is refused at start.
+    std::fs::write(&file, "mallory:$2y$short\n").unwrap();
+    let mut bad = crate::util::ws();
+    bad.args(["httpd", "--port", "0", "--auth-file", file.to_str().unwrap()]);
+    let out = run(bad, b"", T);
+    assert_eq!(out.code(), 2, "{out:?}");
+}
+
+/// Issue 19: `-H` and `--cache-control` on every response (a 404 too); the combined log.
+#[test]
+fn extra_headers_cache_control_and_the_combined_log() {
+    let dir = site();
+    let server = httpd(
+        dir.path(),
+        &["-H", "X-Frame-Options: DENY", "--cache-control", "max-age=60", "--log-format", "combined"],
+    );
+    for path in ["/index.html", "/nothing"] {
+        let out = curl(&["-i", "-A", "agent/1", "-e", "http://ref.test/", &format!("{}{path}", server.url("http"))]);
+        assert_eq!(header(&out.stdout, "x-frame-options"), Some("DENY"), "{}", out.stdout);
+        assert_eq!(header(&out.stdout, "cache-control"), Some("max-age=60"), "{}", out.stdout);
+    }
+    let line = server.wait_for_line("\"GET /nothing HTTP/1.1\" 404", T);
+    assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
+    assert!(line.ends_with("\"http://ref.test/\" \"agent/1\""), "{line}");
+}

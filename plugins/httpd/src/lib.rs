@@ -17,7 +17,8 @@
 //! read timeout and a connection limit.
 //!
 //! Modules: [`path`] (path safety), [`cache`] (per-file-version headers and small files),
-//! [`responses`] (bodies, files, ranges, gzip, listings), [`watch`] (time limits).
+//! [`responses`] (bodies, files, ranges, gzip, listings), [`watch`] (time limits),
+//! [`policy`] (CORS, basic auth, extra headers, the single-page app's fallback, log format).
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
@@ -42,6 +43,7 @@ use ws_plugin_api::{Error, Plugin, declare_plugin};
 
 mod cache;
 mod path;
+mod policy;
 mod responses;
 mod watch;
 
@@ -87,6 +89,8 @@ struct Args {
     /// Print only warnings and errors (no access log)
     #[arg(short = 'q')]
     quiet: bool,
+    #[command(flatten)]
+    policy: policy::PolicyArgs,
 }
 
 enum Mode {
@@ -98,6 +102,7 @@ enum Mode {
 struct Ctx {
     mode: Mode,
     heads: RefCell<Heads>,
+    policy: policy::Policy,
 }
 
 #[derive(Debug, Default)]
@@ -126,7 +131,8 @@ impl Plugin for Httpd {
             }
         };
         let tls = args.tls.server_config(&[b"h2", b"http/1.1"])?;
-        let ctx = Rc::new(Ctx { mode, heads: RefCell::default() });
+        let policy = policy::Policy::new(&args.policy)?;
+        let ctx = Rc::new(Ctx { mode, heads: RefCell::default(), policy });
         ws_common::runtime::block_on(|ex| async move {
             ws_common::log::background();
             let listener = args.listen.listen().await?;
@@ -228,10 +234,47 @@ async fn handle(ctx: &Ctx, req: Request<Incoming>, peer: Peer) -> Response<Body>
     let method = req.method().clone();
     // The access-log line's parts, only when it is written (not with -q).
     let logged = ws_common::log::enabled(ws_common::log::Level::Info).then(|| {
-        let ua = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("-");
-        (req.uri().path().to_string(), ua.to_string())
+        let text = |name| req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+        let target = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
+        (req.uri().path().to_string(), text(header::USER_AGENT), text(header::REFERER), target, req.version())
     });
-    let mut resp = match &ctx.mode {
+    let mut user = "-".to_string();
+    let mut resp = if let Some(preflight) = ctx.policy.preflight(&req) {
+        preflight
+    } else {
+        match ctx.policy.authorize(&req).await {
+            Err(refused) => refused,
+            Ok(who) => {
+                user = who;
+                respond(ctx, req, peer).await
+            }
+        }
+    };
+    ctx.policy.decorate(&mut resp);
+    resp.headers_mut().insert(header::SERVER, HeaderValue::from_static(ws_common::ws::USER_AGENT));
+    if let Some((path, ua, referer, target, version)) = logged {
+        let bytes = match resp.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()) {
+            Some(n) => n.to_string(),
+            None => hyper::body::Body::size_hint(resp.body()).exact().unwrap_or(0).to_string(),
+        };
+        let status = resp.status().as_u16();
+        if ctx.policy.combined_log {
+            let when = chrono::Local::now().format("%d/%b/%Y:%H:%M:%S %z");
+            ws_common::log::plain(format_args!(
+                "{} - {user} [{when}] \"{method} {target} {version:?}\" {status} {bytes} \"{referer}\" \"{ua}\"",
+                peer.ip()
+            ));
+        } else {
+            info!("{peer} {method} {path} {status} {bytes} \"{ua}\"");
+        }
+    }
+    resp
+}
+
+/// The answer of the server's mode, with the single-page app's fallback for a missing page.
+async fn respond(ctx: &Ctx, req: Request<Incoming>, peer: Peer) -> Response<Body> {
+    let method = req.method().clone();
+    match &ctx.mode {
         _ if !host_is_valid(&req) => {
             full(StatusCode::BAD_REQUEST, "bad request: an HTTP/1.1 request needs exactly one Host header\n")
         }
@@ -247,17 +290,16 @@ async fn handle(ctx: &Ctx, req: Request<Incoming>, peer: Peer) -> Response<Body>
             }
         }
         Mode::Debug => debug_request(req, peer).await,
-        Mode::Static { root, listing } => serve_static(root, *listing, &ctx.heads, &req).await,
-    };
-    resp.headers_mut().insert(header::SERVER, HeaderValue::from_static(ws_common::ws::USER_AGENT));
-    if let Some((path, ua)) = logged {
-        let bytes = match resp.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()) {
-            Some(n) => n.to_string(),
-            None => hyper::body::Body::size_hint(resp.body()).exact().unwrap_or(0).to_string(),
-        };
-        info!("{peer} {method} {path} {} {bytes} \"{ua}\"", resp.status().as_u16());
+        Mode::Static { root, listing } => {
+            let resp = serve_static(root, *listing, &ctx.heads, &req, req.uri().path()).await;
+            match ctx.policy.wants_fallback(&req) {
+                Some(page) if resp.status() == StatusCode::NOT_FOUND => {
+                    serve_static(root, false, &ctx.heads, &req, &format!("/{page}")).await
+                }
+                _ => resp,
+            }
+        }
     }
-    resp
 }
 
 /// RFC 9112 §3.2: an HTTP/1.1 request without a Host header, or with more than one, is
@@ -288,14 +330,19 @@ async fn debug_request(req: Request<Incoming>, peer: Peer) -> Response<Body> {
     full(StatusCode::OK, "OK")
 }
 
-async fn serve_static(root: &Root, listing: bool, heads: &RefCell<Heads>, req: &Request<Incoming>) -> Response<Body> {
+async fn serve_static(
+    root: &Root,
+    listing: bool,
+    heads: &RefCell<Heads>,
+    req: &Request<Incoming>,
+    raw_path: &str,
+) -> Response<Body> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = full(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
         r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
     }
     let not_found = || full(StatusCode::NOT_FOUND, "not found\n");
-    let raw_path = req.uri().path();
     let Some(rel) = relative_path(raw_path) else { return not_found() };
     let cached = heads.borrow().fresh(root, &rel);
     if let Some((head, body)) = cached {
