@@ -101,11 +101,12 @@ fn ranges_revalidation_and_gzip_work_with_curl() {
     let lm = header(&head, "last-modified").unwrap().to_string();
     let out = curl(&["-H", &format!("If-Modified-Since: {lm}"), "-o", "/dev/null", "-w", "%{http_code}", &url]);
     assert_eq!(out.stdout, "304");
-    // gzip for text when asked; curl --compressed decodes it back to the file.
+    // Compressed text when asked (curl --compressed offers gzip, br and zstd: br is the
+    // smallest); curl decodes it back to the file.
     let txt = format!("{}/docs/big.txt", s.url("http"));
     let got = tmp.path().join("big.txt");
     let out = curl(&["--compressed", "-D", "-", "-o", got.to_str().unwrap(), &txt]);
-    assert_eq!(header(&out.stdout, "content-encoding"), Some("gzip"), "{}", out.stdout);
+    assert_eq!(header(&out.stdout, "content-encoding"), Some("br"), "{}", out.stdout);
     assert!(header(&out.stdout, "content-length").unwrap().parse::<usize>().unwrap() < 100_000);
     assert_eq!(std::fs::read(&got).unwrap(), std::fs::read(dir.path().join("docs/big.txt")).unwrap());
 }
@@ -650,4 +651,44 @@ fn extra_headers_cache_control_and_the_combined_log() {
     let line = server.wait_for_line("\"GET /nothing HTTP/1.1\" 404", T);
     assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
     assert!(line.ends_with("\"http://ref.test/\" \"agent/1\""), "{line}");
+}
+
+/// Issue 19: brotli and zstd beside gzip, chosen by q-values, decoded by curl; a fresh
+/// precompressed sibling is served as it is, a stale one is not.
+#[test]
+fn brotli_zstd_and_precompressed_siblings() {
+    let dir = site();
+    let server = httpd(dir.path(), &[]);
+    let url = format!("{}/docs/big.txt", server.url("http"));
+    let original = std::fs::read_to_string(dir.path().join("docs/big.txt")).unwrap();
+    for (accept, coding) in [
+        ("gzip, deflate, br, zstd", "br"),
+        ("zstd, gzip", "zstd"),
+        ("br;q=0.5, gzip;q=0.9", "gzip"),
+        ("zstd;q=0, br;q=0, gzip;q=0", ""),
+    ] {
+        let out = curl(&["-i", "--compressed", "-H", &format!("Accept-Encoding: {accept}"), &url]);
+        let (head, body) = out.stdout.split_once("\r\n\r\n").unwrap();
+        assert_eq!(header(head, "content-encoding").unwrap_or(""), coding, "{accept}: {head}");
+        assert_eq!(body, original, "{accept}: curl could not decode it");
+    }
+    // A precompressed sibling, fresh: served as it is (its content tells it apart).
+    let js = dir.path().join("docs/app.js");
+    std::fs::write(&js, "console.log('original');\n").unwrap();
+    let make_gz = format!("printf 'console.log(\"precompressed\");\\n' | gzip -9 > {}.gz", js.display());
+    assert!(Command::new("sh").arg("-c").arg(&make_gz).status().unwrap().success());
+    let js_url = format!("{}/docs/app.js", server.url("http"));
+    let out = curl(&["-i", "--compressed", "-H", "Accept-Encoding: gzip", &js_url]);
+    assert!(out.stdout.contains("precompressed"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("Content-Type: text/javascript") || out.stdout.contains("content-type: text/javascript"),
+        "{}",
+        out.stdout
+    );
+    // Without gzip accepted, the file itself; with the sibling older than the file, the file.
+    assert_eq!(curl(&[&js_url]).stdout, "console.log('original');\n");
+    let stale = format!("touch -d '2001-01-01' {}.gz", js.display());
+    assert!(Command::new("sh").arg("-c").arg(&stale).status().unwrap().success());
+    let out = curl(&["--compressed", "-H", "Accept-Encoding: gzip", &js_url]);
+    assert_eq!(out.stdout, "console.log('original');\n");
 }

@@ -25,6 +25,8 @@ pub(crate) struct Head {
     pub(crate) compressible: bool,
     /// The whole file, when it is at most [`SMALL`] bytes and was read whole.
     pub(crate) body: Option<Bytes>,
+    /// That small file compressed, by coding, as first made (see [`crate::compress`]).
+    pub(crate) compressed: std::cell::RefCell<Vec<(crate::compress::Coding, Bytes)>>,
 }
 
 /// Device, inode, size, and modification and change times (s, ns): a file version. The
@@ -85,6 +87,7 @@ impl Head {
             content_type: value(content_type),
             compressible: is_compressible(&mime),
             body: None,
+            compressed: Default::default(),
         }
     }
 

@@ -18,7 +18,8 @@
 //!
 //! Modules: [`path`] (path safety), [`cache`] (per-file-version headers and small files),
 //! [`responses`] (bodies, files, ranges, gzip, listings), [`watch`] (time limits),
-//! [`policy`] (CORS, basic auth, extra headers, the single-page app's fallback, log format).
+//! [`policy`] (CORS, basic auth, extra headers, the single-page app's fallback, log format),
+//! [`compress`] (brotli, zstd and gzip, on the fly and precompressed).
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
@@ -42,6 +43,7 @@ use ws_common::{info, warning};
 use ws_plugin_api::{Error, Plugin, declare_plugin};
 
 mod cache;
+mod compress;
 mod path;
 mod policy;
 mod responses;
@@ -346,6 +348,11 @@ async fn serve_static(
     let Some(rel) = relative_path(raw_path) else { return not_found() };
     let cached = heads.borrow().fresh(root, &rel);
     if let Some((head, body)) = cached {
+        if head.compressible
+            && let Some(r) = responses::sibling(root, &rel, &head, req)
+        {
+            return r;
+        }
         return send_file(Source::Cached(body), &head, req).await.unwrap_or_else(|_| not_found());
     }
     let Some(mut file) = root.open_file(&rel) else { return not_found() };
@@ -372,6 +379,11 @@ async fn serve_static(
         return not_found();
     }
     let head = heads.borrow_mut().get(&name, &mut file, &meta);
+    if head.compressible
+        && let Some(r) = responses::sibling(root, &name, &head, req)
+    {
+        return r;
+    }
     let source = match &head.body {
         Some(bytes) => Source::Cached(bytes.clone()),
         None => {

@@ -1,7 +1,7 @@
 //! Responses: the body type hyper sends (bytes or a file read in chunks), files with their
-//! validators, ranges and gzip ([`send_file`]), and folder listings.
+//! validators, ranges and content codings ([`send_file`], [`crate::compress`]), and folder
+//! listings.
 
-use std::io::Write;
 use std::path::Path;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -14,8 +14,63 @@ use hyper::{Method, Request, Response, StatusCode};
 use crate::cache::Head;
 use crate::watch::Busy;
 
-/// Largest file gzipped on the fly (compressed in memory, so bounded).
+/// Largest file compressed on the fly (compressed in memory, so bounded).
 pub(crate) const MAX_GZIP: u64 = 8 << 20;
+
+/// Whether the client's validators (`If-None-Match`, else `If-Modified-Since`) match.
+fn not_modified(head: &Head, req: &Request<Incoming>) -> bool {
+    let h = req.headers();
+    let get = |n: header::HeaderName| h.get(n).and_then(|v| v.to_str().ok());
+    match get(header::IF_NONE_MATCH) {
+        Some(inm) => inm.split(',').any(|t| {
+            let t = t.trim();
+            t == "*" || t.trim_start_matches("W/").as_bytes() == head.etag.as_bytes()
+        }),
+        None => get(header::IF_MODIFIED_SINCE)
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+            // A date in the future is no valid validator (RFC 9110 §13.1.3): the full answer.
+            .is_some_and(|since| head.modified <= since && since <= std::time::SystemTime::now()),
+    }
+}
+
+/// A precompressed sibling (`NAME.br`, `NAME.zst`, `NAME.gz`) in the client's order of
+/// preference, if one is there and at least as new as the file, answered whole (no
+/// ranges are asked of a representation chosen here).
+pub(crate) fn sibling(
+    root: &crate::path::Root,
+    name: &str,
+    head: &Head,
+    req: &Request<Incoming>,
+) -> Option<Response<Body>> {
+    if req.headers().contains_key(header::RANGE) {
+        return None;
+    }
+    let accept = req.headers().get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok());
+    for coding in crate::compress::preferred(accept) {
+        let Some(file) = root.open_file(&format!("{name}.{}", coding.extension())) else { continue };
+        let Some(meta) = file.metadata().ok().filter(|m| m.is_file()) else { continue };
+        if meta.modified().ok()? < head.modified {
+            continue;
+        }
+        let mut r = if not_modified(head, req) {
+            head.apply(empty(StatusCode::NOT_MODIFIED))
+        } else if req.method() == Method::HEAD {
+            head.apply(empty(StatusCode::OK))
+        } else {
+            let chunk = if req.version() == hyper::Version::HTTP_2 { H2_CHUNK } else { CHUNK };
+            head.apply(response(StatusCode::OK, Kind::File { file, left: meta.len(), chunk }))
+        };
+        let whole = r.status() == StatusCode::OK;
+        let h = r.headers_mut();
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding.token()));
+        h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+        if whole {
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(meta.len()));
+        }
+        return Some(r);
+    }
+    None
+}
 /// Bytes read from a file per body frame: over HTTP/1.1, 64 KiB per write is fastest; over
 /// HTTP/2 every stream of a connection holds up to one chunk beyond its send buffer
 /// ([`H2_SEND_BUF`]) when the client reads slowly, so there a chunk is one default frame.
@@ -195,16 +250,7 @@ pub(crate) async fn send_file(source: Source, head: &Head, req: &Request<Incomin
     let len = head.version.len();
     let h = req.headers();
     let get = |n: header::HeaderName| h.get(n).and_then(|v| v.to_str().ok());
-    let not_modified = match get(header::IF_NONE_MATCH) {
-        Some(inm) => inm.split(',').any(|t| {
-            let t = t.trim();
-            t == "*" || t.trim_start_matches("W/").as_bytes() == head.etag.as_bytes()
-        }),
-        None => get(header::IF_MODIFIED_SINCE)
-            .and_then(|v| httpdate::parse_http_date(v).ok())
-            // A date in the future is no valid validator (RFC 9110 §13.1.3): the full answer.
-            .is_some_and(|since| head.modified <= since && since <= std::time::SystemTime::now()),
-    };
+    let not_modified = not_modified(head, req);
     if not_modified {
         return Ok(head.apply(empty(StatusCode::NOT_MODIFIED)));
     }
@@ -219,27 +265,34 @@ pub(crate) async fn send_file(source: Source, head: &Head, req: &Request<Incomin
             return Ok(r);
         }
     };
-    let wants_gzip =
-        get(header::ACCEPT_ENCODING).is_some_and(|v| v.split(',').any(|e| e.trim().split(';').next() == Some("gzip")));
-    if range.is_none() && wants_gzip && head.compressible && len <= MAX_GZIP && len > 0 {
-        let data = match source {
-            Source::Cached(bytes) => bytes,
-            Source::File(mut file) => {
-                let mut data = Vec::with_capacity(len as usize);
-                std::io::Read::read_to_end(&mut file, &mut data)?;
-                data.into()
+    let coding = crate::compress::preferred(get(header::ACCEPT_ENCODING)).first().copied();
+    if let Some(coding) = coding.filter(|_| range.is_none() && head.compressible && len <= MAX_GZIP && len > 0) {
+        // A small file's compressed bytes are kept with its cached bytes (at most three
+        // codings of at most 64 KiB each per file version).
+        let kept = head.compressed.borrow().iter().find(|(c, _)| *c == coding).map(|(_, b)| b.clone());
+        let body = match kept {
+            Some(bytes) => bytes,
+            None => {
+                let keep = matches!(source, Source::Cached(_));
+                let data = match source {
+                    Source::Cached(bytes) => bytes,
+                    Source::File(mut file) => {
+                        let mut data = Vec::with_capacity(len as usize);
+                        std::io::Read::read_to_end(&mut file, &mut data)?;
+                        data.into()
+                    }
+                };
+                let made: Bytes = smol::unblock(move || coding.compress(&data)).await?.into();
+                if keep {
+                    head.compressed.borrow_mut().push((coding, made.clone()));
+                }
+                made
             }
         };
-        let gz = smol::unblock(move || {
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-            e.write_all(&data)?;
-            e.finish()
-        })
-        .await?;
-        let n = gz.len();
-        let mut r = head.apply(if head_only { empty(StatusCode::OK) } else { full(StatusCode::OK, gz) });
+        let n = body.len();
+        let mut r = head.apply(if head_only { empty(StatusCode::OK) } else { full(StatusCode::OK, body) });
         let h = r.headers_mut();
-        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding.token()));
         h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
         return Ok(r);
