@@ -605,22 +605,31 @@ bench_httpd() {
     local big=$((1024 * 1024 * 1024))
     [ "$SMOKE" = 1 ] && big=$((16 * 1024 * 1024))
     head -c "$big" /dev/zero >"$work/www/big.bin"
+    # 100 KiB of log-like text, for the compressed case
+    seq 1 20000 | awk '{ printf "2026-12-01T10:%02d:%02d GET /api/items/%d 200 %d ms\n", $1 % 60, $1 % 60, $1 * 7, $1 % 97 }' >"$work/lines.txt"
+    head -c 102400 "$work/lines.txt" >"$work/www/100k.txt"
     # nginx's worker runs as nobody: let it read the files
     chmod 755 "$work" "$work/www" && chmod 644 "$work/www/"*
     local nginx_port
     nginx_port=$(free_port)
-    nginx_conf "$work" "$nginx_port" "root $work/www;"
+    # gzip as its users turn it on (level 1, compressed per request; wrk's 1 KiB requests
+    # ask for no coding, so they are unaffected)
+    nginx_conf "$work" "$nginx_port" "root $work/www; gzip on; gzip_types text/plain;"
     # the same nginx with its open-file cache on (off by default; it re-checks files only
     # every open_file_cache_valid seconds, where ws httpd checks on every request)
     local ofc_port
     ofc_port=$(free_port)
     nginx_conf "$work/ofc" "$ofc_port" "root $work/www; open_file_cache max=1000 inactive=20s; open_file_cache_valid 30s;"
-    declare -A rps dl rss
+    declare -A rps dl rss coded
     for _ in $(seq "$ROUNDS"); do
-        for s in ws nginx nginx_ofc; do
+        for s in ws ws_flags nginx nginx_ofc; do
             local port pid
             if [ "$s" = ws ]; then
                 start_server "$WS" httpd -q --port 0 --root "$work/www"
+                port=$SERVER_PORT
+                pid=$SERVER_PID
+            elif [ "$s" = ws_flags ]; then
+                start_server "$WS" httpd -q --port 0 --root "$work/www" --cors -H "X-Frame-Options: DENY" --cache-control "max-age=60"
                 port=$SERVER_PORT
                 pid=$SERVER_PID
             elif [ "$s" = nginx ]; then
@@ -638,6 +647,17 @@ bench_httpd() {
             out=$(wrk -t1 -c32 -d"${DUR}s" "http://127.0.0.1:$port/1k.txt")
             if echo "$out" | grep -q "Non-2xx"; then echo "bench.sh: $s answered errors: $out" >&2; exit 1; fi
             rps[$s]+="$(echo "$out" | awk '/Requests\/sec/ { print $2 }') "
+            # 100 KiB of text, compressed: ws with br and gzip (each made once per file
+            # version), nginx with gzip (made per request)
+            local codings=()
+            [ "$s" = ws ] && codings=(br gzip)
+            [ "$s" = nginx ] && codings=(gzip)
+            for c in "${codings[@]}"; do
+                out=$(wrk -t1 -c32 -d"${DUR}s" -H "Accept-Encoding: $c" "http://127.0.0.1:$port/100k.txt")
+                if echo "$out" | grep -q "Non-2xx"; then echo "bench.sh: $s answered errors: $out" >&2; exit 1; fi
+                coded[$s-$c]+="$(echo "$out" | awk '/Requests\/sec/ { print $2 }') "
+            done
+            [ "$s" = ws_flags ] && { stop_server; continue; }
             dl[$s]+="$(curl -sf -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$port/big.bin") "
             local worker=$pid
             [ "$s" != ws ] && worker=$(pgrep -P "$pid" | head -1)
@@ -651,6 +671,8 @@ bench_httpd() {
     goal httpd "1 KiB req/s vs nginx" "$(ratio "$(med ${rps[ws]})" "$base_rps")" ">=" 1.0
     goal httpd "download vs nginx" "$(ratio "$(med ${dl[ws]})" "$base_dl")" ">=" 0.9
     goal httpd "peak RSS MiB" "$(awk -v k="$(med ${rss[ws]})" 'BEGIN { print k / 1024 }')" "<=" 32
+    goal httpd "1 KiB req/s with --cors -H --cache-control vs without" "$(ratio "$(med ${rps[ws_flags]})" "$(med ${rps[ws]})")" ">=" 0.95
+    goal httpd "100 KiB text, ws br vs nginx gzip req/s" "$(ratio "$(med ${coded[ws-br]})" "$(med ${coded[nginx-gzip]})")" ">=" 1.0
     {
         echo "### httpd"
         echo
@@ -660,6 +682,7 @@ bench_httpd() {
         echo
         echo "| server | 1 KiB req/s | vs nginx | download MB/s | vs nginx | server peak RSS MiB |"
         echo "|---|---|---|---|---|---|"
+        printf '| ws with --cors -H --cache-control | %.0f (%s) | %.2f× | | | |\n' "$(med ${rps[ws_flags]})" "$(mm ${rps[ws_flags]})" "$(ratio "$(med ${rps[ws_flags]})" "$base_rps")"
         for s in ws nginx nginx_ofc; do
             local r d
             r=$(med ${rps[$s]})
@@ -668,6 +691,14 @@ bench_httpd() {
                 "$(ratio "$r" "$base_rps")" "$(awk -v a="$d" 'BEGIN { print a / 1e6 }')" \
                 "$(ratio "$d" "$base_dl")" \
                 "$(awk -v k="$(med ${rss[$s]})" 'BEGIN { print k / 1024 }')"
+        done
+        echo
+        echo "100 KiB of text, compressed (\`wrk -t1 -c32 -d${DUR}s -H 'Accept-Encoding: CODING'\`): ws makes each coding once per file version and keeps it; nginx (\`gzip on\`, level 1) compresses every answer."
+        echo
+        echo "| server, coding | req/s | vs nginx gzip |"
+        echo "|---|---|---|"
+        for k in ws-br ws-gzip nginx-gzip; do
+            printf '| %s | %.0f (%s) | %.2f× |\n' "$k" "$(med ${coded[$k]})" "$(mm ${coded[$k]})" "$(ratio "$(med ${coded[$k]})" "$(med ${coded[nginx-gzip]})")"
         done
         echo
         echo "Command: \`scripts/bench.sh httpd\`"

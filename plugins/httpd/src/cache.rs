@@ -103,6 +103,12 @@ impl Head {
     }
 }
 
+impl Drop for Head {
+    fn drop(&mut self) {
+        crate::compress::release(self.compressed.get_mut().iter().map(|(_, b)| b.len()).sum());
+    }
+}
+
 /// Files up to this size are kept in memory with their [`Head`].
 pub(crate) const SMALL: u64 = 64 * 1024;
 /// At most this many [`Head`]s and this many bytes of small files are kept; past either,

@@ -1,11 +1,32 @@
 //! Content codings: brotli, zstd and gzip, chosen from `Accept-Encoding` by its q-values
 //! (RFC 9110 §12.5.3; on a tie the smaller output wins: br, then zstd, then gzip), made on
 //! the fly for compressible files up to [`crate::responses::MAX_GZIP`] (on a blocking-task
-//! thread, and kept beside a small file's cached bytes so that each file version is
-//! compressed once per coding), or taken from a precompressed sibling (`app.js.br`,
+//! thread, and, up to [`KEEP_UP_TO`] and within a budget, kept with the file version's
+//! headers so that each version is compressed once per coding), or taken from a precompressed sibling (`app.js.br`,
 //! `app.js.zst`, `app.js.gz`) that is at least as new as the file.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Files up to this size keep their compressed bytes with their [`crate::cache::Head`], so a
+/// file version is compressed once per coding, not per request.
+pub(crate) const KEEP_UP_TO: u64 = 1 << 20;
+/// All compressed bytes kept at once; past it, answers are compressed but not kept.
+const KEEP_BUDGET: usize = 32 << 20;
+static KEPT: AtomicUsize = AtomicUsize::new(0);
+
+/// How many compressions run at once (on blocking-task threads).
+pub(crate) static COMPRESSORS: smol::lock::Semaphore = smol::lock::Semaphore::new(2);
+
+/// Takes `n` bytes of the budget, if they fit.
+pub(crate) fn reserve(n: usize) -> bool {
+    KEPT.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |k| (k + n <= KEEP_BUDGET).then_some(k + n)).is_ok()
+}
+
+/// Gives `n` bytes back (a [`crate::cache::Head`] that kept them is gone).
+pub(crate) fn release(n: usize) {
+    KEPT.fetch_sub(n, Ordering::Relaxed);
+}
 
 /// A content coding we make or serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

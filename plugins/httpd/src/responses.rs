@@ -267,13 +267,17 @@ pub(crate) async fn send_file(source: Source, head: &Head, req: &Request<Incomin
     };
     let coding = crate::compress::preferred(get(header::ACCEPT_ENCODING)).first().copied();
     if let Some(coding) = coding.filter(|_| range.is_none() && head.compressible && len <= MAX_GZIP && len > 0) {
-        // A small file's compressed bytes are kept with its cached bytes (at most three
-        // codings of at most 64 KiB each per file version).
-        let kept = head.compressed.borrow().iter().find(|(c, _)| *c == coding).map(|(_, b)| b.clone());
-        let body = match kept {
+        // Compressed bytes are kept with the file version's head (see compress::KEEP_UP_TO).
+        let kept = || head.compressed.borrow().iter().find(|(c, _)| *c == coding).map(|(_, b)| b.clone());
+        // At most COMPRESSORS at once (each holds its window: 32 clients asking for the same
+        // new file made 32 at once, 106 MiB); the ones that waited find it kept.
+        let mut permit = None;
+        if kept().is_none() {
+            permit = Some(crate::compress::COMPRESSORS.acquire().await);
+        }
+        let body = match kept() {
             Some(bytes) => bytes,
             None => {
-                let keep = matches!(source, Source::Cached(_));
                 let data = match source {
                     Source::Cached(bytes) => bytes,
                     Source::File(mut file) => {
@@ -283,12 +287,13 @@ pub(crate) async fn send_file(source: Source, head: &Head, req: &Request<Incomin
                     }
                 };
                 let made: Bytes = smol::unblock(move || coding.compress(&data)).await?.into();
-                if keep {
+                if len <= crate::compress::KEEP_UP_TO && crate::compress::reserve(made.len()) {
                     head.compressed.borrow_mut().push((coding, made.clone()));
                 }
                 made
             }
         };
+        drop(permit);
         let n = body.len();
         let mut r = head.apply(if head_only { empty(StatusCode::OK) } else { full(StatusCode::OK, body) });
         let h = r.headers_mut();
