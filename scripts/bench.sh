@@ -263,6 +263,24 @@ bench_echo_case() {
     ECHO_NODE_RATE=$base
 }
 
+# node_client_cpu SERVER FIELD SCRIPT ARGS...: runs the Node client SCRIPT against a fresh
+# echo SERVER (after a 1 s warm-up with the same ARGS but 1 s), and sets NODE_OUT (its line)
+# and NODE_CPU (the server's CPU s per 100k round trips; the rate is field FIELD of the line;
+# the second ARG that is $DUR is the duration)
+node_client_cpu() {
+    local server=$1 field=$2 script=$3; shift 3
+    # shellcheck disable=SC2046
+    start_server $(echo_cmd "$server")
+    local url="ws://127.0.0.1:$SERVER_PORT" c0 c1 warm=()
+    for a in "$@"; do [ "$a" = "$DUR" ] && warm+=(1) || warm+=("$a"); done
+    node "$script" "$url" "${warm[@]}" >/dev/null
+    c0=$(cpu_s "$SERVER_PID")
+    NODE_OUT=$(node "$script" "$url" "$@")
+    c1=$(cpu_s "$SERVER_PID")
+    NODE_CPU=$(per100k "$c0" "$c1" "$(echo "$NODE_OUT" | awk -v f="$field" -v d="$DUR" '{ print $f * d }')")
+    stop_server
+}
+
 bench_echo() {
     {
         echo "### echo"
@@ -280,37 +298,20 @@ bench_echo() {
     bench_echo_case "16 MiB binary, 2 in flight" 16777216 -s 16777216 -w 2 --binary
     goal echo "16 MiB MB/s each way" "$(awk -v r="$ECHO_WS_RATE" 'BEGIN { print r * 16777216 / 1e6 }')" ">=" 1000
     # a second witness: the Node client against ws and Node servers
-    local line="" s
-    declare -A witness
+    local line="" fixed="" s rate=20000
+    declare -A witness at_rate
     for s in ws node python; do
-        # shellcheck disable=SC2046
-        start_server $(echo_cmd "$s")
-        local c0 c1 res
-        node scripts/peers/ws_bench.js "ws://127.0.0.1:$SERVER_PORT" 1 64 32 >/dev/null # warm-up
-        c0=$(cpu_s "$SERVER_PID")
-        res=$(node scripts/peers/ws_bench.js "ws://127.0.0.1:$SERVER_PORT" "$DUR" 64 32)
-        c1=$(cpu_s "$SERVER_PID")
-        witness[$s]=$(per100k "$c0" "$c1" "$(echo "$res" | awk -v d="$DUR" '{ print $2 * d }')")
-        line+="| $s | $res | ${witness[$s]} |"$'\n'
-        stop_server
+        # the pipelined Node client (closed loop: 64 in flight)
+        node_client_cpu "$s" 2 scripts/peers/ws_bench.js "$DUR" 64 32
+        witness[$s]=$NODE_CPU
+        line+="| $s | $NODE_OUT | $NODE_CPU |"$'\n'
+        # The same offered load for every server (an open-loop Node client): server CPU per
+        # round trip at equal work, whatever each server could reach flat out.
+        node_client_cpu "$s" 4 scripts/peers/ws_rate.js "$rate" "$DUR" 4 32
+        at_rate[$s]=$NODE_CPU
+        fixed+="| $s | $NODE_OUT | $NODE_CPU |"$'\n'
     done
     goal echo "server CPU per round trip under the Node client, Node ws / ws" "$(ratio "${witness[node]}" "${witness[ws]}")" ">=" 1.0
-    # The same offered load for every server (an open-loop Node client): server CPU per round
-    # trip at equal work, whatever each server could reach flat out.
-    local rate=20000 fixed=""
-    declare -A at_rate
-    for s in ws node python; do
-        # shellcheck disable=SC2046
-        start_server $(echo_cmd "$s")
-        node scripts/peers/ws_rate.js "ws://127.0.0.1:$SERVER_PORT" "$rate" 1 4 32 >/dev/null # warm-up
-        local c0 c1 res
-        c0=$(cpu_s "$SERVER_PID")
-        res=$(node scripts/peers/ws_rate.js "ws://127.0.0.1:$SERVER_PORT" "$rate" "$DUR" 4 32)
-        c1=$(cpu_s "$SERVER_PID")
-        at_rate[$s]=$(per100k "$c0" "$c1" "$(echo "$res" | awk -v d="$DUR" '{ print $4 * d }')")
-        fixed+="| $s | $res | ${at_rate[$s]} |"$'\n'
-        stop_server
-    done
     goal echo "server CPU per round trip at a fixed $rate/s (Node client), Node ws / ws" "$(ratio "${at_rate[node]}" "${at_rate[ws]}")" ">=" 1.0
     {
         echo "At a fixed offered load (\`node scripts/peers/ws_rate.js URL $rate $DUR 4 32\`: 4 connections, $rate messages/s whatever the server's speed, one message per write): every server does the same work, so its CPU per round trip compares the servers alone."
