@@ -135,18 +135,7 @@ fn split_host_ports(arg: &str) -> Option<Vec<String>> {
 /// Opens a connection to the URL's server the way `via` says, with TLS for `wss://` and
 /// `https://` (end to end, inside a proxy's tunnel).
 pub async fn open_stream(url: &Url, tls: &TlsArgs, alpn: &[&[u8]], via: &Via) -> Result<Stream, ConnectError> {
-    open_stream_with(url, tls, alpn, via, &Overrides::default()).await
-}
-
-/// [`open_stream`] with curl's [`Overrides`] for a direct connection.
-pub async fn open_stream_with(
-    url: &Url,
-    tls: &TlsArgs,
-    alpn: &[&[u8]],
-    via: &Via,
-    overrides: &Overrides,
-) -> Result<Stream, ConnectError> {
-    open_stream_timed(url, tls, alpn, via, overrides).await.map(|(s, _)| s)
+    open_stream_timed(url, tls, alpn, via, &Overrides::default()).await.map(|(s, _)| s)
 }
 
 /// When each step of opening a connection ended, and the addresses it joined (curl's
@@ -161,7 +150,8 @@ pub struct Phases {
     pub local: Option<std::net::SocketAddr>,
 }
 
-/// [`open_stream_with`], telling when each step ended.
+/// [`open_stream`] with curl's [`Overrides`] for a direct connection, telling when each
+/// step ended.
 pub async fn open_stream_timed(
     url: &Url,
     tls: &TlsArgs,

@@ -106,14 +106,19 @@ pub fn write_forced(level: Level, args: Arguments<'_>, force: bool) {
     if !force && !enabled(level) {
         return;
     }
+    write_stamped(level, args, if level == Level::Error { Dest::Stderr } else { Dest::Stdout });
+}
+
+/// A stamped line to `dest`, or to the `--logfile` when there is one.
+fn write_stamped(level: Level, args: Arguments<'_>, dest: Dest) {
     let mut line = format_line(level, args);
     line.push('\n');
-    let dest = match (LOGFILE.get(), level) {
-        (Some(_), _) => Dest::File,
-        (None, Level::Error) => Dest::Stderr,
-        (None, _) => Dest::Stdout,
-    };
-    emit(dest, line.into_bytes());
+    emit(log_dest(dest), line.into_bytes());
+}
+
+/// Where a stamped log line meant for `dest` goes: the `--logfile` when there is one.
+fn log_dest(dest: Dest) -> Dest {
+    if LOGFILE.get().is_some() { Dest::File } else { dest }
 }
 
 /// Where a finished line goes.
@@ -144,14 +149,7 @@ pub fn notice(args: Arguments<'_>) {
     if !enabled(Level::Info) {
         return;
     }
-    let mut line = format_line(Level::Info, args);
-    line.push('\n');
-    let dest = match LOGFILE.get() {
-        Some(_) => Dest::File,
-        None if std::io::stdout().is_terminal() => Dest::Stdout,
-        None => Dest::Stderr,
-    };
-    emit(dest, line.into_bytes());
+    write_stamped(Level::Info, args, if std::io::stdout().is_terminal() { Dest::Stdout } else { Dest::Stderr });
 }
 
 /// Prints a plain line to stdout (no stamp), ignoring a closed pipe.
@@ -294,10 +292,7 @@ impl Queue {
                     Level::Warning,
                     format_args!("{dropped} log lines were dropped while the log output was blocked"),
                 );
-                write_now(
-                    if LOGFILE.get().is_some() { Dest::File } else { Dest::Stdout },
-                    format!("{note}\n").as_bytes(),
-                );
+                write_now(log_dest(Dest::Stdout), format!("{note}\n").as_bytes());
             }
             p = self.state.lock().unwrap_or_else(|e| e.into_inner());
         }

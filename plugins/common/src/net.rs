@@ -51,26 +51,27 @@ impl ListenArgs {
 
     /// Binds the listener, writes the pidfile, and prints the ready line.
     pub async fn listen(&self) -> Result<Listener, CommonError> {
-        if let Some(path) = &self.unix {
-            let addr = format!("unix:{}", path.display());
-            let listener = bind_unix(path).map_err(|source| CommonError::Listen { addr: addr.clone(), source })?;
-            if let Some(p) = &self.pidfile {
-                write_pidfile(p)?;
+        let (listener, shown) = match &self.unix {
+            Some(path) => {
+                let addr = format!("unix:{}", path.display());
+                let listener = bind_unix(path).map_err(|source| CommonError::Listen { addr: addr.clone(), source })?;
+                (Listener::Unix(listener), addr)
             }
-            write_forced(Level::Info, format_args!("Listening on {addr}"), true);
-            return Ok(Listener::Unix(listener));
-        }
-        let host = self.bind_host();
-        let addr = format_host_port(host, self.port);
-        let listener = TcpListener::bind((host, self.port))
-            .await
-            .map_err(|source| CommonError::Listen { addr: addr.clone(), source })?;
-        let local = listener.local_addr().map_err(|source| CommonError::Listen { addr, source })?;
+            None => {
+                let host = self.bind_host();
+                let addr = format_host_port(host, self.port);
+                let listener = TcpListener::bind((host, self.port))
+                    .await
+                    .map_err(|source| CommonError::Listen { addr: addr.clone(), source })?;
+                let local = listener.local_addr().map_err(|source| CommonError::Listen { addr, source })?;
+                (Listener::Tcp(listener), format_host_port(&local.ip().to_string(), local.port()))
+            }
+        };
         if let Some(p) = &self.pidfile {
             write_pidfile(p)?;
         }
-        ready_line(local);
-        Ok(Listener::Tcp(listener))
+        ready_line(&shown);
+        Ok(listener)
     }
 }
 
@@ -198,13 +199,9 @@ pub fn format_host_port(host: &str, port: u16) -> String {
     if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
 }
 
-/// Prints `Listening on HOST:PORT`, whatever the log level.
-pub fn ready_line(addr: SocketAddr) {
-    write_forced(
-        Level::Info,
-        format_args!("Listening on {}", format_host_port(&addr.ip().to_string(), addr.port())),
-        true,
-    );
+/// Prints `Listening on ADDR` (`HOST:PORT` or `unix:PATH`), whatever the log level.
+pub fn ready_line(addr: &str) {
+    write_forced(Level::Info, format_args!("Listening on {addr}"), true);
 }
 
 /// Writes the decimal pid (no newline), replacing any old file.

@@ -276,17 +276,8 @@ async fn fetch(
             }
             continue;
         }
-        let mut retry_in = None;
-        if retry.may_retry() && retry::transient_status(status.as_u16()) {
-            let retry_after = resp
-                .headers()
-                .get(header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            let why = if args.retry_all_errors { retry::Why::All } else { retry::Why::Http };
-            // Past --retry-max-time this response is simply the answer.
-            retry_in = retry.next(why, retry_after);
-        }
+        // Past --retry-max-time a retried status is simply the answer.
+        let retry_in = retry.for_status(status.as_u16(), resp.headers().get(header::RETRY_AFTER));
         if let Some(wait) = retry_in
             && args.fail
         {

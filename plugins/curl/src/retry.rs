@@ -68,9 +68,18 @@ impl Policy {
         }
     }
 
-    /// Whether another attempt may follow this one.
-    pub(crate) fn may_retry(&self) -> bool {
-        self.left > 0
+    /// After a response with `status` (and its `Retry-After`): the wait before the next
+    /// attempt, when curl retries that status and retries are left.
+    pub(crate) fn for_status(
+        &mut self,
+        status: u16,
+        retry_after: Option<&hyper::header::HeaderValue>,
+    ) -> Option<Duration> {
+        if self.left == 0 || !transient_status(status) {
+            return None;
+        }
+        let after = retry_after.and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok()).map(Duration::from_secs);
+        self.next(if self.all { Why::All } else { Why::Http }, after)
     }
 
     /// Why a failed attempt may be repeated, if it may.
