@@ -3,7 +3,8 @@
 #   .peers/venv        Python: websockets (client/server peer), kosoku (Autobahn cases)
 #   .peers/node        Node: ws (client/server peer), wscat (a one-shot client to compare with)
 #   .peers/cargo       with --bench only: websocat (benchmarks; built from crates.io, ~6 min once)
-# and, with apt when missing and we are root: curl, openssl, nginx, wrk, socat, redis-server, tmux, jq, tinyproxy, microsocks.
+# and, with apt when missing and we are root: curl, openssl, nginx, wrk, socat, redis-server, tmux, jq, tinyproxy, microsocks,
+# chromium (headless, for pages served by httpd).
 # Idempotent: a stamp per part skips what is already installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +14,7 @@ mkdir -p "$PEERS"
 PY_PACKAGES=(websockets==17.4 kosoku==0.1.0 httpbin==0.10.4 gunicorn==23.0.0)
 NODE_PACKAGES=(ws@8 wscat@6.1.0)
 WEBSOCAT_VERSION=1.14.1
-APT_PACKAGES=(curl openssl nginx wrk socat redis-server tmux jq tinyproxy microsocks)
+APT_PACKAGES=(curl openssl nginx wrk socat redis-server tmux jq tinyproxy microsocks chromium)
 # installed by name when their command is missing: time provides /usr/bin/time, nghttp2-client h2load
 
 py_stamp="$PEERS/venv/.stamp-$(printf '%s ' "${PY_PACKAGES[@]}" | md5sum | cut -c1-8)"

@@ -11,13 +11,13 @@ use crate::util::{Output, Server, certs, run};
 
 const T: Duration = Duration::from_secs(30);
 
-fn curl(args: &[&str]) -> Output {
+pub(crate) fn curl(args: &[&str]) -> Output {
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "--max-time", "20"]).args(args);
     run(cmd, b"", T)
 }
 
-fn site() -> tempfile::TempDir {
+pub(crate) fn site() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
     std::fs::write(p.join("index.html"), "<h1>home</h1>\n").unwrap();
@@ -30,13 +30,13 @@ fn site() -> tempfile::TempDir {
     dir
 }
 
-fn httpd(root: &Path, extra: &[&str]) -> Server {
+pub(crate) fn httpd(root: &Path, extra: &[&str]) -> Server {
     let mut args = vec!["--root", root.to_str().unwrap()];
     args.extend_from_slice(extra);
     Server::start("httpd", &args)
 }
 
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     head.lines().find_map(|l| {
         let (k, v) = l.split_once(':')?;
         k.eq_ignore_ascii_case(name).then(|| v.trim())
@@ -546,6 +546,19 @@ fn cors_headers_and_preflight() {
     assert!(pre.stdout.starts_with("HTTP/1.1 204"), "{}", pre.stdout);
     assert_eq!(header(&pre.stdout, "access-control-allow-methods"), Some("GET, HEAD, OPTIONS"));
     assert_eq!(header(&pre.stdout, "access-control-allow-headers"), Some("x-token"));
+    // With --upload the preflight allows PUT and POST as well.
+    let uploads = httpd(dir.path(), &["--cors", "--upload"]);
+    let pre = curl(&[
+        "-i",
+        "-X",
+        "OPTIONS",
+        "-H",
+        "Origin: http://other.test",
+        "-H",
+        "Access-Control-Request-Method: PUT",
+        &format!("{}/x.txt", uploads.url("http")),
+    ]);
+    assert_eq!(header(&pre.stdout, "access-control-allow-methods"), Some("GET, HEAD, PUT, POST, OPTIONS"));
     let named = httpd(dir.path(), &["--cors", "https://app.test"]);
     let out = curl(&["-i", &format!("{}/index.html", named.url("http"))]);
     assert_eq!(header(&out.stdout, "access-control-allow-origin"), Some("https://app.test"));

@@ -13,10 +13,12 @@ mod util;
 
 mod autobahn;
 mod bench;
+mod browser;
 mod connect;
 mod curl;
 mod deflate;
 mod echo_server;
 mod host;
 mod httpd;
+mod httpd_upload;
 mod tls;

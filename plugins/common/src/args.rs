@@ -62,8 +62,45 @@ fn take_logfile(args: Vec<OsString>) -> Result<(Vec<OsString>, Option<std::path:
     Ok((rest, logfile))
 }
 
+/// A count of bytes as curl takes one (`--limit-rate`, `--max-filesize`) and servers'
+/// limits: a number with an optional k, m or g (powers of 1024; `1.5M` is 1,572,864). Zero
+/// is refused: no flag here means "nothing" by it.
+pub fn byte_count(raw: &str) -> Result<u64, String> {
+    let lower = raw.trim().to_ascii_lowercase();
+    let (digits, unit) = match lower.char_indices().last() {
+        Some((i, 'k')) => (&lower[..i], 1u64 << 10),
+        Some((i, 'm')) => (&lower[..i], 1 << 20),
+        Some((i, 'g')) => (&lower[..i], 1 << 30),
+        _ => (lower.as_str(), 1),
+    };
+    let n: f64 = digits.parse().map_err(|_| format!("'{raw}' is not a size (a number, with k, m or g)"))?;
+    if !n.is_finite() || n < 0.0 {
+        return Err(format!("'{raw}' is not a size (a number, with k, m or g)"));
+    }
+    match (n * unit as f64) as u64 {
+        0 => Err(format!("'{raw}' is not a size above zero")),
+        bytes => Ok(bytes),
+    }
+}
+
 fn first_line(e: &clap::Error) -> String {
     let rendered = e.render().to_string();
     let line = rendered.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
     line.trim_start_matches("error: ").trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_counts_take_curls_suffixes() {
+        assert_eq!(byte_count("1000"), Ok(1000));
+        assert_eq!(byte_count("100k"), Ok(102_400));
+        assert_eq!(byte_count("1.5M"), Ok(1_572_864));
+        assert_eq!(byte_count("2g"), Ok(2 << 30));
+        for bad in ["fast", "0", "-1k", "NaN", "inf", ""] {
+            assert!(byte_count(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -60,7 +60,7 @@ pub(crate) struct Args {
     #[arg(skip)]
     pub(crate) resume_from: u64,
     /// Fail (exit 63) when the body is bigger than BYTES
-    #[arg(long = "max-filesize", value_name = "BYTES")]
+    #[arg(long = "max-filesize", value_name = "BYTES", value_parser = ws_common::args::byte_count)]
     pub(crate) max_filesize: Option<u64>,
     /// Connect through this Unix domain socket instead of the URL's host (the URL still
     /// gives the request path and Host; no proxy is used)
@@ -89,7 +89,7 @@ pub(crate) struct Args {
     #[arg(skip)]
     pub(crate) overrides: ws_common::dial::Overrides,
     /// Download at most RATE bytes per second on average (k, m, g suffixes: 1024s)
-    #[arg(long = "limit-rate", value_name = "RATE", value_parser = parse_rate)]
+    #[arg(long = "limit-rate", value_name = "RATE", value_parser = ws_common::args::byte_count)]
     pub(crate) limit_rate: Option<u64>,
     /// Take credentials for the host from ~/.netrc (no error when it is missing)
     #[arg(short = 'n', long = "netrc")]
@@ -266,22 +266,6 @@ impl Args {
     }
 }
 
-/// curl's rate: bytes per second, with an optional k, m or g (powers of 1024).
-fn parse_rate(raw: &str) -> Result<u64, String> {
-    let lower = raw.to_ascii_lowercase();
-    let (digits, unit) = match lower.char_indices().last() {
-        Some((i, 'k')) => (&lower[..i], 1u64 << 10),
-        Some((i, 'm')) => (&lower[..i], 1 << 20),
-        Some((i, 'g')) => (&lower[..i], 1 << 30),
-        _ => (lower.as_str(), 1),
-    };
-    let n: f64 = digits.parse().map_err(|_| format!("'{raw}' is not a rate (a number, with k, m or g)"))?;
-    match (n * unit as f64) as u64 {
-        0 => Err(format!("'{raw}' is not a rate above zero")),
-        rate => Ok(rate),
-    }
-}
-
 pub(crate) fn fail(code: i32, msg: impl std::fmt::Display) -> Error {
     Error::with_code(code, msg.to_string())
 }
@@ -294,19 +278,4 @@ pub(crate) fn parse_url(raw: &str) -> Result<Url, Error> {
         return Err(fail(code::URL, format!("no host in URL '{raw}'")));
     }
     Ok(url)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rates_take_curls_suffixes() {
-        assert_eq!(parse_rate("1000"), Ok(1000));
-        assert_eq!(parse_rate("100k"), Ok(102_400));
-        assert_eq!(parse_rate("1.5M"), Ok(1_572_864));
-        assert_eq!(parse_rate("2g"), Ok(2 << 30));
-        assert!(parse_rate("fast").is_err());
-        assert!(parse_rate("0").is_err());
-    }
 }

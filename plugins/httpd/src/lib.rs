@@ -19,7 +19,8 @@
 //! Modules: [`path`] (path safety), [`cache`] (per-file-version headers and small files),
 //! [`responses`] (bodies, files, ranges, gzip, listings), [`watch`] (time limits),
 //! [`policy`] (CORS, basic auth, extra headers, the single-page app's fallback, log format),
-//! [`compress`] (brotli, zstd and gzip, on the fly and precompressed).
+//! [`compress`] (brotli, zstd and gzip, on the fly and precompressed), [`upload`] (`PUT` and
+//! multipart `POST` with `--upload`: temporary file, rename, never outside the root).
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
@@ -47,6 +48,7 @@ mod compress;
 mod path;
 mod policy;
 mod responses;
+mod upload;
 mod watch;
 
 use cache::Heads;
@@ -56,7 +58,10 @@ use watch::{Activity, Busy, Limit, Watch};
 
 /// HTTP server
 #[derive(Debug, Parser)]
-#[command(name = "ws httpd", about = "Static HTTP server (GET/HEAD), with redirect (-L) and debug (-D) modes")]
+#[command(
+    name = "ws httpd",
+    about = "Static HTTP server (GET/HEAD; PUT/POST uploads with --upload), with redirect (-L) and debug (-D) modes"
+)]
 struct Args {
     #[command(flatten)]
     listen: ListenArgs,
@@ -93,10 +98,12 @@ struct Args {
     quiet: bool,
     #[command(flatten)]
     policy: policy::PolicyArgs,
+    #[command(flatten)]
+    upload: upload::UploadArgs,
 }
 
 enum Mode {
-    Static { root: Root, listing: bool },
+    Static { root: Root, listing: bool, upload: Option<upload::Uploads> },
     Redirect(String),
     Debug,
 }
@@ -130,10 +137,15 @@ impl Plugin for Httpd {
             Mode::Static {
                 root: Root::new(root).map_err(|e| Error::usage(format!("--root: {e}")))?,
                 listing: !args.no_listing,
+                upload: upload::Uploads::new(&args.upload),
             }
         };
         let tls = args.tls.server_config(&[b"h2", b"http/1.1"])?;
-        let policy = policy::Policy::new(&args.policy)?;
+        let uploads = matches!(mode, Mode::Static { upload: Some(_), .. });
+        let policy = policy::Policy::new(&args.policy, uploads)?;
+        if uploads && !policy.has_auth() {
+            warning!("--upload without --auth: anyone who can reach this server can write files under its root");
+        }
         let ctx = Rc::new(Ctx { mode, heads: RefCell::default(), policy });
         ws_common::runtime::block_on(|ex| async move {
             ws_common::log::background();
@@ -292,11 +304,15 @@ async fn respond(ctx: &Ctx, req: Request<Incoming>, peer: Peer) -> Response<Body
             }
         }
         Mode::Debug => debug_request(req, peer).await,
-        Mode::Static { root, listing } => {
-            let resp = serve_static(root, *listing, &ctx.heads, &req, req.uri().path()).await;
+        Mode::Static { root, upload: Some(uploads), .. } if method == Method::PUT => uploads.put(root, req).await,
+        Mode::Static { root, upload: Some(uploads), .. } if method == Method::POST => uploads.post(root, req).await,
+        Mode::Static { root, listing, upload } => {
+            let listing = Listing { on: *listing, upload_form: upload.is_some() };
+            let resp = serve_static(root, listing, &ctx.heads, &req, req.uri().path()).await;
             match ctx.policy.wants_fallback(&req) {
                 Some(page) if resp.status() == StatusCode::NOT_FOUND => {
-                    serve_static(root, false, &ctx.heads, &req, &format!("/{page}")).await
+                    let listing = Listing { on: false, upload_form: false };
+                    serve_static(root, listing, &ctx.heads, &req, &format!("/{page}")).await
                 }
                 _ => resp,
             }
@@ -332,16 +348,24 @@ async fn debug_request(req: Request<Incoming>, peer: Peer) -> Response<Body> {
     full(StatusCode::OK, "OK")
 }
 
+/// Whether folders without an index are listed, and with an upload form.
+#[derive(Clone, Copy)]
+struct Listing {
+    on: bool,
+    upload_form: bool,
+}
+
 async fn serve_static(
     root: &Root,
-    listing: bool,
+    listing: Listing,
     heads: &RefCell<Heads>,
     req: &Request<Incoming>,
     raw_path: &str,
 ) -> Response<Body> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = full(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-        r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        let allow = if listing.upload_form { "GET, HEAD, PUT, POST" } else { "GET, HEAD" };
+        r.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
         return r;
     }
     let not_found = || full(StatusCode::NOT_FOUND, "not found\n");
@@ -371,7 +395,10 @@ async fn serve_static(
             Some((f, m)) => {
                 (file, meta, name) = (f, m, Cow::Owned(index));
             }
-            None if listing => return list_dir(&root.path.join(&*rel), raw_path, req.method() == Method::HEAD),
+            None if listing.on => {
+                let head = req.method() == Method::HEAD;
+                return list_dir(&root.path.join(&*rel), raw_path, head, listing.upload_form);
+            }
             None => return not_found(),
         }
     }

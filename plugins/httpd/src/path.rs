@@ -84,6 +84,29 @@ impl Root {
         let nonblock = rustix::fs::OFlags::NONBLOCK.bits() as i32;
         std::fs::OpenOptions::new().read(true).custom_flags(nonblock).open(real).ok()
     }
+
+    /// Opens the folder `rel` (from [`relative_path`]) if it lies under the root, as a
+    /// descriptor to create and rename files in (uploads), with the same checks as
+    /// [`Root::open_file`].
+    pub(crate) fn open_dir(&self, rel: &str) -> Option<std::os::fd::OwnedFd> {
+        use rustix::fs::{Mode, OFlags, ResolveFlags};
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        if self.beneath {
+            return rustix::fs::openat2(
+                &self.dir,
+                rel,
+                flags,
+                Mode::empty(),
+                ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+            )
+            .ok();
+        }
+        let real = self.path.join(rel).canonicalize().ok()?;
+        if !real.starts_with(&self.path) {
+            return None;
+        }
+        rustix::fs::open(real, flags, Mode::empty()).ok()
+    }
 }
 #[cfg(test)]
 mod tests {

@@ -62,6 +62,7 @@ const REMEMBERED: usize = 1024;
 /// The flags, checked and ready.
 pub(crate) struct Policy {
     cors: Option<HeaderValue>,
+    methods: HeaderValue,
     users: Vec<(String, String)>,
     htpasswd: Option<Arc<htpasswd_verify::Htpasswd<'static>>>,
     accepted: RefCell<HashSet<String>>,
@@ -71,7 +72,8 @@ pub(crate) struct Policy {
 }
 
 impl Policy {
-    pub(crate) fn new(a: &PolicyArgs) -> Result<Policy, Error> {
+    /// `uploads`: PUT and POST are served too (the preflight says so).
+    pub(crate) fn new(a: &PolicyArgs, uploads: bool) -> Result<Policy, Error> {
         let value = |v: &str, what: &str| {
             HeaderValue::from_str(v).map_err(|_| Error::usage(format!("{what}: '{v}' is not a header value")))
         };
@@ -97,8 +99,10 @@ impl Policy {
             headers.push((header::CACHE_CONTROL, value(cc, "--cache-control")?));
         }
         let fallback = a.fallback.clone().or_else(|| a.spa.then(|| "index.html".to_string()));
+        let methods = if uploads { "GET, HEAD, PUT, POST, OPTIONS" } else { "GET, HEAD, OPTIONS" };
         Ok(Policy {
             cors,
+            methods: HeaderValue::from_static(methods),
             users,
             htpasswd,
             accepted: RefCell::default(),
@@ -117,7 +121,7 @@ impl Policy {
         let mut r = empty(StatusCode::NO_CONTENT);
         let h = r.headers_mut();
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, self.methods.clone());
         if let Some(asked) = req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
             h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
         }
@@ -128,10 +132,15 @@ impl Policy {
         Some(r)
     }
 
+    /// Whether requests need a user and password.
+    pub(crate) fn has_auth(&self) -> bool {
+        !self.users.is_empty() || self.htpasswd.is_some()
+    }
+
     /// `Ok(user)` when the request may be served (the user is `-` without auth), else the
     /// 401 to send.
     pub(crate) async fn authorize(&self, req: &Request<hyper::body::Incoming>) -> Result<String, Response<Body>> {
-        if self.users.is_empty() && self.htpasswd.is_none() {
+        if !self.has_auth() {
             return Ok("-".into());
         }
         let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");

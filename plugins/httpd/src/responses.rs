@@ -176,7 +176,7 @@ pub(crate) fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-pub(crate) fn list_dir(dir: &Path, raw_path: &str, head: bool) -> Response<Body> {
+pub(crate) fn list_dir(dir: &Path, raw_path: &str, head: bool, upload_form: bool) -> Response<Body> {
     let mut names: Vec<(String, bool)> = match std::fs::read_dir(dir) {
         Ok(rd) => rd
             .filter_map(Result::ok)
@@ -194,7 +194,14 @@ pub(crate) fn list_dir(dir: &Path, raw_path: &str, head: bool) -> Response<Body>
         let href = percent_encoding::utf8_percent_encode(&name, HREF).to_string();
         html.push_str(&format!("<li><a href=\"{href}{slash}\">{}{slash}</a></li>\n", html_escape(&name)));
     }
-    html.push_str("</ul></body></html>\n");
+    html.push_str("</ul>\n");
+    if upload_form {
+        html.push_str(concat!(
+            "<form method=\"post\" enctype=\"multipart/form-data\">",
+            "<input type=\"file\" name=\"file\" multiple required> <button type=\"submit\">Upload</button></form>\n"
+        ));
+    }
+    html.push_str("</body></html>\n");
     let len = html.len();
     let mut r = if head { empty(StatusCode::OK) } else { full(StatusCode::OK, html) };
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
