@@ -61,12 +61,17 @@ impl Coding {
     /// `data` compressed (brotli quality 5 and zstd level 3: about gzip -6's size or better,
     /// several times faster than brotli's maximum; a precompressed sibling is the way to
     /// the smallest files).
+    ///
+    /// Brotli's window is 512 KiB (lgwin 19, ngx_brotli's default), smaller for smaller
+    /// files: its encoder's memory grows with the window — on a 4.5 MiB text file 31 MiB at
+    /// lgwin 22, 7.5 MiB at 19, for an output 0.02 % bigger (measured with brotli 8.0.4).
     pub(crate) fn compress(self, data: &[u8]) -> std::io::Result<Vec<u8>> {
         match self {
             Coding::Br => {
                 let mut out = Vec::with_capacity(data.len() / 3);
                 {
-                    let mut w = brotli::CompressorWriter::new(&mut out, 64 * 1024, 5, 22);
+                    let lgwin = (usize::BITS - data.len().saturating_sub(1).leading_zeros()).clamp(16, 19);
+                    let mut w = brotli::CompressorWriter::new(&mut out, 64 * 1024, 5, lgwin);
                     w.write_all(data)?;
                 }
                 Ok(out)
