@@ -615,13 +615,15 @@ bench_httpd() {
     nginx_port=$(free_port)
     # gzip as its users turn it on (level 1, compressed per request; wrk's 1 KiB requests
     # ask for no coding, so they are unaffected)
-    nginx_conf "$work" "$nginx_port" "root $work/www; gzip on; gzip_types text/plain;"
+    # uploads: PUT into up/ (nginx: its dav module, as its users would turn it on)
+    mkdir -p "$work/www/up" && chmod 777 "$work/www/up"
+    nginx_conf "$work" "$nginx_port" "root $work/www; gzip on; gzip_types text/plain; location /up/ { dav_methods PUT; client_max_body_size 0; }"
     # the same nginx with its open-file cache on (off by default; it re-checks files only
     # every open_file_cache_valid seconds, where ws httpd checks on every request)
     local ofc_port
     ofc_port=$(free_port)
     nginx_conf "$work/ofc" "$ofc_port" "root $work/www; open_file_cache max=1000 inactive=20s; open_file_cache_valid 30s;"
-    declare -A rps dl rss coded
+    declare -A rps dl rss coded up uprss
     for _ in $(seq "$ROUNDS"); do
         for s in ws ws_flags nginx nginx_ofc; do
             local port pid
@@ -630,7 +632,7 @@ bench_httpd() {
                 port=$SERVER_PORT
                 pid=$SERVER_PID
             elif [ "$s" = ws_flags ]; then
-                start_server "$WS" httpd -q --port 0 --root "$work/www" --cors -H "X-Frame-Options: DENY" --cache-control "max-age=60"
+                start_server "$WS" httpd -q --port 0 --root "$work/www" --cors -H "X-Frame-Options: DENY" --cache-control "max-age=60" --upload --overwrite --max-upload-size 2g
                 port=$SERVER_PORT
                 pid=$SERVER_PID
             elif [ "$s" = nginx ]; then
@@ -658,7 +660,16 @@ bench_httpd() {
                 if echo "$out" | grep -q "Non-2xx"; then echo "bench.sh: $s answered errors: $out" >&2; exit 1; fi
                 coded[$s-$c]+="$(echo "$out" | awk '/Requests\/sec/ { print $2 }') "
             done
-            [ "$s" = ws_flags ] && { stop_server; continue; }
+            # curl -T of the big file: ws with --upload, nginx with dav_methods PUT
+            if [ "$s" = ws_flags ] || [ "$s" = nginx ]; then
+                up[$s]+="$(curl -sf -o /dev/null -w '%{speed_upload}' -T "$work/www/big.bin" "http://127.0.0.1:$port/up/big.bin") "
+                rm -f "$work/www/up/big.bin"
+            fi
+            if [ "$s" = ws_flags ]; then
+                uprss[$s]+="$(peak_rss_kib "$pid") "
+                stop_server
+                continue
+            fi
             dl[$s]+="$(curl -sf -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$port/big.bin") "
             local worker=$pid
             [ "$s" != ws ] && worker=$(pgrep -P "$pid" | head -1)
@@ -673,6 +684,8 @@ bench_httpd() {
     goal httpd "download vs nginx" "$(ratio "$(med ${dl[ws]})" "$base_dl")" ">=" 0.9
     goal httpd "peak RSS MiB" "$(awk -v k="$(med ${rss[ws]})" 'BEGIN { print k / 1024 }')" "<=" 32
     goal httpd "1 KiB req/s with --cors -H --cache-control vs without" "$(ratio "$(med ${rps[ws_flags]})" "$(med ${rps[ws]})")" ">=" 0.95
+    goal httpd "upload (curl -T) vs nginx dav" "$(ratio "$(med ${up[ws_flags]})" "$(med ${up[nginx]})")" ">=" 1.0
+    goal httpd "upload peak RSS MiB" "$(awk -v k="$(med ${uprss[ws_flags]})" 'BEGIN { print k / 1024 }')" "<=" 32
     goal httpd "100 KiB text, ws br vs nginx gzip req/s" "$(ratio "$(med ${coded[ws-br]})" "$(med ${coded[nginx-gzip]})")" ">=" 1.0
     {
         echo "### httpd"
@@ -683,7 +696,7 @@ bench_httpd() {
         echo
         echo "| server | 1 KiB req/s | vs nginx | download MB/s | vs nginx | server peak RSS MiB |"
         echo "|---|---|---|---|---|---|"
-        printf '| ws with --cors -H --cache-control | %.0f (%s) | %.2f× | | | |\n' "$(med ${rps[ws_flags]})" "$(mm ${rps[ws_flags]})" "$(ratio "$(med ${rps[ws_flags]})" "$base_rps")"
+        printf '| ws with --cors -H --cache-control --upload | %.0f (%s) | %.2f× | | | |\n' "$(med ${rps[ws_flags]})" "$(mm ${rps[ws_flags]})" "$(ratio "$(med ${rps[ws_flags]})" "$base_rps")"
         for s in ws nginx nginx_ofc; do
             local r d
             r=$(med ${rps[$s]})
@@ -700,6 +713,19 @@ bench_httpd() {
         echo "|---|---|---|"
         for k in ws-br ws-gzip nginx-gzip; do
             printf '| %s | %.0f (%s) | %.2f× |\n' "$k" "$(med ${coded[$k]})" "$(mm ${coded[$k]})" "$(ratio "$(med ${coded[$k]})" "$(med ${coded[nginx-gzip]})")"
+        done
+        echo
+        echo
+        echo "Upload: \`curl -T\` of the $((big / 1024 / 1024)) MiB file (PUT; ws \`--upload --overwrite\`, written to a temporary file and renamed; nginx \`dav_methods PUT\`, which also writes a temporary file first)."
+        echo
+        echo "| server | upload MB/s | vs nginx | server peak RSS MiB |"
+        echo "|---|---|---|---|"
+        for s in ws_flags nginx; do
+            local label=$s
+            [ "$s" = ws_flags ] && label="ws --upload"
+            printf '| %s | %.0f (%s) | %.2f× | %s |\n' "$label" "$(awk -v a="$(med ${up[$s]})" 'BEGIN { print a / 1e6 }')" "$(mm ${up[$s]})" \
+                "$(ratio "$(med ${up[$s]})" "$(med ${up[nginx]})")" \
+                "$([ "$s" = ws_flags ] && awk -v k="$(med ${uprss[$s]})" 'BEGIN { printf "%.1f", k / 1024 }')"
         done
         echo
         echo "Command: \`scripts/bench.sh httpd\`"

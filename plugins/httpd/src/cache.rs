@@ -94,7 +94,9 @@ impl Head {
     /// Adds the headers every answer about this file has.
     pub(crate) fn apply(&self, mut r: Response<Body>) -> Response<Body> {
         let h = r.headers_mut();
-        h.reserve(8);
+        // Room for these, Content-Length, Server and a few of --cors/-H/--cache-control
+        // without the map growing per request.
+        h.reserve(12);
         h.insert(header::ETAG, self.etag.clone());
         h.insert(header::LAST_MODIFIED, self.last_modified.clone());
         h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));

@@ -20,8 +20,8 @@
 //!   created during the upload, is 409. With `--overwrite`, `If-None-Match: *` still asks
 //!   for no replacing (412).
 //! - **Memory and the server's thread.** The body streams through in the frames hyper reads
-//!   (constant memory for any size) and is written by a blocking-task thread
-//!   (`smol::Unblock`): a disk that stalls under write-back stalls this upload, not every
+//!   (constant memory for any size: a few chunks in flight) and is written by a
+//!   blocking-task thread: a disk that stalls under write-back stalls this upload, not every
 //!   other client of the thread.
 //!
 //! Answers: PUT 201 Created with `Location` (204 when it replaced a file, as nginx's DAV
@@ -32,7 +32,7 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use futures_lite::{AsyncWriteExt, Stream, StreamExt};
+use futures_lite::{Stream, StreamExt};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
@@ -41,6 +41,9 @@ use rustix::io::Errno;
 
 use crate::path::{Root, relative_path};
 use crate::responses::{Body, empty, full};
+
+/// Chunks read ahead of the file's writer (hyper's chunks are up to a few hundred KiB).
+const WRITE_AHEAD: usize = 4;
 
 /// The flags of this module.
 #[derive(Debug, Clone, clap::Args)]
@@ -269,19 +272,38 @@ where
 {
     let (tmp, file) = create_temp(dir).map_err(Failed::Disk)?;
     let guard = Temp { dir, name: Some(tmp) };
-    let mut out = smol::Unblock::with_capacity(256 << 10, file);
+    // The chunks as hyper read them go to a blocking-task thread that writes them: no copy,
+    // and the network and the disk work at once, a few chunks apart.
+    let (tx, rx) = smol::channel::bounded::<Bytes>(WRITE_AHEAD);
+    let writer = smol::unblock(move || {
+        let mut file = file;
+        while let Ok(chunk) = rx.recv_blocking() {
+            std::io::Write::write_all(&mut file, &chunk)?;
+        }
+        Ok::<_, std::io::Error>(())
+    });
     let mut body = std::pin::pin!(body);
     let mut n = 0u64;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk?;
-        n += chunk.len() as u64;
-        if n > limit {
-            return Err(Failed::TooBig);
+    let received = async {
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            n += chunk.len() as u64;
+            if n > limit {
+                return Err(Failed::TooBig);
+            }
+            if tx.send(chunk).await.is_err() {
+                // The writer stopped on an error: it says which.
+                break;
+            }
         }
-        out.write_all(&chunk).await.map_err(Failed::Disk)?;
+        Ok(())
     }
-    out.flush().await.map_err(Failed::Disk)?;
-    drop(out.into_inner().await);
+    .await;
+    drop(tx);
+    // Written up to here (or failed), whether or not the body ended well.
+    let written = writer.await.map_err(Failed::Disk);
+    received?;
+    written?;
     let replaced = !exclusive && exists(dir, name);
     guard.rename_to(name, exclusive)?;
     Ok((n, replaced))
