@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::util::{Server, certs, free_port, peer_script, run, ws};
+use crate::util::{Server, Tmux, certs, free_port, peer_script, run, ws};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -157,64 +157,6 @@ fn ping_sends_lines_as_pings_and_prints_pongs() {
     assert!(out.stdout.contains("ping_pong: received pong message: abc"), "{}", out.stdout);
     assert!(out.stdout.contains("ping_pong: received message: /close"), "{}", out.stdout);
     assert!(out.stderr.contains("Message too long (200 > 125 bytes)"), "{}", out.stderr);
-}
-
-/// A `ws connect` on a real pseudo-terminal (a tmux session of its own), read off the screen.
-struct Tmux {
-    socket: String,
-    home: tempfile::TempDir,
-}
-
-impl Tmux {
-    fn start(url: &str) -> Tmux {
-        Self::start_with(&format!("connect -d --ping_interval 0 {url}"))
-    }
-
-    /// `ws ARGS` on a terminal of its own; `echo EXIT=$?` when it ends, and the pane stays.
-    fn start_with(args: &str) -> Tmux {
-        let home = tempfile::tempdir().unwrap();
-        let socket = format!("ws-test-{}-{}", std::process::id(), free_port());
-        let command = format!(
-            "env -i PATH=/usr/bin:/bin HOME={} TERM=xterm WS_PLUGIN_PATH={} {} {args}; echo EXIT=$?; sleep 60",
-            home.path().display(),
-            crate::util::plugin_dir().display(),
-            crate::util::ws_bin().display()
-        );
-        let ok = std::process::Command::new("tmux")
-            .args(["-L", &socket, "new-session", "-d", "-x", "120", "-y", "40", &command])
-            .status()
-            .expect("tmux is needed (scripts/peers.sh installs it)");
-        assert!(ok.success());
-        Tmux { socket, home }
-    }
-
-    fn screen(&self) -> String {
-        let out = std::process::Command::new("tmux").args(["-L", &self.socket, "capture-pane", "-p"]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        std::process::Command::new("tmux").args(["-L", &self.socket, "send-keys"]).args(keys).status().unwrap();
-    }
-
-    /// Waits until the screen holds `needle`; returns the screen.
-    fn wait_for(&self, needle: &str) -> String {
-        let start = std::time::Instant::now();
-        loop {
-            let screen = self.screen();
-            if screen.contains(needle) {
-                return screen;
-            }
-            assert!(start.elapsed() < Duration::from_secs(10), "never saw {needle:?} on the screen:\n{screen}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("tmux").args(["-L", &self.socket, "kill-server"]).status();
-    }
 }
 
 /// Issue 24: at a terminal, Ctrl-D ends `connect`, `ping` and `chat` with the reference's

@@ -21,4 +21,5 @@ mod echo_server;
 mod host;
 mod httpd;
 mod httpd_upload;
+mod listen;
 mod tls;

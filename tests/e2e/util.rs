@@ -493,6 +493,11 @@ impl Interactive {
         writeln!(stdin, "{line}").and_then(|_| stdin.flush()).expect("write to stdin");
     }
 
+    /// Closes stdin (EOF), leaving the process running.
+    pub fn close_stdin(&mut self) {
+        drop(self.stdin.take());
+    }
+
     /// Closes stdin (EOF) and waits for the exit.
     pub fn finish(mut self, timeout: Duration) -> ExitStatus {
         drop(self.stdin.take());
@@ -572,4 +577,64 @@ pub fn serve_one_file(name: &str, body: &str) -> OneFile {
     let server = Server::start("httpd", &["-q", "--root", site.path().to_str().unwrap()]);
     let url = format!("{}/{name}", server.url("http"));
     OneFile { _site: site, server, url }
+}
+
+/// `ws` on a real pseudo-terminal (a tmux session of its own), read off the screen.
+pub struct Tmux {
+    socket: String,
+    /// The HOME it runs with (history files land there).
+    pub home: tempfile::TempDir,
+}
+
+impl Tmux {
+    /// `ws connect` to `url`, without reconnection or heartbeat.
+    pub fn start(url: &str) -> Tmux {
+        Self::start_with(&format!("connect -d --ping_interval 0 {url}"))
+    }
+
+    /// `ws ARGS` on a terminal of its own; `echo EXIT=$?` when it ends, and the pane stays.
+    pub fn start_with(args: &str) -> Tmux {
+        let home = tempfile::tempdir().unwrap();
+        let socket = format!("ws-test-{}-{}", std::process::id(), free_port());
+        let command = format!(
+            "env -i PATH=/usr/bin:/bin HOME={} TERM=xterm WS_PLUGIN_PATH={} {} {args}; echo EXIT=$?; sleep 60",
+            home.path().display(),
+            plugin_dir().display(),
+            ws_bin().display()
+        );
+        let ok = std::process::Command::new("tmux")
+            .args(["-L", &socket, "new-session", "-d", "-x", "120", "-y", "40", &command])
+            .status()
+            .expect("tmux is needed (scripts/peers.sh installs it)");
+        assert!(ok.success());
+        Tmux { socket, home }
+    }
+
+    pub fn screen(&self) -> String {
+        let out = std::process::Command::new("tmux").args(["-L", &self.socket, "capture-pane", "-p"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn keys(&self, keys: &[&str]) {
+        std::process::Command::new("tmux").args(["-L", &self.socket, "send-keys"]).args(keys).status().unwrap();
+    }
+
+    /// Waits until the screen holds `needle`; returns the screen.
+    pub fn wait_for(&self, needle: &str) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            let screen = self.screen();
+            if screen.contains(needle) {
+                return screen;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "never saw {needle:?} on the screen:\n{screen}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tmux").args(["-L", &self.socket, "kill-server"]).status();
+    }
 }

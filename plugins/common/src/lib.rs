@@ -17,7 +17,7 @@
 //! - [`relay`], [`frame_relay`], [`frames`]: the rooms' message and frame relays, and frame I/O;
 //! - [`deflate`]: permessage-deflate, negotiated in the handshakes and done beneath tungstenite;
 //! - [`gz`]: `gzip`/`gunzip`'s tallies (size, checksum) and safely written outputs;
-//! - [`url`](mod@url) and [`headers`]: parsing of what users type.
+//! - [`url`](mod@url) and [`headers`]: parsing of what users type; [`lines`]: messages as lines of a pipe.
 
 pub mod args;
 pub mod bus;
@@ -28,6 +28,7 @@ pub mod frame_relay;
 pub mod frames;
 pub mod gz;
 pub mod headers;
+pub mod lines;
 pub mod log;
 pub mod net;
 pub mod pdu;

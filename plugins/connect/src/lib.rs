@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use async_tungstenite::tungstenite::handshake::client::Response;
 use clap::Parser;
+use ws_common::lines::{BinaryOutput, message_from_json, pipe_line};
 use ws_common::session::{AfterEof, Handler, SessionOptions};
 use ws_common::url::Url;
 use ws_common::ws::{ClientArgs, ClientOptions, DEFAULT_MAX_MESSAGE, Message};
@@ -101,15 +102,6 @@ struct Args {
     max_message_size: usize,
     #[command(flatten)]
     client: ClientArgs,
-}
-
-/// How a binary message is printed in a pipe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum BinaryOutput {
-    /// The bytes as received, then a newline
-    Raw,
-    Base64,
-    Hex,
 }
 
 struct ConnectHandler {
@@ -212,48 +204,12 @@ impl ConnectHandler {
             let text = ws_common::log::escape_controls(&text, true);
             return plain(format_args!("ws_connect: received message: {text}"));
         }
-        let line = pipe_line(payload, binary, self.jsonl, self.binary_output);
+        let line = pipe_line(payload, binary, self.jsonl, self.binary_output, None);
         let mut stdout = std::io::stdout().lock();
         if stdout.write_all(&line).and_then(|_| stdout.flush()).is_err() {
             self.gone = true;
         }
     }
-}
-
-/// With `--jsonl`, an input line `{"type":"text"|"binary","data":…}` (binary as base64) is the
-/// message it describes; any other line is sent as it is.
-fn message_from_json(line: &str) -> Option<Message> {
-    use base64::Engine;
-    let v: serde_json::Value = serde_json::from_str(line).ok()?;
-    let data = v.get("data")?.as_str()?;
-    match v.get("type")?.as_str()? {
-        "text" => Some(Message::Text(data.into())),
-        "binary" => base64::engine::general_purpose::STANDARD.decode(data).ok().map(|b| Message::Binary(b.into())),
-        _ => None,
-    }
-}
-
-/// A received message as one line of a pipe's output (see the module docs).
-fn pipe_line(payload: &[u8], binary: bool, jsonl: bool, binary_output: BinaryOutput) -> Vec<u8> {
-    use base64::Engine;
-    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-    let mut line = if jsonl {
-        let (kind, data) = match std::str::from_utf8(payload) {
-            Ok(text) if !binary => ("text", serde_json::Value::from(text)),
-            _ => ("binary", serde_json::Value::from(b64(payload))),
-        };
-        format!("{{\"type\":\"{kind}\",\"data\":{data}}}").into_bytes()
-    } else if binary {
-        match binary_output {
-            BinaryOutput::Raw => payload.to_vec(),
-            BinaryOutput::Base64 => b64(payload).into_bytes(),
-            BinaryOutput::Hex => payload.iter().map(|b| format!("{b:02x}")).collect::<String>().into_bytes(),
-        }
-    } else {
-        payload.to_vec()
-    };
-    line.push(b'\n');
-    line
 }
 
 /// `user:pass@` taken out of the URL (so that it is neither sent in the Host header nor
