@@ -13,6 +13,7 @@ mod util;
 
 mod autobahn;
 mod bench;
+mod bridge;
 mod browser;
 mod connect;
 mod curl;

@@ -11,16 +11,16 @@ use crate::util::{Interactive, Server, certs, free_port, peer_script, run, ws};
 const T: Duration = Duration::from_secs(20);
 
 /// A `redis-server` on 127.0.0.1 with persistence off, killed on Drop.
-struct Redis {
+pub(crate) struct Redis {
     child: Option<Child>,
-    port: u16,
+    pub(crate) port: u16,
     /// TLS with this certificate (`server`: signed by the test CA, clients must present a
     /// certificate; `self`: self-signed, no client certificate asked).
     tls: Option<&'static str>,
 }
 
 impl Redis {
-    fn start() -> Redis {
+    pub(crate) fn start() -> Redis {
         let mut r = Redis { child: None, port: free_port(), tls: None };
         r.restart();
         r
