@@ -22,6 +22,8 @@
 #   push      ws push_server + ws autoroute (the reference's throughput test): 1,000,000 pushed
 #             messages/s, with and without permessage-deflate, beside ws bench on the same server
 #   gzip      ws gzip / ws gunzip vs GNU gzip -6 / gzip -d on a 512 MiB text file: time, peak RSS
+#   bridge    ws bridge vs websocat, WebSocket <-> TCP (a Node echo): 32 B and 64 KiB messages,
+#             round trips/s, the bridge's CPU per message, peak RSS
 # --smoke runs each benchmark briefly so CI can check the script still works.
 # --check, after the run, compares each figure with its goal (each written once, beside its
 # benchmark, with `goal`) and exits 1 listing what fell short: for people who change hot
@@ -41,7 +43,7 @@ for a in "$@"; do
         *) NAMES+=("$a") ;;
     esac
 done
-[ "${#NAMES[@]}" -gt 0 ] || NAMES=(startup oneshot echo idle fanout redis proxy httpd curl transfer deflate push gzip)
+[ "${#NAMES[@]}" -gt 0 ] || NAMES=(startup oneshot echo idle fanout redis proxy httpd curl transfer deflate push gzip bridge)
 
 scripts/peers.sh >/dev/null
 cargo build --release --workspace --quiet
@@ -201,6 +203,75 @@ bench_oneshot() {
     } >>"$RESULTS"
     [ -n "${ms[websocat]:-}" ] && goal oneshot "time vs websocat" "$(ratio "$(med ${ms[ws]})" "$(med ${ms[websocat]})")" "<=" 1.0
     goal oneshot "time vs wscat" "$(ratio "$(med ${ms[ws]})" "$wscat_net")" "<=" 0.5
+}
+
+bench_bridge() {
+    local tools=(ws websocat) size b
+    WEBSOCAT=$PWD/.peers/cargo/bin/websocat
+    if [ ! -x "$WEBSOCAT" ]; then
+        if [ "$SMOKE" = 1 ]; then tools=(ws); else scripts/peers.sh --bench >/dev/null; fi
+    fi
+    # the TCP service behind both bridges: a Node echo with backpressure (socat's PIPE
+    # deadlocks on itself past 64 KiB in flight)
+    start_server node tests/peers/tcp_echo.js
+    local echo_pid=$SERVER_PID echo_port=$SERVER_PORT
+    declare -A rate mbs cpu rss
+    for _ in $(seq "$ROUNDS"); do
+        for size in 32 65536; do
+            for b in "${tools[@]}"; do
+                # both as their users bridge a WebSocket to TCP: binary messages, raw bytes
+                if [ "$b" = ws ]; then
+                    start_server "$WS" bridge -q ws-listen:127.0.0.1:0 "tcp:127.0.0.1:$echo_port"
+                else
+                    local port
+                    port=$(free_port)
+                    "$WEBSOCAT" -b "ws-l:127.0.0.1:$port" "tcp:127.0.0.1:$echo_port" >"$SERVER_LOG" 2>&1 &
+                    SERVER_PID=$!
+                    SERVER_PORT=$port
+                    for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
+                fi
+                # replies come back re-framed by the TCP side: checked as a byte stream
+                measured_bench --reframed --binary -s "$size" -w 64
+                rate[$b-$size]+="$(echo "$BENCH_OUT" | json_field rate) "
+                mbs[$b-$size]+="$(echo "$BENCH_OUT" | json_field rate | awk -v s="$size" '{ printf "%.1f", $1 * s / 1e6 }') "
+                cpu[$b-$size]+="$BENCH_CPU "
+                rss[$b]+="$(peak_rss_kib "$SERVER_PID") "
+                stop_server
+            done
+        done
+    done
+    kill "$echo_pid" 2>/dev/null || true
+    wait "$echo_pid" 2>/dev/null || true
+    {
+        echo "### bridge"
+        echo
+        echo "WebSocket ↔ TCP: \`ws bench --reframed --binary -w 64 -s SIZE\` (${DUR}s) → bridge → a Node TCP echo (tests/peers/tcp_echo.js) and back; the echoes come back re-framed by TCP, so they are checked as one byte stream. ws: \`ws bridge ws-listen:… tcp:…\`; websocat 1.14.1: \`websocat -b ws-l:… tcp:…\`. Round trips/s and the bridge's CPU seconds per 100k round trips (the client, the bridge and the echo share 2 cores, so the CPU figure is the bridge's own cost); median of $ROUNDS rounds (min–max), bridges alternating."
+        echo
+        echo "| bridge | size | round trips/s | MB/s each way | vs websocat | CPU s / 100k | websocat's CPU / ws's |"
+        echo "|---|---|---|---|---|---|---|"
+        for size in 32 65536; do
+            for b in "${tools[@]}"; do
+                local vs="" cpuvs=""
+                if [ -n "${rate[websocat-$size]:-}" ]; then
+                    vs="$(ratio "$(med ${rate[$b-$size]})" "$(med ${rate[websocat-$size]})" | xargs printf '%.2f')×"
+                    cpuvs="$(ratio "$(med ${cpu[websocat-$size]})" "$(med ${cpu[$b-$size]})" | xargs printf '%.2f')×"
+                fi
+                printf '| %s | %s B | %.0f (%s) | %s | %s | %s | %s |\n' "$b" "$size" "$(med ${rate[$b-$size]})" "$(mm ${rate[$b-$size]})" \
+                    "$(med ${mbs[$b-$size]})" "$vs" "$(med ${cpu[$b-$size]})" "$cpuvs"
+            done
+        done
+        echo
+        echo "Peak RSS of the bridge process (MiB, median over its runs): ws $(awk -v k="$(med ${rss[ws]})" 'BEGIN { printf "%.1f", k / 1024 }')$([ -n "${rss[websocat]:-}" ] && awk -v k="$(med ${rss[websocat]})" 'BEGIN { printf ", websocat %.1f", k / 1024 }')."
+        echo "Goals: ≥ 1.5× websocat's throughput for 64 KiB and 32 B messages; peak RSS ≤ 16 MiB."
+        echo
+        echo "Command: \`scripts/bench.sh bridge\`"
+        echo
+    } >>"$RESULTS"
+    if [ -n "${rate[websocat-32]:-}" ]; then
+        goal bridge "32 B round trips vs websocat" "$(ratio "$(med ${rate[ws-32]})" "$(med ${rate[websocat-32]})")" ">=" 1.5
+        goal bridge "64 KiB round trips vs websocat" "$(ratio "$(med ${rate[ws-65536]})" "$(med ${rate[websocat-65536]})")" ">=" 1.5
+    fi
+    goal bridge "peak RSS MiB" "$(awk -v k="$(med ${rss[ws]})" 'BEGIN { print k / 1024 }')" "<=" 16
 }
 
 # measured_bench BENCH-ARGS... : `ws bench` against the running server (SERVER_PORT); sets
@@ -1129,6 +1200,7 @@ for name in "${NAMES[@]}"; do
         redis) bench_redis ;;
         startup) bench_startup ;;
         oneshot) bench_oneshot ;;
+        bridge) bench_bridge ;;
         push) bench_push ;;
         gzip) bench_gzip ;;
         echo) bench_echo ;;
@@ -1169,7 +1241,7 @@ except FileNotFoundError:
 _, new = sections(open(results).read())
 head = ("# Benchmarks\n\nEach section says which run produced it. These machines are shared and noisy: "
         "compare ratios within one section, not absolute figures across sections.\n\n")
-order = ["startup", "oneshot", "echo", "idle", "fanout", "redis", "proxy", "httpd", "curl", "transfer", "deflate", "push", "gzip"]
+order = ["startup", "oneshot", "echo", "idle", "fanout", "redis", "proxy", "httpd", "curl", "transfer", "deflate", "push", "gzip", "bridge"]
 merged = dict(old)
 for name, body in new.items():
     lines = body.split("\n", 2)

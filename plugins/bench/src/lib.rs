@@ -73,6 +73,11 @@ struct Args {
     /// Print one JSON object instead of text
     #[arg(long)]
     json: bool,
+    /// Echo: replies are one byte stream, checked as the concatenation of what was sent
+    /// whatever their message boundaries and types (for bridges and proxies that re-frame:
+    /// `ws bridge ws-listen:… tcp:ECHO`)
+    #[arg(long)]
+    reframed: bool,
     /// Fanout: receivers connect round-robin to these servers instead of URL, where the
     /// sender stays (servers sharing their rooms, e.g. through Redis)
     #[arg(long = "receivers-url", value_name = "URL")]
@@ -263,6 +268,8 @@ struct Plan {
     deadline: Option<Instant>,
     /// Per-connection message budget when `--messages` is given.
     budget: Option<u64>,
+    /// Replies checked as a byte stream (`--reframed`).
+    reframed: bool,
 }
 
 impl Plan {
@@ -343,6 +350,7 @@ async fn read_echoes(
     room: &event_listener::Event,
     writer_done: &Cell<bool>,
 ) -> Result<(), String> {
+    let mut current = None;
     loop {
         if writer_done.get() && inflight.borrow().is_empty() {
             return Ok(());
@@ -363,6 +371,10 @@ async fn read_echoes(
         if matches!(msg, Message::Ping(_) | Message::Pong(_)) {
             continue;
         }
+        if plan.reframed {
+            stream_check(plan, stats, &msg, inflight, &mut current, room)?;
+            continue;
+        }
         let front = inflight.borrow_mut().pop_front();
         let Some((expect, sent_at)) = front else {
             return Err("received a message that was never sent".into());
@@ -374,6 +386,48 @@ async fn read_echoes(
         }
         room.notify(1);
     }
+}
+
+/// `--reframed`: `msg` continues the byte stream of the payloads in flight; each payload
+/// completed is a round trip. `current` is the payload being matched and how much of it came.
+fn stream_check(
+    plan: &Plan,
+    stats: &Stats,
+    msg: &Message,
+    inflight: &RefCell<VecDeque<(u64, Instant)>>,
+    current: &mut Option<(u64, Vec<u8>, usize)>,
+    room: &event_listener::Event,
+) -> Result<(), String> {
+    let mut data: &[u8] = match msg {
+        Message::Text(t) => t.as_bytes(),
+        Message::Binary(b) => b,
+        _ => &[],
+    };
+    while !data.is_empty() {
+        if current.is_none() {
+            let Some(&(seq, _)) = inflight.borrow().front() else {
+                return Err("received bytes that were never sent".into());
+            };
+            *current = Some((seq, plan.payloads.bytes(seq), 0));
+        }
+        let (seq, expected, at) = current.as_mut().expect("set above");
+        let n = data.len().min(expected.len() - *at);
+        if data[..n] != expected[*at..*at + n] {
+            return Err(format!("byte stream mismatch in message {seq} at byte {at}"));
+        }
+        *at += n;
+        data = &data[n..];
+        if *at == expected.len() {
+            *current = None;
+            let (_, sent_at) = inflight.borrow_mut().pop_front().expect("the front was being matched");
+            let now = Instant::now();
+            if now >= plan.warm_until {
+                stats.record(plan.size, Some(now - sent_at));
+            }
+            room.notify(1);
+        }
+    }
+    Ok(())
 }
 
 /// Fan-out: the sender waits on `progress` whenever it is `window` ahead of the slowest.
@@ -491,6 +545,7 @@ fn plan(args: &Args, client: ClientOptions, start: Instant, conns: usize) -> Pla
         warm_until: if args.messages.is_some() { start } else { start + warm },
         deadline,
         budget,
+        reframed: args.reframed,
     }
 }
 
