@@ -223,3 +223,50 @@ fn bench_checks_reframed_echoes_through_the_bridge() {
     let out = run(cmd, b"", T);
     assert_ne!(out.code(), 0, "{out:?}");
 }
+
+/// Unix sockets on both kinds of side: a listening Unix socket in front of a WebSocket
+/// server, and a WebSocket in front of a Unix-socket service (`ws httpd --unix`, spoken to in
+/// raw HTTP through the WebSocket).
+#[test]
+fn unix_sockets_listen_and_are_dialed() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Server::start_cmd("node echo", &mut peer_script("echo_server.js"));
+    let front = dir.path().join("front.sock");
+    let _listening = Server::start_cmd(
+        "bridge",
+        ws().args([
+            "bridge",
+            "--line-mode",
+            "--text",
+            &format!("unix-listen:{}", front.display()),
+            &format!("ws://{}/", node.addr),
+        ]),
+    );
+    let mut socat = Command::new("socat");
+    socat.args(["-t", "5", "-", &format!("UNIX-CONNECT:{}", front.display())]);
+    let out = run(socat, b"over a unix socket\n", T);
+    assert_eq!(out.stdout, "over a unix socket\n", "{out:?}");
+    // A WebSocket in front of an HTTP server on a Unix socket.
+    let site = tempfile::tempdir().unwrap();
+    std::fs::write(site.path().join("hi.txt"), "hello from httpd\n").unwrap();
+    let sock = dir.path().join("httpd.sock");
+    let _httpd = Server::start_unix("httpd", &sock, &["--root", site.path().to_str().unwrap()]);
+    let server = bridge("ws-listen:127.0.0.1:0", &format!("unix:{}", sock.display()), &[]);
+    let script = r#"
+import asyncio, sys, websockets
+async def main():
+    async with websockets.connect(sys.argv[1]) as ws:
+        await ws.send(b"GET /hi.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        got = b""
+        try:
+            while True:
+                got += await ws.recv()
+        except websockets.ConnectionClosed:
+            pass
+    print(got.split(b"\r\n")[0].decode(), got.split(b"\r\n\r\n", 1)[1].decode(), end="")
+    print("closed", ws.close_code)
+asyncio.run(main())
+"#;
+    let out = py_client(script, &server.url("ws"));
+    assert_eq!(out.stdout, "HTTP/1.1 200 OK hello from httpd\nclosed 1000\n", "{out:?}");
+}
