@@ -15,7 +15,8 @@ PY_PACKAGES=(websockets==17.4 kosoku==0.1.0 httpbin==0.10.4 gunicorn==23.0.0)
 NODE_PACKAGES=(ws@8 wscat@6.1.0)
 WEBSOCAT_VERSION=1.14.1
 APT_PACKAGES=(curl openssl nginx wrk socat redis-server tmux jq tinyproxy microsocks chromium)
-# installed by name when their command is missing: time provides /usr/bin/time, nghttp2-client h2load
+# installed by name when their command is missing: time provides /usr/bin/time, nghttp2-client h2load,
+# man-db man (install tests render pages), gcc cc (the C plugin)
 
 py_stamp="$PEERS/venv/.stamp-$(printf '%s ' "${PY_PACKAGES[@]}" | md5sum | cut -c1-8)"
 if [ ! -f "$py_stamp" ]; then
@@ -40,6 +41,8 @@ for p in "${APT_PACKAGES[@]}"; do
 done
 [ -x /usr/bin/time ] || missing+=(time)
 command -v h2load >/dev/null || missing+=(nghttp2-client)
+command -v man >/dev/null || missing+=(man-db)
+command -v cc >/dev/null || missing+=(gcc)
 if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "peers: apt-get install ${missing[*]}"

@@ -5,6 +5,7 @@
 //! See `discovery` for where plugins are found and `loader` for the C boundary.
 
 mod discovery;
+mod docs;
 mod loader;
 
 use std::ffi::{CString, OsString};
@@ -26,6 +27,8 @@ Options:
 Commands:
   help SUBCOMMAND             Same as `ws SUBCOMMAND --help`
   plugins [-v]                List the plugins found, their files and versions
+  completions bash|zsh|fish   Print a shell completion script (subcommands and their flags)
+  man [SUBCOMMAND]            Print the man page of ws or of a subcommand (roff)
 ";
 
 /// What the user asked the host for.
@@ -33,6 +36,9 @@ enum Action {
     Help,
     Version,
     Plugins { verbose: bool },
+    Completions(String),
+    Complete(Vec<OsString>),
+    Man(Option<String>),
     Run { name: String, args: Vec<OsString> },
 }
 
@@ -72,6 +78,15 @@ fn parse(mut args: impl Iterator<Item = OsString>) -> Result<Cli, String> {
             "plugins" => {
                 let verbose = args.any(|a| a == "-v" || a == "--verbose");
                 return Ok(Cli { plugin_dirs, action: Action::Plugins { verbose } });
+            }
+            "completions" => {
+                let shell = args.next().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                return Ok(Cli { plugin_dirs, action: Action::Completions(shell) });
+            }
+            "__complete" => return Ok(Cli { plugin_dirs, action: Action::Complete(args.collect()) }),
+            "man" => {
+                let sub = args.next().map(|s| s.to_string_lossy().into_owned());
+                return Ok(Cli { plugin_dirs, action: Action::Man(sub) });
             }
             _ if s.starts_with('-') => return Err(format!("unknown option '{s}' (see ws --help)")),
             _ => {
@@ -139,10 +154,11 @@ fn print_help(dirs: &[PathBuf]) -> ExitCode {
 fn print_plugins(dirs: &[PathBuf], verbose: bool) -> ExitCode {
     let inv = inventory(dirs);
     let mut out = String::new();
+    let host_api = API_VERSION.to_string_lossy();
     for p in &inv.plugins {
         out.push_str(&format!("{:<20} api {:<8} {}", p.name, p.api_version, p.path.display()));
         if verbose {
-            out.push_str(&format!("  ({})", p.rustc_version));
+            out.push_str(&format!("  ({}; {})", p.rustc_version, api_note(&p.api_version, &host_api)));
         }
         out.push('\n');
     }
@@ -150,7 +166,8 @@ fn print_plugins(dirs: &[PathBuf], verbose: bool) -> ExitCode {
         out.push_str(&format!("{name:<20} shadowed     {}\n", path.display()));
     }
     for e in &inv.broken {
-        out.push_str(&format!("broken: {e}\n"));
+        let word = if matches!(e, loader::LoadError::AbiMismatch { .. }) { "refused" } else { "broken" };
+        out.push_str(&format!("{word}: {e}\n"));
     }
     if verbose || inv.plugins.is_empty() {
         out.push_str("searched:\n");
@@ -160,6 +177,21 @@ fn print_plugins(dirs: &[PathBuf], verbose: bool) -> ExitCode {
     }
     let _ = std::io::stdout().write_all(out.as_bytes());
     ExitCode::SUCCESS
+}
+
+/// How a plugin's `ws-plugin-api` version compares with the host's: any version with the
+/// same ABI is fine (the host checked the ABI); an older or newer one is said so.
+fn api_note(plugin: &str, host: &str) -> String {
+    let parse = |v: &str| -> Vec<u64> { v.split(['.', '-']).take(3).map(|n| n.parse().unwrap_or(0)).collect() };
+    match parse(plugin).cmp(&parse(host)) {
+        std::cmp::Ordering::Equal => format!("ws-plugin-api {plugin}, as this ws"),
+        std::cmp::Ordering::Less => {
+            format!("ws-plugin-api {plugin}, older than this ws's {host}: fine, same ABI {ABI_VERSION}")
+        }
+        std::cmp::Ordering::Greater => {
+            format!("ws-plugin-api {plugin}, newer than this ws's {host}: fine, same ABI {ABI_VERSION}")
+        }
+    }
 }
 
 fn run(dirs: &[PathBuf], name: &str, args: Vec<OsString>) -> ExitCode {
@@ -218,6 +250,37 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Action::Plugins { verbose } => print_plugins(&dirs, verbose),
+        Action::Completions(shell) => match docs::script(&shell) {
+            Some(script) => {
+                print!("{script}");
+                ExitCode::SUCCESS
+            }
+            None => fail(format_args!("completions for '{shell}'? bash, zsh or fish")),
+        },
+        Action::Complete(words) => {
+            let names: Vec<String> = discovery::all(&dirs).into_iter().map(|(n, _)| n).collect();
+            print!("{}", docs::complete(&cli.plugin_dirs, &names, &words));
+            ExitCode::SUCCESS
+        }
+        Action::Man(None) => {
+            let inv = inventory(&dirs);
+            let plugins: Vec<(String, String)> =
+                inv.plugins.iter().map(|p| (p.name.clone(), p.summary.clone())).collect();
+            print!("{}", docs::host_page(HELP_HEAD, &plugins, env!("CARGO_PKG_VERSION")));
+            ExitCode::SUCCESS
+        }
+        Action::Man(Some(name)) => {
+            let Some(path) = discovery::is_valid_name(&name).then(|| discovery::find(&dirs, &name)).flatten() else {
+                return fail(format_args!("no such command '{name}'; see `ws --help`"));
+            };
+            let plugin = match loader::load(&path) {
+                Ok(p) => p,
+                Err(e) => return fail(e),
+            };
+            let help = docs::parse_help(&docs::help_text(&cli.plugin_dirs, &name));
+            print!("{}", docs::man_page(&name, &plugin.summary, &help, env!("CARGO_PKG_VERSION")));
+            ExitCode::SUCCESS
+        }
         Action::Run { name, args } => run(&dirs, &name, args),
     }
 }

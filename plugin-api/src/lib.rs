@@ -65,6 +65,15 @@
 //! on `WS_PLUGIN_PATH` (or in `~/.local/share/ws/plugins`): `ws hello world` prints
 //! `hello, world`.
 //!
+//! # Flags: completions and man pages
+//!
+//! A plugin describes its flags the way it does for people, in its `--help` (clap's layout:
+//! a line per option starting with `-`, its description indented below). `ws completions`
+//! and `ws man` run `ws NAME --help` and read it, so the declaration carries nothing more
+//! and plugins built before those commands existed get completions and pages too (the
+//! [`ABI_VERSION`] did not change). Templates to start from: `examples/plugin-template`
+//! (Rust, outside the workspace) and `examples/plugin-c` (the same declaration in C).
+//!
 //! # Exit codes
 //!
 //! | code | meaning |

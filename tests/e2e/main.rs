@@ -22,5 +22,6 @@ mod echo_server;
 mod host;
 mod httpd;
 mod httpd_upload;
+mod kit;
 mod listen;
 mod tls;
