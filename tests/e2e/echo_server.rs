@@ -382,3 +382,50 @@ fn a_log_output_nobody_reads_blocks_no_client() {
     let note = rx.recv_timeout(Duration::from_secs(20)).expect("no count of dropped lines");
     assert!(note.contains("[warning]"), "{note}");
 }
+
+/// Issue 18: `--threads`: connections land on more than one worker, ids stay unique, the
+/// connection limit is the server's, and a second server cannot join the port.
+#[test]
+fn workers_share_the_load_the_ids_and_the_connection_limit() {
+    let server = Server::start("echo_server", &["--threads", "4"]);
+    let script = r#"
+import asyncio, sys, websockets
+async def main():
+    conns = [await websockets.connect(sys.argv[1], compression=None) for _ in range(32)]
+    for i, ws in enumerate(conns):
+        await ws.send(f"m{i}")
+    for i, ws in enumerate(conns):
+        assert await ws.recv() == f"m{i}"
+    for ws in conns:
+        await ws.close()
+    print("ok")
+asyncio.run(main())
+"#;
+    let mut cmd = std::process::Command::new(crate::util::python());
+    cmd.args(["-c", script, &server.url("ws")]);
+    let out = run(cmd, b"", T);
+    assert_eq!(out.stdout, "ok\n", "{out:?}");
+    server.wait_for_line("Closed connection: client id 31", T);
+    let lines = server.output();
+    let workers: std::collections::BTreeSet<&str> =
+        lines.iter().filter_map(|l| l.split("[info] worker: ").nth(1)).collect();
+    assert!(workers.len() >= 2, "32 connections all on one worker: {workers:?}");
+    let mut ids: Vec<&str> = lines.iter().filter_map(|l| l.split("[info] id: ").nth(1)).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 32, "ids are unique across workers");
+    // The limit counts every worker's clients.
+    let limited = Server::start("echo_server", &["--threads", "4", "--max-connections", "2"]);
+    let _a = RawWs::connect(limited.addr);
+    let _b = RawWs::connect(limited.addr);
+    for _ in 0..8 {
+        let (_c, head) = crate::raw::upgrade(limited.addr);
+        assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    }
+    // Another server on the same port is refused, workers or not.
+    let mut cmd = ws();
+    cmd.args(["echo_server", "--threads", "2", "--port", &server.addr.port().to_string()]);
+    let out = run(cmd, b"", T);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(out.stderr.contains("in use"), "{}", out.stderr);
+}

@@ -8,6 +8,7 @@
 //! - [`args`]: clap parsing that turns clap's errors into one line and exit code 2;
 //! - [`log`]: the `[YYYY-MM-DD HH:MM:SS.mmm] [level] msg` logger, errors to stderr;
 //! - [`runtime`]: the single-threaded smol executor a plugin runs in (and hyper's executor on it);
+//!   [`workers`]: `--threads`, one such executor and listening socket per worker;
 //! - [`net`]: TCP and Unix listeners, the `Listening on …` ready line, pidfiles, plain/TLS streams;
 //! - [`tls`]: the TLS option group and rustls configurations built from it;
 //! - [`bus`]: rooms shared between servers through Redis pub/sub;
@@ -42,6 +43,7 @@ pub mod session;
 pub mod tls;
 pub mod transfer;
 pub mod url;
+pub mod workers;
 pub mod ws;
 
 pub use error::CommonError;

@@ -78,7 +78,13 @@ impl ListenArgs {
 /// Binds a Unix socket at `path`, replacing a socket file nobody accepts on any more (left
 /// by a server that died); a live one, or a file that is not a socket, is left alone.
 fn bind_unix(path: &Path) -> io::Result<UnixListener> {
-    match UnixListener::bind(path) {
+    UnixListener::try_from(bind_unix_std(path)?)
+}
+
+/// [`bind_unix`], as a std listener (for workers to take their own duplicates of).
+pub(crate) fn bind_unix_std(path: &Path) -> io::Result<std::os::unix::net::UnixListener> {
+    use std::os::unix::net::UnixListener as StdListener;
+    match StdListener::bind(path) {
         Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
             use std::os::unix::fs::FileTypeExt;
             let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
@@ -89,7 +95,7 @@ fn bind_unix(path: &Path) -> io::Result<UnixListener> {
                 return Err(e);
             }
             std::fs::remove_file(path)?;
-            UnixListener::bind(path)
+            StdListener::bind(path)
         }
         other => other,
     }

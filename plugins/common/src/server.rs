@@ -6,10 +6,10 @@
 //! at most `--max-connections` clients are served at once (the next gets HTTP 503), and
 //! messages over `--max-message-size` close the connection with 1009.
 
-use std::cell::Cell;
 use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use clap::Args;
@@ -17,6 +17,7 @@ use futures_lite::FutureExt;
 
 use crate::net::{ListenArgs, Peer, Transport, accept_tls};
 use crate::runtime::Spawner;
+use crate::workers::Counters;
 use crate::ws::{self as wsx, DEFAULT_MAX_MESSAGE, Handshake, Refusal, WsStream};
 use crate::{error, info, warning};
 
@@ -123,6 +124,42 @@ impl ServerArgs {
     }
 }
 
+impl ServerArgs {
+    /// Like [`run`](Self::run) on `workers` threads ([`crate::workers`]): `make` gives each
+    /// worker its gate and connection handler, on that worker's thread.
+    pub fn run_workers<M, F, Fut>(&self, verbose: bool, workers: usize, make: M) -> Result<(), ws_plugin_api::Error>
+    where
+        M: Fn() -> (Option<Gate>, F) + Sync,
+        F: Fn(Client) -> Fut + 'static,
+        Fut: Future<Output = (u16, String)> + 'static,
+    {
+        crate::log::set_verbosity(verbose, self.quiet);
+        let tls = self.tls.server_config(&[])?;
+        let want = self.limits.max_connections as u64 + 64;
+        let limit = wsx::raise_fd_limit(want);
+        crate::log::background();
+        let bound = crate::workers::bind(&self.listen, workers)?;
+        warn_fd_limit(limit, want);
+        let counters = Arc::new(Counters::default());
+        let bound: Vec<std::sync::Mutex<Option<crate::workers::Bound>>> =
+            bound.into_iter().map(|b| std::sync::Mutex::new(Some(b))).collect();
+        let shown = (workers > 1).then_some(());
+        // (A `Prepare` is the proxy's, which runs one worker: it is not taken here.)
+        let (limits, deflate) = (self.limits.clone(), self.deflate);
+        crate::workers::run(workers, |i| {
+            let mine = bound[i].lock().ok().and_then(|mut b| b.take()).expect("one socket per worker");
+            let (tls, limits, counters, make) = (&tls, &limits, &counters, &make);
+            crate::runtime::block_on(|ex| async move {
+                let listener = mine.into_listener().map_err(|e| ws_plugin_api::Error::failure(e.to_string()))?;
+                let (gate, handle) = make();
+                let terms = Terms { tls: tls.clone(), limits: limits.clone(), deflate, gate, prepare: None };
+                serve_on(&ex, listener, terms, handle, counters, shown.map(|()| i)).await?;
+                Ok(())
+            })
+        })
+    }
+}
+
 /// A client that finished its handshake.
 #[derive(Debug)]
 pub struct Client {
@@ -148,29 +185,47 @@ where
     let limit = wsx::raise_fd_limit(want);
     crate::log::background();
     let listener = listen.listen().await?;
+    warn_fd_limit(limit, want);
+    serve_on(ex, listener, terms, handle, &Arc::new(Counters::default()), None).await
+}
+
+fn warn_fd_limit(limit: u64, want: u64) {
     if limit < want {
         warning!(
             "open-file limit is {limit}: at most about {} clients can connect (raise it with `ulimit -n {want}`)",
             limit.saturating_sub(64)
         );
     }
-    let active = Rc::new(Cell::new(0usize));
+}
+
+/// Serves forever on `listener`, one worker of a server: the connection limit and client ids
+/// are the server's, in `counters`; `worker` (with `--threads` above 1) is logged with each
+/// new connection.
+pub async fn serve_on<F, Fut>(
+    ex: &Spawner,
+    listener: crate::net::Listener,
+    terms: Terms,
+    handle: F,
+    counters: &Arc<Counters>,
+    worker: Option<usize>,
+) -> Result<(), crate::CommonError>
+where
+    F: Fn(Client) -> Fut + 'static,
+    Fut: Future<Output = (u16, String)> + 'static,
+{
     let handle = Rc::new(handle);
     let terms = Rc::new(terms);
-    let mut next_id: u64 = 0;
     loop {
         let (conn, peer) = listener.accept().await;
-        let id = next_id;
-        next_id += 1;
-        let (terms, active, handle) = (terms.clone(), active.clone(), handle.clone());
+        let id = counters.next_id.fetch_add(1, Ordering::Relaxed);
+        let (terms, counters, handle) = (terms.clone(), counters.clone(), handle.clone());
         ex.spawn(async move {
-            active.set(active.get() + 1);
-            let over_limit = active.get() > terms.limits.max_connections;
-            if let Some(client) = handshake(conn, peer, id, &terms, over_limit).await {
+            let over_limit = counters.active.fetch_add(1, Ordering::Relaxed) >= terms.limits.max_connections;
+            if let Some(client) = handshake(conn, peer, id, &terms, over_limit, worker).await {
                 let (code, reason) = handle(client).await;
                 info!("Closed connection: client id {id} code {code} reason {reason}");
             }
-            active.set(active.get() - 1);
+            counters.active.fetch_sub(1, Ordering::Relaxed);
         })
         .detach();
     }
@@ -198,7 +253,14 @@ impl std::fmt::Debug for Terms {
     }
 }
 
-async fn handshake(conn: Transport, peer: Peer, id: u64, terms: &Terms, over_limit: bool) -> Option<Client> {
+async fn handshake(
+    conn: Transport,
+    peer: Peer,
+    id: u64,
+    terms: &Terms,
+    over_limit: bool,
+    worker: Option<usize>,
+) -> Option<Client> {
     let Terms { tls, limits, deflate, gate, prepare } = terms;
     let carry = std::cell::RefCell::new(None);
     let deflate = *deflate;
@@ -245,6 +307,9 @@ async fn handshake(conn: Transport, peer: Peer, id: u64, terms: &Terms, over_lim
     info!("New connection");
     info!("remote ip: {}", peer.ip());
     info!("id: {id}");
+    if let Some(w) = worker {
+        info!("worker: {w}");
+    }
     info!("Uri: {}", hs.uri);
     info!("Headers:");
     for (k, v) in &hs.headers {

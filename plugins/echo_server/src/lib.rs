@@ -22,6 +22,8 @@ use ws_plugin_api::{Error, Plugin, declare_plugin};
 struct Args {
     #[command(flatten)]
     server: ServerArgs,
+    #[command(flatten)]
+    workers: ws_common::workers::WorkerArgs,
     /// Send a 'Welcome !' greeting to each new client
     #[arg(short = 'g')]
     greetings: bool,
@@ -58,19 +60,25 @@ impl Plugin for EchoServer {
         if args.disable_pong {
             info!("Disable responding to PING messages with PONG");
         }
-        let conf = Rc::new(Conf {
+        let conf = Conf {
             auth: args.http_authorization_header.clone(),
             greetings: args.greetings,
             no_pong: args.disable_pong,
             max_message: args.server.limits.max_message_size,
-        });
-        args.server.run(false, None, move |client| {
-            let conf = conf.clone();
-            async move { echo(&conf, client).await }
+        };
+        // Each worker its own copy: nothing shared between them while echoing.
+        args.server.run_workers(false, args.workers.count(), || {
+            let conf = Rc::new(conf.clone());
+            let handle = move |client| {
+                let conf = conf.clone();
+                async move { echo(&conf, client).await }
+            };
+            (None, handle)
         })
     }
 }
 
+#[derive(Clone)]
 struct Conf {
     auth: Option<String>,
     greetings: bool,

@@ -1,0 +1,156 @@
+//! Servers on every core: `--threads N` runs N workers, each a thread with its own
+//! single-threaded executor ([`crate::runtime::block_on`]) and its own listening socket, and
+//! nothing shared on the hot path.
+//!
+//! How connections are spread: a TCP address is bound N times with `SO_REUSEPORT`, and the
+//! kernel hashes each new connection to one of the N sockets — no thundering herd, no
+//! hand-over between threads, and a worker that is busy does not slow the others' accepts.
+//! A Unix socket has a single listening socket:
+//! each worker accepts from its own duplicate of it, and whichever is free takes the next.
+//!
+//! What stays the server's, not the worker's: the connection limit and client ids
+//! ([`Counters`], atomics), the ready line (printed once, when every socket is bound), and
+//! the log, whose lines are whole (one queue for the process, see [`crate::log`]).
+//!
+//! The workers share smol's reactor thread (one `epoll` for the process); an event loop
+//! driven on each worker's own thread is the system-call work of the httpd issue, and will
+//! replace that beneath this same interface.
+
+use std::net::ToSocketAddrs;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+
+use ws_plugin_api::Error;
+
+use crate::CommonError;
+use crate::net::{ListenArgs, Listener, format_host_port};
+
+/// The worker flag of the servers that have it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkerArgs {
+    /// Worker threads, each with its own event loop and listening socket (default: one per
+    /// core; 1 runs everything on one thread)
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+impl WorkerArgs {
+    /// How many workers to run.
+    pub fn count(&self) -> usize {
+        self.threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))
+            .max(1)
+    }
+}
+
+/// What all workers of a server count together.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Connections being served now, by every worker.
+    pub active: AtomicUsize,
+    /// The next client id (ids are unique across workers).
+    pub next_id: AtomicU64,
+}
+
+/// A bound listening socket, not yet tied to a worker's executor.
+#[derive(Debug)]
+pub enum Bound {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener),
+}
+
+impl Bound {
+    /// The listener on the calling worker's executor.
+    pub fn into_listener(self) -> std::io::Result<Listener> {
+        Ok(match self {
+            Bound::Tcp(l) => Listener::Tcp(smol::net::TcpListener::try_from(l)?),
+            Bound::Unix(l) => Listener::Unix(smol::net::unix::UnixListener::try_from(l)?),
+        })
+    }
+}
+
+/// Binds `n` listening sockets for `listen` (see the module docs), writes the pidfile and
+/// prints the ready line once all are bound.
+pub fn bind(listen: &ListenArgs, n: usize) -> Result<Vec<Bound>, CommonError> {
+    let n = n.max(1);
+    let (bound, shown) = match &listen.unix {
+        Some(path) => {
+            let addr = format!("unix:{}", path.display());
+            let err = |source| CommonError::Listen { addr: addr.clone(), source };
+            let first = crate::net::bind_unix_std(path).map_err(err)?;
+            let mut all = Vec::with_capacity(n);
+            for _ in 1..n {
+                all.push(Bound::Unix(first.try_clone().map_err(err)?));
+            }
+            all.insert(0, Bound::Unix(first));
+            (all, addr)
+        }
+        None => {
+            let host = listen.bind_host();
+            let addr = format_host_port(host, listen.port);
+            let err = |source| CommonError::Listen { addr: addr.clone(), source };
+            let mut at = (host, listen.port)
+                .to_socket_addrs()
+                .map_err(err)?
+                .next()
+                .ok_or_else(|| err(std::io::Error::other("no address for that host")))?;
+            // SO_REUSEPORT would let this server join a port another one holds with it (a
+            // second `ws echo_server` on the same port): a plain bind first says whether the
+            // port is free, as without workers.
+            if at.port() != 0 {
+                drop(std::net::TcpListener::bind(at).map_err(err)?);
+            }
+            let mut all = Vec::with_capacity(n);
+            for _ in 0..n {
+                let l = if n == 1 { std::net::TcpListener::bind(at) } else { bind_reuseport(at) }.map_err(err)?;
+                // Port 0: the others take the port the first one got.
+                at = l.local_addr().map_err(err)?;
+                all.push(Bound::Tcp(l));
+            }
+            (all, format_host_port(&at.ip().to_string(), at.port()))
+        }
+    };
+    if let Some(p) = &listen.pidfile {
+        crate::net::write_pidfile(p)?;
+    }
+    crate::net::ready_line(&shown);
+    Ok(bound)
+}
+
+/// A TCP listening socket with `SO_REUSEPORT` (and `SO_REUSEADDR`, as std sets it).
+fn bind_reuseport(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType, sockopt};
+    let family = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
+    let fd = rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC | SocketFlags::NONBLOCK, None)?;
+    sockopt::set_socket_reuseaddr(&fd, true)?;
+    sockopt::set_socket_reuseport(&fd, true)?;
+    rustix::net::bind(&fd, &addr)?;
+    rustix::net::listen(&fd, 1024)?;
+    Ok(std::net::TcpListener::from(fd))
+}
+
+/// Runs `work(i)` for i in 0..n, worker 0 on the calling thread and the others on threads of
+/// their own; returns when all have returned, with the first error.
+pub fn run<F>(n: usize, work: F) -> Result<(), Error>
+where
+    F: Fn(usize) -> Result<(), Error> + Sync,
+{
+    std::thread::scope(|s| {
+        let others: Vec<_> = (1..n.max(1))
+            .map(|i| {
+                let work = &work;
+                std::thread::Builder::new().name(format!("ws-worker-{i}")).spawn_scoped(s, move || work(i))
+            })
+            .collect();
+        let mut result = work(0);
+        for t in others {
+            let r = match t {
+                Ok(handle) => handle.join().unwrap_or_else(|_| Err(Error::failure("a worker thread panicked"))),
+                Err(e) => Err(Error::failure(format!("cannot start a worker thread: {e}"))),
+            };
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    })
+}
