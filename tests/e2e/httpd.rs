@@ -742,3 +742,48 @@ fn a_herd_asking_for_compressed_big_files_holds_bounded_memory() {
     // Measured in a debug build: 44 MiB; with 24 compressions at once (no limit) 279 MiB.
     assert!(rss < 96 * 1024, "peak RSS {rss} KiB");
 }
+
+/// CPU seconds (user + system) of each thread of `pid`, by thread name.
+fn thread_cpu(pid: u32) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().filter_map(Result::ok) {
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let name = stat[open + 1..close].to_string();
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        let ticks = fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+            + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+        out.push((name, ticks));
+    }
+    out
+}
+
+/// Issue 18: `--threads`: a load of many connections is served by every worker (each
+/// worker thread used CPU), and `--max-connections` counts them all.
+#[test]
+fn workers_share_the_requests_and_the_connection_limit() {
+    let dir = site();
+    let s = httpd(dir.path(), &["--threads", "3", "-q"]);
+    let mut wrk = Command::new("wrk");
+    wrk.args(["-t2", "-c32", "-d1s", &format!("{}/index.html", s.url("http"))]);
+    let out = run(wrk, b"", T);
+    assert!(out.stdout.contains("Requests/sec"), "{out:?}");
+    assert!(!out.stdout.contains("Non-2xx"), "{}", out.stdout);
+    let threads = thread_cpu(s.pid());
+    // Worker 0 is the main thread (named after the program), the others ws-worker-N.
+    let busy: Vec<&(String, u64)> =
+        threads.iter().filter(|(n, t)| (n == "ws" || n.starts_with("ws-worker-")) && *t > 0).collect();
+    assert!(threads.iter().filter(|(n, _)| n.starts_with("ws-worker-")).count() == 2, "{threads:?}");
+    assert!(busy.len() >= 2, "only one worker served 32 connections: {threads:?}");
+    // The limit is the server's: one connection held, every other refused, whichever worker.
+    let limited = httpd(dir.path(), &["--threads", "3", "--max-connections", "1"]);
+    let mut held = TcpStream::connect(limited.addr).unwrap();
+    held.write_all(b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    held.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 256];
+    assert!(held.read(&mut buf).unwrap() > 0, "the first connection is served");
+    for _ in 0..6 {
+        let got = status_of(limited.addr, "GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(got, "HTTP/1.1 503 Service Unavailable");
+    }
+}

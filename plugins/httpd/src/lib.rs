@@ -23,13 +23,13 @@
 //! multipart `POST` with `--upload`: temporary file, rename, never outside the root).
 
 use std::borrow::Cow;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::ffi::{CStr, OsString};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
@@ -100,6 +100,8 @@ struct Args {
     policy: policy::PolicyArgs,
     #[command(flatten)]
     upload: upload::UploadArgs,
+    #[command(flatten)]
+    workers: ws_common::workers::WorkerArgs,
 }
 
 enum Mode {
@@ -124,60 +126,76 @@ impl Plugin for Httpd {
     fn run(&self, args: Vec<OsString>) -> Result<(), Error> {
         let args: Args = ws_common::args::parse(args)?;
         ws_common::log::set_verbosity(false, args.quiet);
-        let mode = if args.debug {
-            Mode::Debug
-        } else if args.redirect {
-            Mode::Redirect(args.redirect_url.clone().ok_or_else(|| Error::usage("-L needs --redirect_url URL"))?)
-        } else {
-            let root =
-                args.root.canonicalize().map_err(|e| Error::usage(format!("--root {}: {e}", args.root.display())))?;
-            if !root.is_dir() {
-                return Err(Error::usage(format!("--root {} is not a folder", args.root.display())));
-            }
-            Mode::Static {
-                root: Root::new(root).map_err(|e| Error::usage(format!("--root: {e}")))?,
-                listing: !args.no_listing,
-                upload: upload::Uploads::new(&args.upload),
-            }
-        };
-        let tls = args.tls.server_config(&[b"h2", b"http/1.1"])?;
-        let uploads = matches!(mode, Mode::Static { upload: Some(_), .. });
-        let policy = policy::Policy::new(&args.policy, uploads)?;
-        if uploads && !policy.has_auth() {
+        // Checked once here (bad flags fail before anything listens); each worker then builds
+        // its own (its caches are its own: nothing shared on the hot path).
+        let ctx = context(&args)?;
+        if matches!(ctx.mode, Mode::Static { upload: Some(_), .. }) && !ctx.policy.has_auth() {
             warning!("--upload without --auth: anyone who can reach this server can write files under its root");
         }
-        let ctx = Rc::new(Ctx { mode, heads: RefCell::default(), policy });
-        ws_common::runtime::block_on(|ex| async move {
-            ws_common::log::background();
-            let listener = args.listen.listen().await?;
-            let active = Rc::new(Cell::new(0usize));
-            loop {
-                let (conn, peer) = listener.accept().await;
-                let (ctx, active, tls, ex2) = (ctx.clone(), active.clone(), tls.clone(), ex.clone());
+        drop(ctx);
+        let tls = args.tls.server_config(&[b"h2", b"http/1.1"])?;
+        ws_common::log::background();
+        let workers = args.workers.count();
+        let bound: Vec<std::sync::Mutex<Option<ws_common::workers::Bound>>> =
+            ws_common::workers::bind(&args.listen, workers)?.into_iter().map(|b| std::sync::Mutex::new(Some(b))).collect();
+        let active = Arc::new(AtomicUsize::new(0));
+        let (args, tls, active) = (&args, &tls, &active);
+        ws_common::workers::run(workers, |i| {
+            let mine = bound[i].lock().ok().and_then(|mut b| b.take()).expect("one socket per worker");
+            let ctx = Rc::new(context(args)?);
+            ws_common::runtime::block_on(|ex| async move {
+                let listener = mine.into_listener().map_err(|e| Error::failure(e.to_string()))?;
                 let header_timeout = Duration::from_secs(args.header_timeout.max(1));
                 let idle_timeout = Duration::from_secs(args.idle_timeout.max(1));
                 let max = args.max_connections;
-                ex.spawn(async move {
-                    if active.get() >= max {
-                        warning!("refused {peer}: more than {max} connections");
-                        let mut conn = conn;
-                        let _ = conn
-                            .write_all(
-                                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                            )
-                            .await;
-                        return;
-                    }
-                    active.set(active.get() + 1);
-                    serve_connection(ctx, conn, peer, tls, (header_timeout, idle_timeout), &ex2).await;
-                    active.set(active.get() - 1);
-                })
-                .detach();
-            }
-            #[allow(unreachable_code)]
-            Ok::<(), Error>(())
+                loop {
+                    let (conn, peer) = listener.accept().await;
+                    let (ctx, tls, ex2, active) = (ctx.clone(), tls.clone(), ex.clone(), active.clone());
+                    ex.spawn(async move {
+                        // The limit is the server's: every worker counts in `active`.
+                        if active.fetch_add(1, Ordering::Relaxed) >= max {
+                            active.fetch_sub(1, Ordering::Relaxed);
+                            warning!("refused {peer}: more than {max} connections");
+                            let mut conn = conn;
+                            let _ = conn
+                                .write_all(
+                                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                                )
+                                .await;
+                            return;
+                        }
+                        serve_connection(ctx, conn, peer, tls, (header_timeout, idle_timeout), &ex2).await;
+                        active.fetch_sub(1, Ordering::Relaxed);
+                    })
+                    .detach();
+                }
+                #[allow(unreachable_code)]
+                Ok::<(), Error>(())
+            })
         })
     }
+}
+
+/// What a worker serves with: the mode, its caches and the flags' policy.
+fn context(args: &Args) -> Result<Ctx, Error> {
+    let mode = if args.debug {
+        Mode::Debug
+    } else if args.redirect {
+        Mode::Redirect(args.redirect_url.clone().ok_or_else(|| Error::usage("-L needs --redirect_url URL"))?)
+    } else {
+        let root = args.root.canonicalize().map_err(|e| Error::usage(format!("--root {}: {e}", args.root.display())))?;
+        if !root.is_dir() {
+            return Err(Error::usage(format!("--root {} is not a folder", args.root.display())));
+        }
+        Mode::Static {
+            root: Root::new(root).map_err(|e| Error::usage(format!("--root: {e}")))?,
+            listing: !args.no_listing,
+            upload: upload::Uploads::new(&args.upload),
+        }
+    };
+    let uploads = matches!(mode, Mode::Static { upload: Some(_), .. });
+    let policy = policy::Policy::new(&args.policy, uploads)?;
+    Ok(Ctx { mode, heads: RefCell::default(), policy })
 }
 
 async fn serve_connection(
