@@ -22,6 +22,8 @@
 #   push      ws push_server + ws autoroute (the reference's throughput test): 1,000,000 pushed
 #             messages/s, with and without permessage-deflate, beside ws bench on the same server
 #   gzip      ws gzip / ws gunzip vs GNU gzip -6 / gzip -d on a 512 MiB text file: time, peak RSS
+#   threads   httpd --threads 2 vs nginx with 2 workers (defaults, open_file_cache): req/s and
+#             CPU per 1,000 requests
 #   bridge    ws bridge vs websocat, WebSocket <-> TCP (a Node echo): 32 B and 64 KiB messages,
 #             round trips/s, the bridge's CPU per message, peak RSS
 # --smoke runs each benchmark briefly so CI can check the script still works.
@@ -43,7 +45,7 @@ for a in "$@"; do
         *) NAMES+=("$a") ;;
     esac
 done
-[ "${#NAMES[@]}" -gt 0 ] || NAMES=(startup oneshot echo idle fanout redis proxy httpd curl transfer deflate push gzip bridge)
+[ "${#NAMES[@]}" -gt 0 ] || NAMES=(startup oneshot echo idle fanout redis proxy httpd curl transfer deflate push gzip bridge threads)
 
 scripts/peers.sh >/dev/null
 cargo build --release --workspace --quiet
@@ -108,7 +110,7 @@ json_field() { "$PY" -c "import json,sys; print(json.loads(sys.stdin.read().stri
 ECHO_SERVERS=(ws node python)
 echo_cmd() {
     case "$1" in
-        ws) echo "$WS echo_server -q --port 0" ;;
+        ws) echo "$WS echo_server -q --threads 1 --port 0" ;;
         node) echo "node tests/peers/echo_server.js" ;;
         python) echo "$PY tests/peers/echo_server.py" ;;
     esac
@@ -170,7 +172,7 @@ bench_oneshot() {
     if [ ! -x "$WEBSOCAT" ]; then
         if [ "$SMOKE" = 1 ]; then tools=(ws wscat pty); else scripts/peers.sh --bench >/dev/null; fi
     fi
-    start_server "$WS" echo_server -q --port 0
+    start_server "$WS" echo_server -q --threads 1 --port 0
     local url="ws://127.0.0.1:$SERVER_PORT/" t wscat_net
     declare -A ms=()
     for _ in $(seq "$ROUNDS"); do
@@ -541,13 +543,13 @@ bench_redis() {
 
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-# nginx_conf WORK PORT SERVER-DIRECTIVES: one worker, temp paths under WORK/tmp, serving
+# nginx_conf WORK PORT SERVER-DIRECTIVES [WORKERS]: one worker unless WORKERS, temp paths under WORK/tmp, serving
 # 127.0.0.1:PORT with the given directives (WebSocket upgrade map included)
 nginx_conf() {
-    local work=$1 port=$2 directives=$3
+    local work=$1 port=$2 directives=$3 workers=${4:-1}
     mkdir -p "$work/tmp"
     cat >"$work/nginx.conf" <<NGINX
-worker_processes 1;
+worker_processes $workers;
 daemon off;
 pid $work/tmp/nginx.pid;
 error_log $work/tmp/error.log;
@@ -578,7 +580,7 @@ bench_proxy() {
     local work
     work=$(mktemp -d)
     mkdir -p "$work/tmp"
-    "$WS" echo_server -q --port 0 >"$work/echo.log" 2>&1 &
+    "$WS" echo_server -q --threads 1 --port 0 >"$work/echo.log" 2>&1 &
     local echo_pid=$!
     local echo_port=""
     for _ in $(seq 100); do
@@ -699,11 +701,11 @@ bench_httpd() {
         for s in ws ws_flags nginx nginx_ofc; do
             local port pid
             if [ "$s" = ws ]; then
-                start_server "$WS" httpd -q --port 0 --root "$work/www"
+                start_server "$WS" httpd -q --threads 1 --port 0 --root "$work/www"
                 port=$SERVER_PORT
                 pid=$SERVER_PID
             elif [ "$s" = ws_flags ]; then
-                start_server "$WS" httpd -q --port 0 --root "$work/www" --cors -H "X-Frame-Options: DENY" --cache-control "max-age=60" --upload --overwrite --max-upload-size 2g
+                start_server "$WS" httpd -q --threads 1 --port 0 --root "$work/www" --cors -H "X-Frame-Options: DENY" --cache-control "max-age=60" --upload --overwrite --max-upload-size 2g
                 port=$SERVER_PORT
                 pid=$SERVER_PID
             elif [ "$s" = nginx ]; then
@@ -803,6 +805,77 @@ bench_httpd() {
         echo
     } >>"$RESULTS"
     rm -rf "$work"
+}
+
+# tree_cpu_s PID: CPU seconds of a process and its children (nginx: master and workers)
+tree_cpu_s() {
+    local total=0 p
+    for p in "$1" $(pgrep -P "$1" || true); do
+        total=$(awk -v a="$total" -v b="$(cpu_s "$p")" 'BEGIN { print a + b }')
+    done
+    echo "$total"
+}
+
+bench_threads() {
+    local work
+    work=$(mktemp -d)
+    mkdir -p "$work/www"
+    head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 >"$work/www/1k.txt"
+    chmod 755 "$work" "$work/www" && chmod 644 "$work/www/"*
+    local port_d port_o
+    port_d=$(free_port)
+    port_o=$(free_port)
+    # nginx with two workers, as its users run it on two cores: Debian's defaults, and with
+    # the open-file cache on
+    nginx_conf "$work/d" "$port_d" "root $work/www;" 2
+    nginx_conf "$work/o" "$port_o" "root $work/www; open_file_cache max=1000 inactive=20s; open_file_cache_valid 30s;" 2
+    declare -A rps cpu
+    for _ in $(seq "$ROUNDS"); do
+        for s in ws1 ws2 nginx2 nginx2_ofc; do
+            local port pid out c0 c1 n
+            case "$s" in
+                ws1 | ws2)
+                    start_server "$WS" httpd -q --threads "${s#ws}" --port 0 --root "$work/www"
+                    port=$SERVER_PORT
+                    pid=$SERVER_PID
+                    ;;
+                nginx2) start_nginx "$work/d" "$port_d"; port=$port_d; pid=$NGINX_PID ;;
+                nginx2_ofc) start_nginx "$work/o" "$port_o"; port=$port_o; pid=$NGINX_PID ;;
+            esac
+            wrk -t2 -c64 -d1s "http://127.0.0.1:$port/1k.txt" >/dev/null # warm-up
+            c0=$(tree_cpu_s "$pid")
+            out=$(wrk -t2 -c64 -d"${DUR}s" "http://127.0.0.1:$port/1k.txt")
+            c1=$(tree_cpu_s "$pid")
+            if echo "$out" | grep -q "Non-2xx"; then echo "bench.sh: $s answered errors: $out" >&2; exit 1; fi
+            rps[$s]+="$(echo "$out" | awk '/Requests\/sec/ { print $2 }') "
+            n=$(echo "$out" | awk '/requests in/ { print $1 }')
+            cpu[$s]+="$(awk -v a="$c0" -v b="$c1" -v n="$n" 'BEGIN { printf "%.4f", (b - a) / n * 1000 }') "
+            case "$s" in ws*) stop_server ;; *) stop_nginx ;; esac
+        done
+    done
+    rm -rf "$work"
+    local base
+    base=$(med ${rps[nginx2]})
+    {
+        echo "### threads"
+        echo
+        echo "Two workers on two cores: \`ws httpd --threads 2\` vs nginx \`worker_processes 2\` (Debian's defaults: sendfile on, tcp_nopush on; and with open_file_cache), 1 KiB file, \`wrk -t2 -c64 -d${DUR}s\`; \`--threads 1\` for scale. wrk shares the two cores, so the CPU seconds each server used per 1,000 requests (its process tree, from /proc) is the figure that does not depend on the core count. Median of $ROUNDS rounds (min–max)."
+        echo
+        echo "| server | req/s | vs nginx 2 workers | CPU ms per 1,000 requests |"
+        echo "|---|---|---|---|"
+        for s in ws2 ws1 nginx2 nginx2_ofc; do
+            printf '| %s | %.0f (%s) | %.2f× | %.1f |\n' "$s" "$(med ${rps[$s]})" "$(mm ${rps[$s]})" \
+                "$(ratio "$(med ${rps[$s]})" "$base")" "$(awk -v c="$(med ${cpu[$s]})" 'BEGIN { print c * 1000 }')"
+        done
+        echo
+        echo "Goals (threads issue): --threads 2 ≥ 1.0× nginx with 2 workers (default and open_file_cache); CPU per request ≤ nginx's."
+        echo
+        echo "Command: \`scripts/bench.sh threads\`"
+        echo
+    } >>"$RESULTS"
+    goal threads "httpd --threads 2 vs nginx 2 workers req/s" "$(ratio "$(med ${rps[ws2]})" "$base")" ">=" 1.0
+    goal threads "httpd --threads 2 vs nginx 2 workers + open_file_cache req/s" "$(ratio "$(med ${rps[ws2]})" "$(med ${rps[nginx2_ofc]})")" ">=" 1.0
+    goal threads "httpd CPU per request vs nginx 2 workers" "$(ratio "$(med ${cpu[ws2]})" "$(med ${cpu[nginx2]})")" "<=" 1.0
 }
 
 bench_curl() {
@@ -1096,7 +1169,7 @@ bench_deflate() {
     for _ in $(seq "$ROUNDS"); do
         for s in "${servers[@]}"; do
             case $s in
-                ws) start_server "$WS" echo_server -q --port 0 ;;
+                ws) start_server "$WS" echo_server -q --threads 1 --port 0 ;;
                 node) start_server node scripts/peers/deflate_echo_server.js ;;
                 python) start_server "$PY" tests/peers/deflate_peer.py server ;;
             esac
@@ -1136,7 +1209,7 @@ bench_deflate() {
     local order=(ws node node ws ws node) i
     for ((i = 0; i < 2 * ROUNDS; i++)); do
         s=${order[$((i % 6))]}
-        if [ "$s" = ws ]; then start_server "$WS" echo_server -q --port 0; else start_server node scripts/peers/deflate_echo_server.js; fi
+        if [ "$s" = ws ]; then start_server "$WS" echo_server -q --threads 1 --port 0; else start_server node scripts/peers/deflate_echo_server.js; fi
         local b a o
         b=$(rss_kib "$SERVER_PID")
         "$WS" bench "ws://127.0.0.1:$SERVER_PORT" --mode idle --deflate -c "$n" -d 3 --json >"$tmp" 2>&1 &
@@ -1201,6 +1274,7 @@ for name in "${NAMES[@]}"; do
         startup) bench_startup ;;
         oneshot) bench_oneshot ;;
         bridge) bench_bridge ;;
+        threads) bench_threads ;;
         push) bench_push ;;
         gzip) bench_gzip ;;
         echo) bench_echo ;;
@@ -1241,7 +1315,7 @@ except FileNotFoundError:
 _, new = sections(open(results).read())
 head = ("# Benchmarks\n\nEach section says which run produced it. These machines are shared and noisy: "
         "compare ratios within one section, not absolute figures across sections.\n\n")
-order = ["startup", "oneshot", "echo", "idle", "fanout", "redis", "proxy", "httpd", "curl", "transfer", "deflate", "push", "gzip", "bridge"]
+order = ["startup", "oneshot", "echo", "idle", "fanout", "redis", "proxy", "httpd", "curl", "transfer", "deflate", "push", "gzip", "bridge", "threads"]
 merged = dict(old)
 for name, body in new.items():
     lines = body.split("\n", 2)

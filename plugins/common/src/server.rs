@@ -138,19 +138,16 @@ impl ServerArgs {
         let want = self.limits.max_connections as u64 + 64;
         let limit = wsx::raise_fd_limit(want);
         crate::log::background();
-        let bound = crate::workers::bind(&self.listen, workers)?;
+        let sockets = crate::workers::bind(&self.listen, workers)?;
         warn_fd_limit(limit, want);
         let counters = Arc::new(Counters::default());
-        let bound: Vec<std::sync::Mutex<Option<crate::workers::Bound>>> =
-            bound.into_iter().map(|b| std::sync::Mutex::new(Some(b))).collect();
         let shown = (workers > 1).then_some(());
         // (A `Prepare` is the proxy's, which runs one worker: it is not taken here.)
         let (limits, deflate) = (self.limits.clone(), self.deflate);
         crate::workers::run(workers, |i| {
-            let mine = bound[i].lock().ok().and_then(|mut b| b.take()).expect("one socket per worker");
-            let (tls, limits, counters, make) = (&tls, &limits, &counters, &make);
+            let (tls, limits, counters, make, sockets) = (&tls, &limits, &counters, &make, &sockets);
             crate::runtime::block_on(|ex| async move {
-                let listener = mine.into_listener().map_err(|e| ws_plugin_api::Error::failure(e.to_string()))?;
+                let listener = sockets.take(i)?;
                 let (gate, handle) = make();
                 let terms = Terms { tls: tls.clone(), limits: limits.clone(), deflate, gate, prepare: None };
                 serve_on(&ex, listener, terms, handle, counters, shown.map(|()| i)).await?;

@@ -68,9 +68,22 @@ impl Bound {
     }
 }
 
+/// The sockets [`bind`] made, one per worker, each taken once by its worker.
+#[derive(Debug)]
+pub struct Sockets(Vec<std::sync::Mutex<Option<Bound>>>);
+
+impl Sockets {
+    /// Worker `i`'s listener, on the calling worker's executor.
+    pub fn take(&self, i: usize) -> Result<Listener, Error> {
+        let bound = self.0.get(i).and_then(|m| m.lock().ok()?.take());
+        let bound = bound.ok_or_else(|| Error::failure(format!("no listening socket for worker {i}")))?;
+        bound.into_listener().map_err(|e| Error::failure(format!("worker {i}: {e}")))
+    }
+}
+
 /// Binds `n` listening sockets for `listen` (see the module docs), writes the pidfile and
 /// prints the ready line once all are bound.
-pub fn bind(listen: &ListenArgs, n: usize) -> Result<Vec<Bound>, CommonError> {
+pub fn bind(listen: &ListenArgs, n: usize) -> Result<Sockets, CommonError> {
     let n = n.max(1);
     let (bound, shown) = match &listen.unix {
         Some(path) => {
@@ -113,7 +126,7 @@ pub fn bind(listen: &ListenArgs, n: usize) -> Result<Vec<Bound>, CommonError> {
         crate::net::write_pidfile(p)?;
     }
     crate::net::ready_line(&shown);
-    Ok(bound)
+    Ok(Sockets(bound.into_iter().map(|b| std::sync::Mutex::new(Some(b))).collect()))
 }
 
 /// A TCP listening socket with `SO_REUSEPORT` (and `SO_REUSEADDR`, as std sets it).

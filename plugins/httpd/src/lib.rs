@@ -136,15 +136,13 @@ impl Plugin for Httpd {
         let tls = args.tls.server_config(&[b"h2", b"http/1.1"])?;
         ws_common::log::background();
         let workers = args.workers.count();
-        let bound: Vec<std::sync::Mutex<Option<ws_common::workers::Bound>>> =
-            ws_common::workers::bind(&args.listen, workers)?.into_iter().map(|b| std::sync::Mutex::new(Some(b))).collect();
+        let sockets = ws_common::workers::bind(&args.listen, workers)?;
         let active = Arc::new(AtomicUsize::new(0));
-        let (args, tls, active) = (&args, &tls, &active);
+        let (args, tls, active, sockets) = (&args, &tls, &active, &sockets);
         ws_common::workers::run(workers, |i| {
-            let mine = bound[i].lock().ok().and_then(|mut b| b.take()).expect("one socket per worker");
             let ctx = Rc::new(context(args)?);
             ws_common::runtime::block_on(|ex| async move {
-                let listener = mine.into_listener().map_err(|e| Error::failure(e.to_string()))?;
+                let listener = sockets.take(i)?;
                 let header_timeout = Duration::from_secs(args.header_timeout.max(1));
                 let idle_timeout = Duration::from_secs(args.idle_timeout.max(1));
                 let max = args.max_connections;
@@ -183,7 +181,8 @@ fn context(args: &Args) -> Result<Ctx, Error> {
     } else if args.redirect {
         Mode::Redirect(args.redirect_url.clone().ok_or_else(|| Error::usage("-L needs --redirect_url URL"))?)
     } else {
-        let root = args.root.canonicalize().map_err(|e| Error::usage(format!("--root {}: {e}", args.root.display())))?;
+        let root =
+            args.root.canonicalize().map_err(|e| Error::usage(format!("--root {}: {e}", args.root.display())))?;
         if !root.is_dir() {
             return Err(Error::usage(format!("--root {} is not a folder", args.root.display())));
         }
