@@ -18,6 +18,21 @@ fn py_client(script: &str, url: &str) -> crate::util::Output {
     run(cmd, b"", T)
 }
 
+/// A client that prints every message it gets (`repr`) until the bridge closes, then the close
+/// code and reason.
+const UNTIL_CLOSED: &str = r#"
+import asyncio, sys, websockets
+async def main():
+    async with websockets.connect(sys.argv[1]) as ws:
+        try:
+            while True:
+                print(repr(await ws.recv()))
+        except websockets.ConnectionClosed:
+            pass
+    print("closed", ws.close_code, ws.close_reason)
+asyncio.run(main())
+"#;
+
 fn bridge(first: &str, target: &str, extra: &[&str]) -> Server {
     Server::start_cmd("bridge", ws().arg("bridge").args(extra).args([first, target]))
 }
@@ -97,19 +112,7 @@ asyncio.run(main())
     assert_eq!(out.stdout, "b'through cat'\nclosed 1000\nb'through cat'\nclosed 1000\n", "{out:?}");
     // A program that says something and exits with a failure, before reading anything.
     let early = bridge("ws-listen:127.0.0.1:0", "exec:echo early; exit 3", &["--text"]);
-    let script = r#"
-import asyncio, sys, websockets
-async def main():
-    async with websockets.connect(sys.argv[1]) as ws:
-        print(repr(await ws.recv()))
-        try:
-            await ws.recv()
-        except websockets.ConnectionClosed:
-            pass
-    print("closed", ws.close_code, ws.close_reason)
-asyncio.run(main())
-"#;
-    let out = py_client(script, &early.url("ws"));
+    let out = py_client(UNTIL_CLOSED, &early.url("ws"));
     assert!(
         out.stdout.starts_with("'early\\n'\nclosed 1011 exec:echo early; exit 3 exited with exit status: 3"),
         "{out:?}"
@@ -129,19 +132,8 @@ fn failures_name_the_side_that_failed() {
     assert!(out.stderr.contains(&format!("tcp:127.0.0.1:{dead}")) && out.stderr.contains("refused"), "{}", out.stderr);
     // Behind a WebSocket listener: the client gets 1011, the bridge keeps serving.
     let server = bridge("ws-listen:127.0.0.1:0", &format!("tcp:127.0.0.1:{dead}"), &[]);
-    let script = r#"
-import asyncio, sys, websockets
-async def main():
-    async with websockets.connect(sys.argv[1]) as ws:
-        try:
-            await ws.recv()
-        except websockets.ConnectionClosed:
-            pass
-    print("closed", ws.close_code, ws.close_reason)
-asyncio.run(main())
-"#;
     for _ in 0..2 {
-        let out = py_client(script, &server.url("ws"));
+        let out = py_client(UNTIL_CLOSED, &server.url("ws"));
         assert_eq!(out.stdout, "closed 1011 bridge target unreachable\n", "{out:?}");
     }
     // A usage error is one line and exit 2.

@@ -531,33 +531,18 @@ fn cors_headers_and_preflight() {
     let url = format!("{}/index.html", any.url("http"));
     let out = curl(&["-i", "-H", "Origin: http://other.test", &url]);
     assert_eq!(header(&out.stdout, "access-control-allow-origin"), Some("*"), "{}", out.stdout);
-    let pre = curl(&[
-        "-i",
-        "-X",
-        "OPTIONS",
-        "-H",
-        "Origin: http://other.test",
-        "-H",
-        "Access-Control-Request-Method: GET",
-        "-H",
-        "Access-Control-Request-Headers: x-token",
-        &url,
-    ]);
+    let preflight = |method: &str, url: &str| {
+        let asked = format!("Access-Control-Request-Method: {method}");
+        let (origin, headers) = ("Origin: http://other.test", "Access-Control-Request-Headers: x-token");
+        curl(&["-i", "-X", "OPTIONS", "-H", origin, "-H", &asked, "-H", headers, url])
+    };
+    let pre = preflight("GET", &url);
     assert!(pre.stdout.starts_with("HTTP/1.1 204"), "{}", pre.stdout);
     assert_eq!(header(&pre.stdout, "access-control-allow-methods"), Some("GET, HEAD, OPTIONS"));
     assert_eq!(header(&pre.stdout, "access-control-allow-headers"), Some("x-token"));
     // With --upload the preflight allows PUT and POST as well.
     let uploads = httpd(dir.path(), &["--cors", "--upload"]);
-    let pre = curl(&[
-        "-i",
-        "-X",
-        "OPTIONS",
-        "-H",
-        "Origin: http://other.test",
-        "-H",
-        "Access-Control-Request-Method: PUT",
-        &format!("{}/x.txt", uploads.url("http")),
-    ]);
+    let pre = preflight("PUT", &format!("{}/x.txt", uploads.url("http")));
     assert_eq!(header(&pre.stdout, "access-control-allow-methods"), Some("GET, HEAD, PUT, POST, OPTIONS"));
     let named = httpd(dir.path(), &["--cors", "https://app.test"]);
     let out = curl(&["-i", &format!("{}/index.html", named.url("http"))]);
