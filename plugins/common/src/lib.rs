@@ -5,46 +5,37 @@
 //! the plugin boundary: the boundary is `ws-plugin-api`'s C declaration, and this crate sits
 //! on the plugin's side of it.
 //!
-//! - [`args`]: clap parsing that turns clap's errors into one line and exit code 2;
-//! - [`log`]: the `[YYYY-MM-DD HH:MM:SS.mmm] [level] msg` logger, errors to stderr;
-//! - [`runtime`]: the single-threaded smol executor a plugin runs in (and hyper's executor on it);
-//!   [`workers`]: `--threads`, one such executor and listening socket per worker;
-//! - [`net`]: TCP and Unix listeners, the `Listening on …` ready line, pidfiles, plain/TLS streams;
-//! - [`tls`]: the TLS option group and rustls configurations built from it;
-//! - [`bus`]: rooms shared between servers through Redis pub/sub;
-//! - [`dial`]: how clients reach servers (TCP, a proxy from [`proxy`], a Unix socket; TLS);
-//! - [`proxy`]: clients through HTTP CONNECT and SOCKS5 proxies;
-//! - [`progress`]: transfer progress on stderr (a bar on a terminal, else a line per 10 %);
-//! - [`relay`], [`frame_relay`], [`frames`]: the rooms' message and frame relays, and frame I/O;
-//! - [`deflate`]: permessage-deflate, negotiated in the handshakes and done beneath tungstenite;
-//! - [`gz`]: `gzip`/`gunzip`'s tallies (size, checksum) and safely written outputs;
-//! - [`url`](mod@url) and [`headers`]: parsing of what users type; [`lines`]: messages as lines of a pipe.
+//! Four layers, each a folder, each using only those below it:
+//!
+//! - [`sockets`]: the runtime ([`runtime`], [`workers`] for `--threads`), listeners and
+//!   streams ([`net`], [`tls`]), and how clients reach servers ([`dial`], [`proxy`]);
+//! - [`websocket`]: handshakes and streams ([`ws`], [`headers`]), frame I/O and relays
+//!   ([`frames`], [`frame_relay`]), permessage-deflate ([`deflate`]), a client's life
+//!   ([`session`]) and the servers' skeleton ([`server`]);
+//! - [`rooms`]: message relays with bounded queues ([`relay`]), rooms across servers through
+//!   Redis ([`bus`]), the file transfer relay ([`transfer`]) and the reference's PDUs ([`pdu`]);
+//! - [`terminal`]: log lines ([`log`]), input ([`prompt`]), messages as lines of a pipe
+//!   ([`lines`]), progress ([`progress`]).
+//!
+//! Beside them: [`args`] (clap parsing that turns clap's errors into one line and exit code
+//! 2), [`error`](mod@error), [`url`](mod@url) (what users type), [`gz`] (`gzip`/`gunzip`'s tallies and
+//! safely written outputs).
 
 pub mod args;
-pub mod bus;
-pub mod deflate;
-pub mod dial;
 pub mod error;
-pub mod frame_relay;
-pub mod frames;
 pub mod gz;
-pub mod headers;
-pub mod lines;
-pub mod log;
-pub mod net;
-pub mod pdu;
-pub mod progress;
-pub mod prompt;
-pub mod proxy;
-pub mod relay;
-pub mod runtime;
-pub mod server;
-pub mod session;
-pub mod tls;
-pub mod transfer;
+pub mod rooms;
+pub mod sockets;
+pub mod terminal;
 pub mod url;
-pub mod workers;
-pub mod ws;
+pub mod websocket;
+
+// The layers above are folders; plugins name modules by their short paths
+// (`ws_common::net`, `ws_common::ws`, …), which stay as they were.
+pub use rooms::{bus, pdu, relay, transfer};
+pub use sockets::{dial, net, proxy, runtime, tls, workers};
+pub use terminal::{lines, log, progress, prompt};
+pub use websocket::{deflate, frame_relay, frames, headers, server, session, ws};
 
 pub use error::CommonError;
 

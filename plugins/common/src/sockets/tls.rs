@@ -9,7 +9,7 @@
 //! A self-signed certificate made the usual way (`openssl req -x509 …`) is marked CA:TRUE,
 //! and webpki refuses a CA certificate as the server's own (`CaUsedAsEndEntity`), where curl
 //! and OpenSSL trust it when it is exactly one of the certificates given with `--ca-file`:
-//! [`AnchorAware`] does the same (the name and the validity dates are still checked, and
+//! `AnchorAware` does the same (the name and the validity dates are still checked, and
 //! the handshake's signature proves the server holds its key). TLS failures are told in a
 //! plain sentence ([`explain`]), not as rustls's debug form.
 //!
