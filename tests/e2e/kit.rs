@@ -174,3 +174,35 @@ fn the_plugin_template_builds_alone_and_its_test_runs_it_through_ws() {
     assert_eq!(out.code(), 0, "the template's own test failed: {out:?}");
     assert!(out.stdout.contains("test result: ok. 1 passed"), "{}", out.stdout);
 }
+
+/// zsh and fish load their scripts and get the same candidates (zsh's `compadd` and `_files`
+/// stand in as functions that print what they are given).
+#[test]
+fn zsh_and_fish_complete_the_same_way() {
+    let path = format!("{}:/usr/bin:/bin", ws_bin().parent().unwrap().display());
+    let shell = |program: &str, script: &str| {
+        let mut cmd = Command::new(program);
+        cmd.env_clear().env("PATH", &path).env("HOME", std::env::temp_dir()).args(["-c", script]);
+        let out = run(cmd, b"", T);
+        assert_eq!(out.code(), 0, "{program}: {out:?}");
+        out.stdout
+    };
+    let zsh = shell(
+        "zsh",
+        "autoload -U compinit; compinit -u 2>/dev/null; source <(ws completions zsh)\n\
+         compadd() { [[ $1 == -a ]] && print -l -- \"${(P@)2}\"; }; _files() { print FILES; }\n\
+         words=(ws ec); CURRENT=2; _ws; words=(ws echo_server --max-m); CURRENT=3; _ws\n\
+         words=(ws send /tmp/x); CURRENT=3; _ws",
+    );
+    assert_eq!(zsh, "echo_server\n--max-message-size\nFILES\n");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("afile.txt"), "").unwrap();
+    let fish = shell(
+        "fish",
+        &format!(
+            "ws completions fish | source; complete -C 'ws ec'; complete -C 'ws echo_server --max-m'; complete -C 'ws send {}/af'",
+            dir.path().display()
+        ),
+    );
+    assert_eq!(fish, format!("echo_server\n--max-message-size\n{}/afile.txt\n", dir.path().display()));
+}
