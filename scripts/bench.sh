@@ -735,6 +735,7 @@ bench_httpd() {
             done
             # curl -T of the big file: ws with --upload, nginx with dav_methods PUT
             if [ "$s" = ws_flags ] || [ "$s" = nginx ]; then
+                sync # each upload starts with no other writes pending (the disk's write-back is most of this figure)
                 up[$s]+="$(curl -sf -o /dev/null -w '%{speed_upload}' -T "$work/www/big.bin" "http://127.0.0.1:$port/up/big.bin") "
                 rm -f "$work/www/up/big.bin"
             fi
@@ -789,7 +790,7 @@ bench_httpd() {
         done
         echo
         echo
-        echo "Upload: \`curl -T\` of the $((big / 1024 / 1024)) MiB file (PUT; ws \`--upload --overwrite\`, written to a temporary file and renamed; nginx \`dav_methods PUT\`, which also writes a temporary file first)."
+        echo "Upload: \`curl -T\` of the $((big / 1024 / 1024)) MiB file after \`sync\` (PUT; ws \`--upload --overwrite\`, written to a temporary file and renamed; nginx \`dav_methods PUT\`, which also writes a temporary file first). Both are bound by the disk's write-back here: compare over several runs."
         echo
         echo "| server | upload MB/s | vs nginx | server peak RSS MiB |"
         echo "|---|---|---|---|"
