@@ -186,7 +186,7 @@ impl Plugin for BridgePlugin {
                     async { Ok(done_rx.recv().await.ok()) },
                 )
                 .await
-                .map(|o| o.unwrap_or(Outcome { code: 1000, reason: String::new(), failed: None }));
+                .map(|o| o.unwrap_or(Outcome::ok(1000, "")));
             }
             ws_common::log::background();
             let listener = listen.listen().await?;
@@ -208,10 +208,8 @@ impl Plugin for BridgePlugin {
                     .detach();
                 }
             };
-            Ok(futures_lite::FutureExt::or(accept, async {
-                done_rx.recv().await.unwrap_or(Outcome { code: 1000, reason: String::new(), failed: None })
-            })
-            .await)
+            Ok(futures_lite::FutureExt::or(accept, async { done_rx.recv().await.unwrap_or(Outcome::ok(1000, "")) })
+                .await)
         })?;
         match outcome.failed {
             Some(what) => Err(Error::failure(what)),

@@ -57,7 +57,7 @@ pub(crate) struct Outcome {
 }
 
 impl Outcome {
-    fn ok(code: u16, reason: impl Into<String>) -> Outcome {
+    pub(crate) fn ok(code: u16, reason: impl Into<String>) -> Outcome {
         Outcome { code, reason: reason.into(), failed: None }
     }
 
@@ -147,6 +147,18 @@ enum Down {
     WriteFailed(String),
 }
 
+/// A program's exit status, if it exits within a second.
+async fn exit_status(child: &mut smol::process::Child) -> Option<std::process::ExitStatus> {
+    child
+        .status()
+        .or(async {
+            smol::Timer::after(Duration::from_secs(1)).await;
+            Err(std::io::Error::other("still running"))
+        })
+        .await
+        .ok()
+}
+
 /// Sends the close `outcome` stands for.
 async fn close_with(sink: &mut Sender, outcome: Outcome) -> Up {
     let _ = sink.send(Message::Close(Some(wsx::close_frame(outcome.code, &outcome.reason)))).await;
@@ -220,14 +232,7 @@ pub(crate) async fn messages_and_bytes(
         }
         // A program's end: its status says whether that was a failure.
         let status = match child.as_mut() {
-            Some(c) => c
-                .status()
-                .or(async {
-                    smol::Timer::after(Duration::from_secs(1)).await;
-                    Err(std::io::Error::other("still running"))
-                })
-                .await
-                .ok(),
+            Some(c) => exit_status(c).await,
             None => None,
         };
         match status {
@@ -260,13 +265,13 @@ pub(crate) async fn messages_and_bytes(
                     stream.next().await
                 }
             };
-            let payload: &[u8] = match &next {
-                Some(Ok(Message::Text(t))) => t.as_bytes(),
-                Some(Ok(Message::Binary(b))) => b,
+            let payload: Option<&[u8]> = match &next {
+                Some(Ok(Message::Text(t))) => Some(t.as_bytes()),
+                Some(Ok(Message::Binary(b))) => Some(b),
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
-                Some(Ok(Message::Close(_)) | Err(_)) | None => &[],
+                Some(Ok(Message::Close(_)) | Err(_)) | None => None,
             };
-            if !payload.is_empty() || matches!(next, Some(Ok(Message::Text(_) | Message::Binary(_)))) {
+            if let Some(payload) = payload {
                 last_message.set(std::time::Instant::now());
                 out.extend_from_slice(payload);
                 if mode.line {
@@ -343,13 +348,7 @@ pub(crate) async fn messages_and_bytes(
     };
     if let Some(mut c) = child {
         // A program gets a moment to finish after its stdin closed, then is killed on drop.
-        let _ = c
-            .status()
-            .or(async {
-                smol::Timer::after(Duration::from_secs(1)).await;
-                Err(std::io::Error::other("still running"))
-            })
-            .await;
+        let _ = exit_status(&mut c).await;
     }
     outcome
 }

@@ -318,23 +318,24 @@ struct Temp<'a> {
 impl Temp<'_> {
     fn rename_to(mut self, name: &str, exclusive: bool) -> Result<(), Failed> {
         let tmp = self.name.clone().expect("named until renamed");
-        // After a rename the temporary name is gone; after a link it is removed on drop.
-        let renamed = |done: rustix::io::Result<()>, me: &mut Self| {
-            if done.is_ok() {
-                me.name = None;
-            }
-            done
-        };
+        // After a rename the temporary name is gone; after a link it stays, removed on drop.
+        let mut linked = false;
         let moved = if exclusive {
             match rustix::fs::renameat_with(self.dir, &tmp, self.dir, name, rustix::fs::RenameFlags::NOREPLACE) {
                 // File systems without RENAME_NOREPLACE: a hard link fails the same way on an
                 // existing name.
-                Err(Errno::INVAL) => rustix::fs::linkat(self.dir, &tmp, self.dir, name, AtFlags::empty()),
-                done => renamed(done, &mut self),
+                Err(Errno::INVAL) => {
+                    linked = true;
+                    rustix::fs::linkat(self.dir, &tmp, self.dir, name, AtFlags::empty())
+                }
+                done => done,
             }
         } else {
-            renamed(rustix::fs::renameat(self.dir, &tmp, self.dir, name), &mut self)
+            rustix::fs::renameat(self.dir, &tmp, self.dir, name)
         };
+        if moved.is_ok() && !linked {
+            self.name = None;
+        }
         match moved {
             Ok(()) => Ok(()),
             Err(Errno::EXIST) => Err(Failed::Exists { asked: false }),

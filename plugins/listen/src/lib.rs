@@ -172,11 +172,8 @@ async fn exchange(shared: &Shared, ws: &mut wsx::WsStream, id: u64, rx: &Receive
                 let code = wsx::fail(ws, &e).await.unwrap_or(1006);
                 return (code, wsx::reason(ws, &e));
             }
-            Ev::Out(m @ Message::Close(_)) => {
-                let (code, reason) = match &m {
-                    Message::Close(f) => wsx::close_parts(f.as_ref()),
-                    _ => unreachable!(),
-                };
+            Ev::Out(Message::Close(frame)) => {
+                let (code, reason) = wsx::close_parts(frame.as_ref());
                 ws_common::session::close_and_drain(ws, code, &reason).await;
                 return (code, reason);
             }

@@ -141,7 +141,6 @@ impl ServerArgs {
         let sockets = crate::workers::bind(&self.listen, workers)?;
         warn_fd_limit(limit, want);
         let counters = Arc::new(Counters::default());
-        let shown = (workers > 1).then_some(());
         // (A `Prepare` is the proxy's, which runs one worker: it is not taken here.)
         let (limits, deflate) = (self.limits.clone(), self.deflate);
         crate::workers::run(workers, |i| {
@@ -150,7 +149,7 @@ impl ServerArgs {
                 let listener = sockets.take(i)?;
                 let (gate, handle) = make();
                 let terms = Terms { tls: tls.clone(), limits: limits.clone(), deflate, gate, prepare: None };
-                serve_on(&ex, listener, terms, handle, counters, shown.map(|()| i)).await?;
+                serve_on(&ex, listener, terms, handle, counters, (workers > 1).then_some(i)).await?;
                 Ok(())
             })
         })
