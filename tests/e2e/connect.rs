@@ -208,7 +208,9 @@ fn at_a_terminal_messages_print_above_the_prompt_and_escapes_are_shown() {
     let out = connect(&[&url], b"first from a peer\nsecond from a peer\n");
     assert_eq!(out.code(), 0, "{out:?}");
     term.keys(&["half-typed"]);
-    let screen = term.wait_for("received message: second from a peer");
+    // Both must be on the screen: the messages may be drawn before the keys are echoed.
+    term.wait_for("received message: second from a peer");
+    let screen = term.wait_for("> half-typed");
     let lines: Vec<&str> = screen.lines().collect();
     let first = lines.iter().position(|l| *l == "ws_connect: received message: first from a peer");
     let second = lines.iter().position(|l| *l == "ws_connect: received message: second from a peer");
