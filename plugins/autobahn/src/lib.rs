@@ -84,7 +84,7 @@ impl Suite {
             Ok(String::new())
         }
         .or(async {
-            smol::Timer::after(Duration::from_secs(10)).await;
+            ws_common::runtime::Timer::after(Duration::from_secs(10)).await;
             Err(failed(&"no answer within 10 s"))
         })
         .await;
@@ -153,7 +153,7 @@ impl Plugin for Autobahn {
                 let ran = suite
                     .run_case(i)
                     .or(async {
-                        smol::Timer::after(case_timeout).await;
+                        ws_common::runtime::Timer::after(case_timeout).await;
                         Err(Error::failure(format!("no end within {case_timeout:?}")))
                     })
                     .await;

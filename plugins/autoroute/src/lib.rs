@@ -77,8 +77,8 @@ impl Plugin for Autoroute {
                 .map_err(|e| Error::failure(format!("cannot connect to {url}: {e}")))?;
             let start = Instant::now();
             let (mut received, mut last_second) = (0u64, 0u64);
-            let mut tick = smol::Timer::interval(Duration::from_secs(1));
-            let mut heartbeat = ping.map(smol::Timer::interval);
+            let mut tick = ws_common::runtime::Timer::interval(Duration::from_secs(1));
+            let mut heartbeat = ping.map(ws_common::runtime::Timer::interval);
             enum Ev {
                 Ws(Option<Result<Message, async_tungstenite::tungstenite::Error>>),
                 Tick,
@@ -128,7 +128,7 @@ impl Plugin for Autoroute {
             let _ = ws
                 .close(Some(ws_common::ws::close_frame(1000, "Normal closure")))
                 .or(async {
-                    smol::Timer::after(Duration::from_secs(2)).await;
+                    ws_common::runtime::Timer::after(Duration::from_secs(2)).await;
                     Ok(())
                 })
                 .await;

@@ -357,7 +357,7 @@ async fn read_echoes(
         }
         let next = smol::future::or(async { Some(stream.next().await) }, async {
             // Wake up now and then to notice that the writer has finished.
-            smol::Timer::after(Duration::from_millis(100)).await;
+            ws_common::runtime::Timer::after(Duration::from_millis(100)).await;
             None
         })
         .await;
@@ -451,7 +451,7 @@ async fn fanout_receiver(plan: &Plan, stats: &Stats, f: &Fanout, idx: usize, mut
             break;
         }
         let msg = smol::future::or(async { Some(next_msg(&mut ws).await) }, async {
-            smol::Timer::after(Duration::from_millis(200)).await;
+            ws_common::runtime::Timer::after(Duration::from_millis(200)).await;
             None
         })
         .await;
@@ -493,7 +493,7 @@ async fn fanout_sender(plan: &Plan, f: &Fanout, mut ws: WsStream) -> Result<(), 
     // Keep the sender open until every receiver has everything (or 10 s pass).
     let until = Instant::now() + Duration::from_secs(10);
     while f.slowest() < seq && Instant::now() < until {
-        smol::Timer::after(Duration::from_millis(20)).await;
+        ws_common::runtime::Timer::after(Duration::from_millis(20)).await;
     }
     ws_common::session::close_and_drain(&mut ws, 1000, "bench done").await;
     Ok(())
@@ -590,7 +590,7 @@ async fn run_fanout(ex: &ws_common::runtime::Spawner, args: &Args, client: Clien
     }
     let (sender, _) = connect(&client).await.map_err(|e| Error::failure(format!("sender: {e}")))?;
     // Give the server a moment to register the last connection before messages flow.
-    smol::Timer::after(Duration::from_millis(100)).await;
+    ws_common::runtime::Timer::after(Duration::from_millis(100)).await;
     let start = Instant::now();
     let plan = Rc::new(plan(args, client, start, 1));
     let stats = Rc::new(Stats::new());
@@ -677,7 +677,7 @@ async fn run_idle(ex: &ws_common::runtime::Spawner, args: &Args, client: ClientO
     } else {
         println!("{line}");
     }
-    smol::Timer::after(Duration::from_secs_f64(args.duration.max(0.0))).await;
+    ws_common::runtime::Timer::after(Duration::from_secs_f64(args.duration.max(0.0))).await;
     drop(sockets);
     match first_error {
         Some(e) => Err(Error::failure(format!("{} connections failed; first: {e}", args.connections - open.get()))),

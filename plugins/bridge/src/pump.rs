@@ -152,7 +152,7 @@ async fn exit_status(child: &mut smol::process::Child) -> Option<std::process::E
     child
         .status()
         .or(async {
-            smol::Timer::after(Duration::from_secs(1)).await;
+            ws_common::runtime::Timer::after(Duration::from_secs(1)).await;
             Err(std::io::Error::other("still running"))
         })
         .await
@@ -228,7 +228,7 @@ pub(crate) async fn messages_and_bytes(
             if std::time::Instant::now() >= quiet_until {
                 break;
             }
-            smol::Timer::at(quiet_until).await;
+            ws_common::runtime::Timer::at(quiet_until).await;
         }
         // A program's end: its status says whether that was a failure.
         let status = match child.as_mut() {
@@ -306,7 +306,7 @@ pub(crate) async fn messages_and_bytes(
             // Our close went out: the peer's messages keep flowing to the stream until its reply.
             let _ = down
                 .or(async {
-                    smol::Timer::after(CLOSE_WAIT).await;
+                    ws_common::runtime::Timer::after(CLOSE_WAIT).await;
                     Down::Broken(1006, "no close reply".into())
                 })
                 .await;
@@ -326,7 +326,7 @@ pub(crate) async fn messages_and_bytes(
                 sink.close(None).await
             }
             .or(async {
-                smol::Timer::after(CLOSE_WAIT).await;
+                ws_common::runtime::Timer::after(CLOSE_WAIT).await;
                 Ok(())
             })
             .await;
@@ -405,7 +405,7 @@ pub(crate) async fn messages_and_messages(a: WsStream, a_name: &str, b: WsStream
         Either::Left((first, other)) | Either::Right((first, other)) => {
             let _ = other
                 .or(async {
-                    smol::Timer::after(CLOSE_WAIT).await;
+                    ws_common::runtime::Timer::after(CLOSE_WAIT).await;
                     Outcome::ok(1006, "")
                 })
                 .await;
@@ -415,7 +415,7 @@ pub(crate) async fn messages_and_messages(a: WsStream, a_name: &str, b: WsStream
     // Each side's reply to the close it sent was queued by tungstenite: a flush sends it.
     let _ = futures_lite::future::zip(a_sink.flush(), b_sink.flush())
         .or(async {
-            smol::Timer::after(CLOSE_WAIT).await;
+            ws_common::runtime::Timer::after(CLOSE_WAIT).await;
             (Ok(()), Ok(()))
         })
         .await;

@@ -124,11 +124,11 @@ impl Bytes {
     pub(crate) async fn open(spec: &Spec) -> std::io::Result<Bytes> {
         match spec {
             Spec::Tcp { host, port } => {
-                let s = smol::net::TcpStream::connect((host.as_str(), *port)).await?;
+                let s = ws_common::net::TcpStream::connect_host(host, *port).await?;
                 let _ = s.set_nodelay(true);
                 Ok(Bytes::socket(s))
             }
-            Spec::Unix(path) => Ok(Bytes::socket(smol::net::unix::UnixStream::connect(path).await?)),
+            Spec::Unix(path) => Ok(Bytes::socket(ws_common::net::UnixStream::connect(path).await?)),
             Spec::Exec(command) => {
                 let mut child = smol::process::Command::new("sh")
                     .arg("-c")

@@ -90,7 +90,7 @@ impl Plugin for Curl {
                 let deadline = Instant::now() + Duration::from_secs_f64(args.max_time.max(0.001));
                 let attempt = fetch(&ex, &args, url.clone(), headers.clone(), body.clone(), jar.as_mut(), &mut retry)
                     .or(async {
-                        smol::Timer::at(deadline).await;
+                        ws_common::runtime::Timer::at(deadline).await;
                         Err(fail(code::TIMEOUT, format!("operation timed out after {} s", args.max_time)))
                     })
                     .await;
@@ -101,7 +101,7 @@ impl Plugin for Curl {
                 };
                 match wait {
                     Some(wait) => {
-                        smol::Timer::after(wait).await;
+                        ws_common::runtime::Timer::after(wait).await;
                     }
                     None => break attempt.map(drop),
                 }
@@ -176,7 +176,7 @@ async fn fetch(
         let via = Via::for_url(&url, proxy, args.unix_socket.as_deref()).map_err(|e| fail(code::PROXY, e))?;
         let (stream, phases) = ws_common::dial::open_stream_timed(&url, &args.tls, alpn, &via, &args.overrides)
             .or(async {
-                smol::Timer::after(connect_timeout).await;
+                ws_common::runtime::Timer::after(connect_timeout).await;
                 Err(ConnectError::Timeout(connect_timeout))
             })
             .await

@@ -246,7 +246,7 @@ pub(crate) async fn deliver(
         if let Some(rate) = args.limit_rate {
             let due = std::time::Duration::from_secs_f64(downloaded as f64 / rate as f64);
             if let Some(wait) = due.checked_sub(paced_from.elapsed()) {
-                smol::Timer::after(wait).await;
+                ws_common::runtime::Timer::after(wait).await;
             }
         }
     }

@@ -220,7 +220,7 @@ async fn serve_connection(
             Some((stream, h2))
         },
         async {
-            smol::Timer::after(header_timeout).await;
+            ws_common::runtime::Timer::after(header_timeout).await;
             None
         },
     );
@@ -245,7 +245,7 @@ async fn serve_connection(
     let served = if h2 {
         // HTTP/2 (ALPN h2 over TLS, or prior-knowledge h2c): the same service per stream.
         let conn = hyper::server::conn::http2::Builder::new(ws_common::runtime::LocalExec(ex.clone()))
-            .timer(smol_hyper::rt::SmolTimer::new())
+            .timer(ws_common::runtime::LoopTimer)
             .max_concurrent_streams(100)
             .max_send_buf_size(responses::H2_SEND_BUF)
             .serve_connection(io, service);

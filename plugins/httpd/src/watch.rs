@@ -7,8 +7,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use ws_common::net::Drained;
-
 /// What a connection did last, for its time limits. hyper's own header-read timeout arms a
 /// timer per request, which cost ~10 % of 1 KiB requests/s here (measured A/B with wrk);
 /// one timer per connection, re-armed only when it fires, checks the same rules.
@@ -94,21 +92,20 @@ impl Watch {
                 ws_common::debug!("connection from {peer}: over its time limit ({:?}), closed", limit.period());
                 return Ok(());
             }
-            smol::Timer::after(Duration::from_nanos(at - now)).await;
+            ws_common::runtime::Timer::after(Duration::from_nanos(at - now)).await;
         }
     }
 }
 
-/// A stream that notes in its [`Watch`] when it last read and wrote a byte (and skips the
-/// read into EAGAIN after a request drained a plain socket: [`Drained`]).
+/// A stream that notes in its [`Watch`] when it last read and wrote a byte.
 pub(crate) struct Activity {
-    pub(crate) inner: Drained<ws_common::net::Stream>,
+    pub(crate) inner: ws_common::net::Stream,
     pub(crate) watch: Arc<Watch>,
 }
 
 impl Activity {
     pub(crate) fn new(inner: ws_common::net::Stream, watch: Arc<Watch>) -> Self {
-        Activity { inner: Drained::stream(inner), watch }
+        Activity { inner, watch }
     }
 }
 

@@ -252,7 +252,7 @@ async fn close_all(shared: &Shared) {
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(1);
     while !shared.clients.borrow().is_empty() && std::time::Instant::now() < deadline {
-        smol::Timer::after(Duration::from_millis(10)).await;
+        ws_common::runtime::Timer::after(Duration::from_millis(10)).await;
     }
 }
 

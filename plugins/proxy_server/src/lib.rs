@@ -314,7 +314,7 @@ async fn proxy(client: Client, max_message: usize) -> (u16, String) {
                     (p.client, p.upstream, p.c2u, p.u2c, None)
                 }
             };
-            match (smol::net::TcpStream::try_from(client), smol::net::TcpStream::try_from(upstream)) {
+            match (ws_common::net::TcpStream::from_std(client), ws_common::net::TcpStream::from_std(upstream)) {
                 (Ok(c), Ok(u)) => (Stream::Plain(c.into()), Stream::Plain(u.into()), c2u, u2c, resumed),
                 (Err(e), _) | (_, Err(e)) => return lost(e),
             }
@@ -346,14 +346,9 @@ enum Handoff {
 }
 
 fn plain_pair(client: Stream, upstream: Stream) -> Handoff {
-    use std::sync::Arc;
-    type Registered = Arc<smol::Async<std::net::TcpStream>>;
-    // The only handle on its socket, so it may leave the reactor.
-    let sole = |t: &smol::net::TcpStream| Arc::strong_count(&Registered::from(t.clone())) == 2;
-    let to_std = |t: smol::net::TcpStream| match Arc::try_unwrap(Registered::from(t)) {
-        Ok(a) => a.into_inner(),
-        Err(_) => Err(std::io::Error::other("socket shared")),
-    };
+    // The only handle on its socket, so it may leave the loop.
+    let sole = |t: &ws_common::net::TcpStream| !t.is_shared();
+    let to_std = |t: ws_common::net::TcpStream| t.into_std().map_err(|_| std::io::Error::other("socket shared"));
     match (client, upstream) {
         (Stream::Plain(Transport::Tcp(c)), Stream::Plain(Transport::Tcp(u))) if sole(&c) && sole(&u) => {
             match (to_std(c), to_std(u)) {
@@ -400,7 +395,7 @@ async fn relay_and_finish(
     };
     let second = Duration::from_secs(1);
     let bounded = |d| async move {
-        smol::Timer::after(d).await;
+        ws_common::runtime::Timer::after(d).await;
     };
     let say = |to_client: bool, code: u16, reason: String| {
         let (client_tx, up_tx) = (&client_tx, &up_tx);

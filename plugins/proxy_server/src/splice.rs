@@ -18,20 +18,19 @@ use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::lock::Mutex;
 use ws_common::frames::{self, FrameError, Header, op};
 
-/// The read and write halves of a relay side (reads skip the EAGAIN after a drained socket).
-pub type ReadHalf = ws_common::net::Drained<Box<dyn AsyncRead + Unpin>>;
+/// The read and write halves of a relay side (a plain socket's reads skip the EAGAIN after
+/// a read that emptied it: the event loop does that, see `ws_common::sockets::evloop`).
+pub type ReadHalf = Box<dyn AsyncRead + Unpin>;
 pub type WriteHalf = Box<dyn AsyncWrite + Unpin>;
 
 /// Splits a stream for the relay: a plain socket by cloning it (no lock between the
 /// halves), TLS through a shared lock.
 pub fn halves(s: ws_common::net::Stream) -> (ReadHalf, WriteHalf) {
     match s {
-        ws_common::net::Stream::Plain(conn) => {
-            (ws_common::net::Drained::new(Box::new(conn.clone()), conn.tcp()), Box::new(conn))
-        }
+        ws_common::net::Stream::Plain(conn) => (Box::new(conn.clone()), Box::new(conn)),
         tls => {
             let (r, w) = futures_lite::io::split(tls);
-            (ws_common::net::Drained::new(Box::new(r), None), Box::new(w))
+            (Box::new(r), Box::new(w))
         }
     }
 }

@@ -107,7 +107,7 @@ async fn receive(args: Args, url: ws_common::url::Url) -> Result<(), Error> {
     };
     let timeout = args.client.timeout();
     let (stream, headers, agreed) = futures_lite::FutureExt::or(connect, async {
-        smol::Timer::after(timeout).await;
+        ws_common::runtime::Timer::after(timeout).await;
         Err(ws_common::ws::ConnectError::Timeout(timeout))
     })
     .await
@@ -234,7 +234,7 @@ async fn receive(args: Args, url: ws_common::url::Url) -> Result<(), Error> {
                 ws_common::debug!("ws_receive: received fragment {}", inc.fragments);
                 inc.fragments += 1;
                 if args.delay > 0 {
-                    smol::Timer::after(Duration::from_millis(args.delay)).await;
+                    ws_common::runtime::Timer::after(Duration::from_millis(args.delay)).await;
                 }
                 if frame.fin {
                     let inc = incoming.take().expect("checked above");
@@ -268,7 +268,7 @@ async fn receive(args: Args, url: ws_common::url::Url) -> Result<(), Error> {
                                 }
                             },
                             async {
-                                smol::Timer::after(Duration::from_secs(1)).await;
+                                ws_common::runtime::Timer::after(Duration::from_secs(1)).await;
                             },
                         )
                         .await;

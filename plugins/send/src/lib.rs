@@ -164,7 +164,7 @@ async fn send(args: Args, client: ClientOptions, mut file: File, size: u64, name
         }
     };
     let result = futures_lite::FutureExt::or(verdict, async {
-        smol::Timer::after(deadline).await;
+        ws_common::runtime::Timer::after(deadline).await;
         Err(Error::failure(format!("no acknowledgement within {} s", deadline.as_secs())))
     })
     .await;

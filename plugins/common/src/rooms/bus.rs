@@ -189,7 +189,7 @@ impl Bus {
             Ok(Conns { pubsub, publisher })
         };
         run.or(async {
-            smol::Timer::after(TIMEOUT).await;
+            crate::runtime::Timer::after(TIMEOUT).await;
             Err(redis::RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out")))
         })
         .await
@@ -228,7 +228,7 @@ impl Bus {
             }
         };
         wait.or(async {
-            smol::Timer::after(TIMEOUT).await;
+            crate::runtime::Timer::after(TIMEOUT).await;
         })
         .await;
     }
@@ -261,7 +261,7 @@ impl Bus {
                         let wait = crate::ws::backoff(attempt, MAX_BACKOFF);
                         info!("redis: reconnecting to {} failed ({e}); next attempt in {wait:?}", self.url);
                         attempt += 1;
-                        smol::Timer::after(wait).await;
+                        crate::runtime::Timer::after(wait).await;
                         continue;
                     }
                 },
@@ -375,18 +375,19 @@ fn open_client(url: &str, args: &RedisArgs) -> Result<Opened, CommonError> {
 }
 
 /// A TLS connection to Redis, made like every other TLS client of `ws`, as the `redis`
-/// crate's I/O traits (tokio's) want it.
+/// crate's I/O traits (tokio's) want it. The link runs on smol's threads (it is shared by
+/// the process's workers), so its socket is smol's, not a loop's.
 async fn tls_stream(
     host: &str,
     port: u16,
     tls: &crate::tls::TlsArgs,
-) -> Result<tokio_util::compat::Compat<futures_rustls::client::TlsStream<crate::net::Transport>>, redis::RedisError> {
+) -> Result<tokio_util::compat::Compat<futures_rustls::client::TlsStream<smol::net::TcpStream>>, redis::RedisError> {
     use tokio_util::compat::FuturesAsyncReadCompatExt;
     let fail = |msg: String| redis::RedisError::from(std::io::Error::other(msg));
     let tcp = smol::net::TcpStream::connect((host, port)).await?;
     let _ = tcp.set_nodelay(true);
     let addr = crate::net::format_host_port(host, port);
-    let stream = crate::dial::tls_client(tcp.into(), host, &addr, tls, &[]).await.map_err(|e| fail(e.to_string()))?;
+    let stream = crate::dial::tls_client(tcp, host, &addr, tls, &[]).await.map_err(|e| fail(e.to_string()))?;
     Ok(stream.compat())
 }
 

@@ -234,7 +234,7 @@ pub async fn run_member(room: &Rc<Room>, id: u64, ws: WsStream, observer: &impl 
     let ended = writer.or(reader).or(kicked).await;
     room.leave(id);
     let bounded = |d| async move {
-        smol::Timer::after(d).await;
+        crate::runtime::Timer::after(d).await;
         Ok(())
     };
     match ended {

@@ -14,7 +14,7 @@
 
 use std::path::PathBuf;
 
-use smol::net::TcpStream;
+use crate::net::TcpStream;
 
 use crate::net::{Stream, Transport};
 use crate::proxy::Proxy;
@@ -171,7 +171,7 @@ pub async fn open_stream_timed(
         }
         Via::Unix(path) => {
             let at = format!("unix:{}", path.display());
-            let s = smol::net::unix::UnixStream::connect(path)
+            let s = crate::net::UnixStream::connect(path)
                 .await
                 .map_err(|source| ConnectError::Connect { addr: at.clone(), source })?;
             (Transport::Unix(s), at)
@@ -194,13 +194,16 @@ pub async fn open_stream_timed(
 
 /// The client side of TLS over `conn` to `host` (`addr` names it in errors), with the
 /// configuration every client of `ws` uses ([`crate::tls`]).
-pub async fn tls_client(
-    conn: Transport,
+pub async fn tls_client<IO>(
+    conn: IO,
     host: &str,
     addr: &str,
     tls: &TlsArgs,
     alpn: &[&[u8]],
-) -> Result<futures_rustls::client::TlsStream<Transport>, ConnectError> {
+) -> Result<futures_rustls::client::TlsStream<IO>, ConnectError>
+where
+    IO: futures_lite::io::AsyncRead + futures_lite::io::AsyncWrite + Unpin,
+{
     let config = tls.client_config(alpn)?;
     let name = rustls::pki_types::ServerName::try_from(host.to_string())
         .map_err(|e| ConnectError::Tls { addr: addr.to_string(), reason: e.to_string() })?;

@@ -4,7 +4,9 @@
 //! directly, through an HTTP or SOCKS5 proxy, or over a Unix socket ([`dial`], [`proxy`]).
 //! Nothing here knows WebSocket.
 
+pub mod conn;
 pub mod dial;
+pub mod evloop;
 pub mod net;
 pub mod proxy;
 pub mod runtime;

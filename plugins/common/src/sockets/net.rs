@@ -15,10 +15,9 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+pub use crate::sockets::conn::{TcpListener, TcpStream, UnixListener, UnixStream};
 use clap::Args;
 use futures_lite::io::{AsyncRead, AsyncWrite};
-use smol::net::unix::{UnixListener, UnixStream};
-use smol::net::{TcpListener, TcpStream};
 
 use crate::CommonError;
 use crate::log::{Level, write_forced};
@@ -61,7 +60,6 @@ impl ListenArgs {
                 let host = self.bind_host();
                 let addr = format_host_port(host, self.port);
                 let listener = TcpListener::bind((host, self.port))
-                    .await
                     .map_err(|source| CommonError::Listen { addr: addr.clone(), source })?;
                 let local = listener.local_addr().map_err(|source| CommonError::Listen { addr, source })?;
                 (Listener::Tcp(listener), format_host_port(&local.ip().to_string(), local.port()))
@@ -78,7 +76,7 @@ impl ListenArgs {
 /// Binds a Unix socket at `path`, replacing a socket file nobody accepts on any more (left
 /// by a server that died); a live one, or a file that is not a socket, is left alone.
 fn bind_unix(path: &Path) -> io::Result<UnixListener> {
-    UnixListener::try_from(bind_unix_std(path)?)
+    UnixListener::from_std(bind_unix_std(path)?)
 }
 
 /// [`bind_unix`], as a std listener (for workers to take their own duplicates of).
@@ -115,13 +113,13 @@ impl Listener {
         loop {
             let r = match self {
                 Listener::Tcp(l) => l.accept().await.map(|(s, a)| (Transport::Tcp(s), Peer::Tcp(a))),
-                Listener::Unix(l) => l.accept().await.map(|(s, _)| (Transport::Unix(s), Peer::Unix)),
+                Listener::Unix(l) => l.accept().await.map(|s| (Transport::Unix(s), Peer::Unix)),
             };
             match r {
                 Ok(c) => return c,
                 Err(e) => {
                     crate::error!("accept failed: {e}");
-                    smol::Timer::after(std::time::Duration::from_millis(50)).await;
+                    crate::runtime::Timer::after(std::time::Duration::from_millis(50)).await;
                 }
             }
         }
@@ -344,70 +342,6 @@ impl AsyncWrite for Stream {
     }
 }
 
-/// A reader that, once a read emptied its plain socket (returned less than asked for),
-/// waits for readiness before reading again instead of reading into EAGAIN first. A
-/// keep-alive client's next request, or a relayed peer's next batch, almost never arrives
-/// during the work in between, so that read nearly always failed: one system call per
-/// request in `httpd` and per relayed batch in `proxy_server` (nginx skips it the same
-/// way). Over TLS (which may hold read-ahead) it only passes reads through.
-pub struct Drained<R> {
-    inner: R,
-    tcp: Option<std::sync::Arc<smol::Async<std::net::TcpStream>>>,
-    drained: bool,
-}
-
-impl<R> std::fmt::Debug for Drained<R> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Drained").field("plain", &self.tcp.is_some()).field("drained", &self.drained).finish()
-    }
-}
-
-impl<R> Drained<R> {
-    /// `tcp`: the plain socket `inner` reads straight from, if any.
-    pub fn new(inner: R, tcp: Option<&TcpStream>) -> Self {
-        Drained { inner, tcp: tcp.map(|t| t.clone().into()), drained: false }
-    }
-}
-
-impl Drained<Stream> {
-    pub fn stream(s: Stream) -> Self {
-        let tcp = match &s {
-            Stream::Plain(Transport::Tcp(t)) => Some(t.clone()),
-            _ => None,
-        };
-        Drained::new(s, tcp.as_ref())
-    }
-}
-
-impl<R: AsyncRead + Unpin> AsyncRead for Drained<R> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        if this.drained
-            && let Some(tcp) = &this.tcp
-        {
-            std::task::ready!(tcp.poll_readable(cx))?;
-            this.drained = false;
-        }
-        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(n)) = &r {
-            this.drained = this.tcp.is_some() && *n > 0 && *n < buf.len();
-        }
-        r
-    }
-}
-
-impl<R: AsyncWrite + Unpin> AsyncWrite for Drained<R> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_close(cx)
-    }
-}
-
 /// Whether a plain connection opens with HTTP/2's connection preface ("prior knowledge"
 /// h2c, as `h2load` and `curl --http2-prior-knowledge` speak), looking without consuming.
 pub async fn starts_with_h2_preface(tcp: &TcpStream) -> bool {
@@ -425,7 +359,7 @@ pub async fn starts_with_h2_preface(tcp: &TcpStream) -> bool {
             return true;
         }
         // Part of the preface so far: wait for the rest (rare; peek does not wait for more).
-        smol::Timer::after(std::time::Duration::from_millis(1)).await;
+        crate::runtime::Timer::after(std::time::Duration::from_millis(1)).await;
     }
 }
 

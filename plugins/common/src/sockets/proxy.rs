@@ -16,8 +16,8 @@
 
 use std::net::SocketAddr;
 
+use crate::net::TcpStream;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use smol::net::TcpStream;
 
 use crate::url::Url;
 
@@ -95,7 +95,7 @@ impl Proxy {
     /// A TCP stream to `host:port` through this proxy, ready for the target's protocol.
     pub async fn tunnel(&self, host: &str, port: u16) -> Result<TcpStream, String> {
         let at = self.addr();
-        let mut tcp = TcpStream::connect((self.host.as_str(), self.port))
+        let mut tcp = TcpStream::connect_host(&self.host, self.port)
             .await
             .map_err(|e| format!("cannot connect to proxy {at}: {e}"))?;
         let _ = tcp.set_nodelay(true);

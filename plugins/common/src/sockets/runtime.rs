@@ -1,12 +1,12 @@
-//! The async runtime a plugin runs in: one smol `LocalExecutor` on the plugin's calling
-//! thread. Measured here, one thread echoed as fast as two (the load client shares the two
-//! cores), and a local executor lets tasks share state through `Rc`/`RefCell` without locks.
-//! The executor is built inside the plugin's `run` and dropped before it returns.
+//! The async runtime a plugin runs in: one event loop ([`crate::sockets::evloop`]) on the
+//! plugin's calling thread, or on each worker's. Measured here, one thread echoed as fast
+//! as two (the load client shares the two cores), and a thread-local executor lets tasks
+//! share state through `Rc`/`RefCell` without locks. The loop is built inside the plugin's
+//! `run` and dropped before it returns.
 //!
-//! The plugin's main future (a server's accept loop) is [`Isolated`]: `block_on` re-polls
-//! its future whenever *any* task wakes, and an accept loop polled that way tries `accept4`
-//! (EAGAIN) once per wake-up — measured as one wasted syscall per relayed batch in
-//! `proxy_server`. Isolated, it is polled only when its own waker fires.
+//! [`Isolated`] keeps a future from being polled for other tasks' wake-ups: a relay that
+//! polls two directions in one task (`proxy_server`) would otherwise try a read (EAGAIN)
+//! on one side per batch of the other.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,22 +15,44 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
-pub use smol::LocalExecutor;
+pub use crate::sockets::evloop::{Async, Executor, Task, Timer};
 
-/// A handle to spawn tasks on the plugin's executor.
-pub type Spawner = Rc<LocalExecutor<'static>>;
+/// A handle to spawn tasks on the plugin's (or worker's) loop.
+pub type Spawner = Rc<Executor>;
 
-/// Runs `main` to completion on a fresh single-threaded executor.
+/// Runs `main` to completion on a fresh event loop on this thread.
 pub fn block_on<F, Fut>(main: F) -> Fut::Output
 where
     F: FnOnce(Spawner) -> Fut,
     Fut: Future,
 {
-    let ex: Spawner = Rc::new(LocalExecutor::new());
-    let fut = main(ex.clone());
-    let out = smol::block_on(ex.run(Isolated::new(fut)));
+    let out = crate::sockets::evloop::block_on(main);
     crate::log::flush();
     out
+}
+
+/// hyper's timer on the loop's [`Timer`]s (arming one costs no system call).
+#[derive(Clone, Debug, Default)]
+pub struct LoopTimer;
+
+struct Sleep(Timer);
+
+impl Future for Sleep {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.0).poll(cx).map(|_| ())
+    }
+}
+
+impl hyper::rt::Sleep for Sleep {}
+
+impl hyper::rt::Timer for LoopTimer {
+    fn sleep(&self, d: std::time::Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        Box::pin(Sleep(Timer::after(d)))
+    }
+    fn sleep_until(&self, at: std::time::Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        Box::pin(Sleep(Timer::at(at)))
+    }
 }
 
 /// A future polled only after its own waker fired (or on the first poll), however often the
@@ -131,7 +153,7 @@ mod tests {
                 })
                 .detach();
             }
-            let mut timer = smol::Timer::after(std::time::Duration::from_millis(50));
+            let mut timer = Timer::after(std::time::Duration::from_millis(50));
             std::future::poll_fn(|cx| {
                 p.set(p.get() + 1);
                 Pin::new(&mut timer).poll(cx).map(|_| ())

@@ -12,9 +12,8 @@
 //! ([`Counters`], atomics), the ready line (printed once, when every socket is bound), and
 //! the log, whose lines are whole (one queue for the process, see [`crate::log`]).
 //!
-//! The workers share smol's reactor thread (one `epoll` for the process); an event loop
-//! driven on each worker's own thread is the system-call work of the httpd issue, and will
-//! replace that beneath this same interface.
+//! Each worker's executor is its own event loop ([`crate::sockets::evloop`]): its sockets
+//! are in its own `epoll`, and a ready socket wakes nothing on another thread.
 
 use std::net::ToSocketAddrs;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
@@ -62,8 +61,8 @@ impl Bound {
     /// The listener on the calling worker's executor.
     pub fn into_listener(self) -> std::io::Result<Listener> {
         Ok(match self {
-            Bound::Tcp(l) => Listener::Tcp(smol::net::TcpListener::try_from(l)?),
-            Bound::Unix(l) => Listener::Unix(smol::net::unix::UnixListener::try_from(l)?),
+            Bound::Tcp(l) => Listener::Tcp(crate::net::TcpListener::from_std(l)?),
+            Bound::Unix(l) => Listener::Unix(crate::net::UnixListener::from_std(l)?),
         })
     }
 }

@@ -123,7 +123,7 @@ impl FrameRoom {
                 true
             }
             .or(async {
-                smol::Timer::after(stall).await;
+                crate::runtime::Timer::after(stall).await;
                 false
             })
             .await;
@@ -427,7 +427,7 @@ async fn write_bounded(w: &mut (impl futures_lite::io::AsyncWrite + Unpin), byte
         let _ = w.flush().await;
     }
     .or(async {
-        smol::Timer::after(limit).await;
+        crate::runtime::Timer::after(limit).await;
     })
     .await;
 }

@@ -286,7 +286,7 @@ async fn handshake(
         .map_err(|e| format!("WebSocket handshake failed: {e}"))
     }
     .or(async {
-        smol::Timer::after(timeout).await;
+        crate::runtime::Timer::after(timeout).await;
         Err(format!("no handshake within {timeout:?} (stuck in {})", stage.get()))
     });
     let (ws, hs) = match run.await {

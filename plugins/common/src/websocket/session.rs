@@ -16,9 +16,9 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::runtime::Timer;
 use futures_lite::FutureExt;
 use futures_util::{SinkExt, StreamExt};
-use smol::Timer;
 use smol::channel::Receiver;
 
 use crate::prompt::Input;

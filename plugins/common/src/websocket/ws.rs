@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use crate::runtime::Timer;
 use async_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use async_tungstenite::tungstenite::handshake::client::Response;
 use async_tungstenite::tungstenite::http::{HeaderName, HeaderValue, StatusCode};
@@ -15,7 +16,6 @@ pub use async_tungstenite::tungstenite::protocol::frame::CloseFrame;
 pub use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 pub use async_tungstenite::tungstenite::{self, Message};
 use futures_lite::FutureExt;
-use smol::Timer;
 
 use async_tungstenite::tungstenite::protocol::Role;
 
