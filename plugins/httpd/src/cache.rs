@@ -27,6 +27,8 @@ pub(crate) struct Head {
     pub(crate) body: Option<Bytes>,
     /// That small file compressed, by coding, as first made (see [`crate::compress`]).
     pub(crate) compressed: std::cell::RefCell<Vec<(crate::compress::Coding, Bytes)>>,
+    /// The kernel reports this file's changes ([`crate::fresh`]): no `stat` per request.
+    pub(crate) watched: bool,
 }
 
 /// Device, inode, size, and modification and change times (s, ns): a file version. The
@@ -54,7 +56,7 @@ impl Version {
 
     // The fields' types differ between architectures.
     #[allow(clippy::unnecessary_cast)]
-    fn of_stat(st: &rustix::fs::Stat) -> Version {
+    pub(crate) fn of_stat(st: &rustix::fs::Stat) -> Version {
         Version([
             st.st_dev as i64,
             st.st_ino as i64,
@@ -88,6 +90,7 @@ impl Head {
             compressible: is_compressible(&mime),
             body: None,
             compressed: Default::default(),
+            watched: false,
         }
     }
 
@@ -119,31 +122,73 @@ pub(crate) const MAX_HEADS: usize = 4096;
 pub(crate) const MAX_CACHED_BYTES: usize = 16 << 20;
 
 /// The [`Head`]s of recently served files, by the name they were served under (the type
-/// comes from it). An entry is used only for the same [`Version`] of the file, read anew
-/// for every request, so a changed file is answered from the disk at once.
+/// comes from it). An entry is used only while the file is the same [`Version`]: a watched
+/// entry ([`crate::fresh`]) until the kernel reports a change to the file or a folder on its
+/// way, any other after a `stat` per request shows the same version. Either way a changed
+/// file is answered from the disk at once.
 ///
-/// Safety of the short way ([`Heads::fresh`]): it `stat`s the name, following symlinks,
-/// without `RESOLVE_BENEATH`; but it only ever answers with bytes that were read through
+/// Safety of the short way ([`Heads::fresh`]): the `stat` follows symlinks, without
+/// `RESOLVE_BENEATH`; but it only ever answers with bytes that were read through
 /// [`Root::open_file`], and only when the name still leads to that very inode, unchanged.
 /// A name that now leads anywhere else misses and takes the checked way.
 #[derive(Default)]
 pub(crate) struct Heads {
     pub(crate) map: HashMap<String, Rc<Head>>,
     pub(crate) cached_bytes: usize,
+    /// This worker's inotify watcher, made at the first small file (on the worker's loop).
+    watcher: Option<crate::fresh::Watcher>,
+    watcher_tried: bool,
 }
 
 impl Heads {
     /// The entry for `name` and the file's bytes, if it holds them and the file is
-    /// unchanged: one `stat`, instead of open, `fstat`, read and close.
-    pub(crate) fn fresh(&self, root: &Root, name: &str) -> Option<(Rc<Head>, Bytes)> {
+    /// unchanged: a flag test when watched, else one `stat` — instead of open, `fstat`,
+    /// read and close.
+    pub(crate) fn fresh(&mut self, root: &Root, name: &str) -> Option<(Rc<Head>, Bytes)> {
+        self.forget_changed();
         let head = self.map.get(name)?;
         let body = head.body.clone()?;
+        if head.watched {
+            return Some((head.clone(), body));
+        }
         let st = rustix::fs::statat(&root.dir, name, rustix::fs::AtFlags::empty()).ok()?;
         (Version::of_stat(&st) == head.version).then(|| (head.clone(), body))
     }
 
+    /// Drops the entries the kernel reported changes for.
+    fn forget_changed(&mut self) {
+        let Some(w) = &mut self.watcher else { return };
+        match w.changed() {
+            crate::fresh::Changes::None => {}
+            crate::fresh::Changes::Names(names) => {
+                for n in names {
+                    if let Some(old) = self.map.remove(&n) {
+                        self.cached_bytes -= old.body.as_ref().map_or(0, Bytes::len);
+                    }
+                }
+            }
+            crate::fresh::Changes::All => self.clear(),
+        }
+    }
+
+    /// Empties the cache; a new watcher replaces the old one and its watches.
+    fn clear(&mut self) {
+        self.map.clear();
+        self.cached_bytes = 0;
+        if self.watcher.take().is_some() {
+            self.watcher = crate::fresh::Watcher::new();
+        }
+    }
+
     /// The entry for this version of `name`, made (and `file` read, if small) when missing.
-    pub(crate) fn get(&mut self, name: &str, file: &mut std::fs::File, meta: &std::fs::Metadata) -> Rc<Head> {
+    pub(crate) fn get(
+        &mut self,
+        root: &Root,
+        name: &str,
+        file: &mut std::fs::File,
+        meta: &std::fs::Metadata,
+    ) -> Rc<Head> {
+        self.forget_changed();
         let version = Version::of(meta);
         if let Some(head) = self.map.get(name)
             && head.version == version
@@ -157,8 +202,14 @@ impl Heads {
         }
         let size = head.body.as_ref().map_or(0, Bytes::len);
         if self.map.len() >= MAX_HEADS || self.cached_bytes + size > MAX_CACHED_BYTES {
-            self.map.clear();
-            self.cached_bytes = 0;
+            self.clear();
+        }
+        if head.body.is_some() {
+            if !self.watcher_tried {
+                self.watcher_tried = true;
+                self.watcher = crate::fresh::Watcher::new();
+            }
+            head.watched = self.watcher.as_mut().is_some_and(|w| w.watch(root, name, file, version));
         }
         let head = Rc::new(head);
         if let Some(old) = self.map.insert(name.to_string(), head.clone()) {
@@ -193,7 +244,7 @@ mod tests {
         let get = |heads: &mut Heads, name: &str| {
             let mut file = root.open_file("page.html").unwrap();
             let meta = file.metadata().unwrap();
-            heads.get(name, &mut file, &meta)
+            heads.get(&root, name, &mut file, &meta)
         };
         assert!(heads.fresh(&root, "page.html").is_none(), "nothing cached yet");
         let first = get(&mut heads, "page.html");
@@ -212,5 +263,60 @@ mod tests {
         std::fs::write(dir.path().join("elsewhere"), "other").unwrap();
         std::os::unix::fs::symlink(dir.path().join("elsewhere"), &path).unwrap();
         assert!(heads.fresh(&root, "page.html").is_none(), "the name leads to another inode now");
+    }
+
+    /// Issue 23: on a worker's loop, small files are watched (no `stat` per request) and
+    /// every way a name can come to mean other bytes drops the entry.
+    #[test]
+    fn watched_entries_drop_on_every_kind_of_change() {
+        use std::fs;
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().canonicalize().unwrap();
+        fs::create_dir(base.join("a")).unwrap();
+        fs::write(base.join("a/page.html"), "one").unwrap();
+        fs::write(base.join("elsewhere"), "away").unwrap();
+        std::os::unix::fs::symlink("elsewhere", base.join("linked.html")).unwrap();
+        let root = Root::new(base.clone()).unwrap();
+        ws_common::runtime::block_on(|_| async move {
+            let mut heads = Heads::default();
+            let cache = |heads: &mut Heads, name: &str| {
+                let mut file = root.open_file(name).unwrap();
+                let meta = file.metadata().unwrap();
+                heads.get(&root, name, &mut file, &meta)
+            };
+            // The loop takes in the kernel's events when it next waits.
+            let turn = || ws_common::runtime::Timer::after(Duration::from_millis(5));
+            let changes: [(&str, &dyn Fn()); 5] = [
+                ("rewritten, same size", &|| fs::write(base.join("a/page.html"), "two").unwrap()),
+                ("touched", &|| {
+                    let f = fs::File::options().append(true).open(base.join("a/page.html")).unwrap();
+                    f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1000)).unwrap();
+                }),
+                ("replaced by a rename", &|| {
+                    fs::write(base.join("a/.tmp"), "new").unwrap();
+                    fs::rename(base.join("a/.tmp"), base.join("a/page.html")).unwrap();
+                }),
+                ("its folder moved away and made anew", &|| {
+                    fs::rename(base.join("a"), base.join("old")).unwrap();
+                    fs::create_dir(base.join("a")).unwrap();
+                    fs::write(base.join("a/page.html"), "fresh").unwrap();
+                }),
+                ("deleted", &|| fs::remove_file(base.join("a/page.html")).unwrap()),
+            ];
+            for (how, change) in changes {
+                if root.open_file("a/page.html").is_none() {
+                    fs::write(base.join("a/page.html"), "again").unwrap();
+                }
+                let head = cache(&mut heads, "a/page.html");
+                assert!(head.watched, "{how}: a plain small file is watched");
+                turn().await;
+                assert!(heads.fresh(&root, "a/page.html").is_some(), "{how}: unchanged, served from memory");
+                change();
+                turn().await;
+                assert!(heads.fresh(&root, "a/page.html").is_none(), "{how}: still served from memory");
+            }
+            let linked = cache(&mut heads, "linked.html");
+            assert!(!linked.watched, "a file reached through a symlink is checked per request");
+        });
     }
 }

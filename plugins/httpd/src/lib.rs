@@ -1,4 +1,4 @@
-//! `ws httpd`: a static HTTP/1.1 server (hyper 1 on smol), with IXWebSocket's redirect (`-L`)
+//! `ws httpd`: a static HTTP/1.1 server (hyper 1 on the workers' event loops), with IXWebSocket's redirect (`-L`)
 //! and debug (`-D`) modes.
 //!
 //! Path safety is the point: the reference served `/../../etc/passwd`. Here the request path
@@ -10,13 +10,15 @@
 //! Anything refused is 404, never the file.
 //!
 //! Files are streamed in 64 KiB chunks (constant memory for any size). Files up to 64 KiB
-//! are also kept in memory (16 MiB in all) with their headers, and answered from there while
-//! one `stat` per request shows the same file unchanged (see [`Heads`]). `Last-Modified` and
+//! are also kept in memory (16 MiB in all) with their headers, and answered from there until
+//! the kernel reports a change (inotify, [`fresh`]; where it cannot watch, while one `stat`
+//! per request shows the same file unchanged; see [`Heads`]). `Last-Modified` and
 //! `ETag` answer revalidation with 304; one `Range` gets 206 or 416; compressible files up to
 //! 8 MiB are gzipped when the client accepts it; connections are kept alive, with a header
 //! read timeout and a connection limit.
 //!
 //! Modules: [`path`] (path safety), [`cache`] (per-file-version headers and small files),
+//! [`fresh`] (their freshness from inotify),
 //! [`responses`] (bodies, files, ranges, gzip, listings), [`watch`] (time limits),
 //! [`policy`] (CORS, basic auth, extra headers, the single-page app's fallback, log format),
 //! [`compress`] (brotli, zstd and gzip, on the fly and precompressed), [`upload`] (`PUT` and
@@ -45,6 +47,7 @@ use ws_plugin_api::{Error, Plugin, declare_plugin};
 
 mod cache;
 mod compress;
+mod fresh;
 mod path;
 mod policy;
 mod responses;
@@ -387,7 +390,7 @@ async fn serve_static(
     }
     let not_found = || full(StatusCode::NOT_FOUND, "not found\n");
     let Some(rel) = relative_path(raw_path) else { return not_found() };
-    let cached = heads.borrow().fresh(root, &rel);
+    let cached = heads.borrow_mut().fresh(root, &rel);
     if let Some((head, body)) = cached {
         if head.compressible
             && let Some(r) = responses::sibling(root, &rel, &head, req)
@@ -422,7 +425,7 @@ async fn serve_static(
     if !meta.is_file() {
         return not_found();
     }
-    let head = heads.borrow_mut().get(&name, &mut file, &meta);
+    let head = heads.borrow_mut().get(root, &name, &mut file, &meta);
     if head.compressible
         && let Some(r) = responses::sibling(root, &name, &head, req)
     {

@@ -379,6 +379,17 @@ impl<T: AsFd> Async<T> {
         dir.borrow_mut().ready = false;
     }
 
+    /// Whether the loop has seen the source readable since [`Async::clear_readable`] (or a
+    /// read that found it empty): a look at a flag, no system call.
+    pub fn readable_hint(&self) -> bool {
+        self.source.read.borrow().ready
+    }
+
+    /// Notes that the source was read until empty (`EAGAIN`); the next edge sets it again.
+    pub fn clear_readable(&self) {
+        self.drained(false);
+    }
+
     /// Waits until reading may not block.
     pub fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.poll_op(cx, false, |_| Ok(()))
