@@ -24,6 +24,9 @@
 #   gzip      ws gzip / ws gunzip vs GNU gzip -6 / gzip -d on a 512 MiB text file: time, peak RSS
 #   threads   httpd --threads 2 vs nginx with 2 workers (defaults, open_file_cache): req/s and
 #             CPU per 1,000 requests
+#   syscalls  httpd vs nginx three ways (Debian defaults, tuned for small files, tuned +
+#             open_file_cache): req/s, system calls per request, freshness after a change;
+#             echo_server vs Node ws: system calls per round trip
 #   bridge    ws bridge vs websocat, WebSocket <-> TCP (a Node echo): 32 B and 64 KiB messages,
 #             round trips/s, the bridge's CPU per message, peak RSS
 # --smoke runs each benchmark briefly so CI can check the script still works.
@@ -45,7 +48,7 @@ for a in "$@"; do
         *) NAMES+=("$a") ;;
     esac
 done
-[ "${#NAMES[@]}" -gt 0 ] || NAMES=(startup oneshot echo idle fanout redis proxy httpd curl transfer deflate push gzip bridge threads)
+[ "${#NAMES[@]}" -gt 0 ] || NAMES=(startup oneshot echo idle fanout redis proxy httpd curl transfer deflate push gzip bridge threads syscalls)
 
 scripts/peers.sh >/dev/null
 cargo build --release --workspace --quiet
@@ -879,6 +882,122 @@ bench_threads() {
     goal threads "httpd CPU per request vs nginx 2 workers" "$(ratio "$(med ${cpu[ws2]})" "$(med ${cpu[nginx2]})")" "<=" 1.0
 }
 
+# syscall_count PID CMD...: runs CMD (the load) while `strace -c -f` counts the system calls
+# of process PID (every thread); sets SYSCALLS (the total), SYSCALL_TOP (the most frequent
+# calls, "name count, ...") and LOAD_OUT (CMD's output). A short run apart from the timed
+# ones: strace slows the server many times over.
+syscall_count() {
+    local pid=$1 out st; shift
+    out=$(mktemp)
+    strace -c -f -p "$pid" -o "$out" 2>/dev/null &
+    st=$!
+    sleep 0.5
+    LOAD_OUT=$("$@")
+    kill -INT "$st" 2>/dev/null || true
+    wait "$st" 2>/dev/null || true
+    SYSCALLS=$(awk '/ total$/ { print $4 }' "$out")
+    SYSCALL_TOP=$(awk '$1 ~ /^[0-9.]+$/ && !/ total$/ && $4 ~ /^[0-9]+$/ { print $4, $NF }' "$out" | sort -rn | head -4 | awk '{ printf "%s%s %s", (NR > 1 ? ", " : ""), $2, $1 }')
+    rm -f "$out"
+}
+
+# per_unit CALLS UNITS: CALLS / UNITS with two decimals
+per_unit() { awk -v c="$1" -v n="$2" 'BEGIN { printf "%.2f", (n > 0) ? c / n : 0 }'; }
+
+bench_syscalls() {
+    local work
+    work=$(mktemp -d)
+    mkdir -p "$work/www"
+    head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 >"$work/www/1k.txt"
+    chmod 755 "$work" "$work/www" && chmod 644 "$work/www/"*
+    local -A port conf
+    for s in nginx nginx_tuned nginx_tuned_ofc; do port[$s]=$(free_port); done
+    # Debian's defaults (sendfile on, tcp_nopush on, from nginx_conf); tuned for small files
+    # as the issue measured it; and tuned with the open-file cache
+    conf[nginx]="root $work/www;"
+    conf[nginx_tuned]="root $work/www; sendfile off; tcp_nopush off;"
+    conf[nginx_tuned_ofc]="root $work/www; sendfile off; tcp_nopush off; open_file_cache max=1000 inactive=20s; open_file_cache_valid 30s;"
+    for s in nginx nginx_tuned nginx_tuned_ofc; do nginx_conf "$work/$s" "${port[$s]}" "${conf[$s]}"; done
+    local servers=(ws nginx nginx_tuned nginx_tuned_ofc)
+    declare -A rps calls top fresh
+    local r
+    for r in $(seq "$ROUNDS"); do
+        for s in "${servers[@]}"; do
+            local p pid worker out n
+            if [ "$s" = ws ]; then
+                start_server "$WS" httpd -q --threads 1 --port 0 --root "$work/www"
+                p=$SERVER_PORT pid=$SERVER_PID worker=$SERVER_PID
+            else
+                start_nginx "$work/$s" "${port[$s]}"
+                p=${port[$s]} pid=$NGINX_PID
+                worker=$(pgrep -P "$pid" | head -1)
+            fi
+            wrk -t1 -c32 -d1s "http://127.0.0.1:$p/1k.txt" >/dev/null # warm-up
+            out=$(wrk -t1 -c32 -d"${DUR}s" "http://127.0.0.1:$p/1k.txt")
+            if echo "$out" | grep -q "Non-2xx"; then echo "bench.sh: $s answered errors: $out" >&2; exit 1; fi
+            rps[$s]+="$(echo "$out" | awk '/Requests\/sec/ { print $2 }') "
+            if [ "$r" = 1 ]; then
+                syscall_count "$worker" wrk -t1 -c32 -d1s "http://127.0.0.1:$p/1k.txt"
+                n=$(echo "$LOAD_OUT" | awk '/requests in/ { print $1 }')
+                calls[$s]=$(per_unit "$SYSCALLS" "$n")
+                top[$s]="$SYSCALL_TOP"
+                # Freshness: replace the file the way editors and deploys do (a new file
+                # renamed over it), then ask at once.
+                printf 'version two %01000d' 0 | head -c 1024 >"$work/www/.new" && chmod 644 "$work/www/.new"
+                mv "$work/www/.new" "$work/www/1k.txt"
+                if curl -sf "http://127.0.0.1:$p/1k.txt" | grep -q '^version two'; then fresh[$s]="new version at once"; else fresh[$s]="old version (stale)"; fi
+                head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 >"$work/www/1k.txt"
+            fi
+            if [ "$s" = ws ]; then stop_server; else stop_nginx; fi
+        done
+    done
+    # The echo servers: system calls per round trip (32 B, 64 in flight)
+    declare -A echo_calls echo_top
+    for s in ws node; do
+        # shellcheck disable=SC2046
+        start_server $(echo_cmd "$s")
+        syscall_count "$SERVER_PID" "$WS" bench "ws://127.0.0.1:$SERVER_PORT" --json -d 1 -s 32 -w 64
+        echo_calls[$s]=$(per_unit "$SYSCALLS" "$(echo "$LOAD_OUT" | json_field messages)")
+        echo_top[$s]="$SYSCALL_TOP"
+        stop_server
+    done
+    rm -rf "$work"
+    local base
+    base=$(med ${rps[nginx_tuned_ofc]})
+    {
+        echo "### syscalls"
+        echo
+        echo "httpd against nginx configured three ways, one worker each, 1 KiB file, \`wrk -t1 -c32 -d${DUR}s\`, median of $ROUNDS rounds (min–max). System calls per request: \`strace -c -f\` on the serving process during a separate 1 s wrk run (strace slows it; the count per request is what matters). Freshness: the file is replaced by a rename (as editors and deploys do) and fetched at once."
+        echo
+        echo "| server | req/s | vs nginx tuned + open_file_cache | system calls per request | most frequent (in that run) | after a change |"
+        echo "|---|---|---|---|---|---|"
+        for s in "${servers[@]}"; do
+            local label=$s
+            case "$s" in
+                ws) label="ws httpd" ;;
+                nginx) label="nginx, Debian defaults (sendfile on, tcp_nopush on)" ;;
+                nginx_tuned) label="nginx tuned (sendfile off, tcp_nopush off)" ;;
+                nginx_tuned_ofc) label="nginx tuned + open_file_cache (valid 30 s)" ;;
+            esac
+            printf '| %s | %.0f (%s) | %.2f× | %s | %s | %s |\n' "$label" "$(med ${rps[$s]})" "$(mm ${rps[$s]})" \
+                "$(ratio "$(med ${rps[$s]})" "$base")" "${calls[$s]}" "${top[$s]}" "${fresh[$s]}"
+        done
+        echo
+        echo "Echo servers, system calls per round trip (32 B, 64 in flight, \`ws bench -s 32 -w 64\` for 1 s under strace):"
+        echo
+        echo "| server | system calls per round trip | most frequent |"
+        echo "|---|---|---|"
+        for s in ws node; do
+            printf '| %s | %s | %s |\n' "$s" "${echo_calls[$s]}" "${echo_top[$s]}"
+        done
+        echo
+        echo "Command: \`scripts/bench.sh syscalls\`"
+        echo
+    } >>"$RESULTS"
+    goal syscalls "httpd 1 KiB req/s vs nginx tuned + open_file_cache" "$(ratio "$(med ${rps[ws]})" "$base")" ">=" 1.0
+    goal syscalls "httpd system calls per request" "${calls[ws]}" "<=" 4
+    goal syscalls "echo system calls per round trip vs Node ws" "$(ratio "${echo_calls[ws]}" "${echo_calls[node]}")" "<=" 1.0
+}
+
 bench_curl() {
     local work
     work=$(mktemp -d)
@@ -1280,7 +1399,8 @@ for name in "${NAMES[@]}"; do
         gzip) bench_gzip ;;
         echo) bench_echo ;;
         idle) bench_idle ;;
-        *) echo "bench.sh: unknown benchmark '$name' (known: startup oneshot echo idle fanout redis proxy httpd curl transfer deflate push gzip)" >&2; exit 2 ;;
+        syscalls) bench_syscalls ;;
+        *) echo "bench.sh: unknown benchmark '$name' (known: startup oneshot echo idle fanout redis proxy httpd curl transfer deflate push gzip threads bridge syscalls)" >&2; exit 2 ;;
     esac
 done
 

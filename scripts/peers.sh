@@ -4,7 +4,7 @@
 #   .peers/node        Node: ws (client/server peer), wscat (a one-shot client to compare with)
 #   .peers/cargo       with --bench only: websocat (benchmarks; built from crates.io, ~6 min once)
 # and, with apt when missing and we are root: curl, openssl, nginx, wrk, socat, redis-server, tmux, jq, tinyproxy, microsocks,
-# chromium (headless, for pages served by httpd), zsh and fish (completion tests).
+# chromium (headless, for pages served by httpd), zsh and fish (completion tests), strace (system calls per request, bench.sh).
 # Idempotent: a stamp per part skips what is already installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +14,7 @@ mkdir -p "$PEERS"
 PY_PACKAGES=(websockets==17.4 kosoku==0.1.0 httpbin==0.10.4 gunicorn==23.0.0)
 NODE_PACKAGES=(ws@8 wscat@6.1.0)
 WEBSOCAT_VERSION=1.14.1
-APT_PACKAGES=(curl openssl nginx wrk socat redis-server tmux jq tinyproxy microsocks chromium zsh fish)
+APT_PACKAGES=(curl openssl nginx wrk socat redis-server tmux jq tinyproxy microsocks chromium zsh fish strace)
 # installed by name when their command is missing: time provides /usr/bin/time, nghttp2-client h2load,
 # man-db man (install tests render pages), gcc cc (the C plugin)
 
