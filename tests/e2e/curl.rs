@@ -240,9 +240,11 @@ fn client_certificates_are_presented_when_the_server_requires_them() {
     let out = ws_curl(&["-s", "--cacert", &ca, &url]);
     // TLS 1.3: the server's alert arrives after the client's handshake, with the response:
     // 56 (receive). The real curl says 55 (send) or 56 for the same refusal, depending on
-    // whether its write or its read meets the alert first.
+    // whether its write or its read meets the alert first. ws looks for the alert when a
+    // write meets the closed connection, and names it when it came in time (nearly always);
+    // a write that meets the reset before the alert is read says so, as curl's 55 does.
     assert_eq!(out.code(), 56, "served without a client certificate: {out:?}");
-    assert!(out.stderr.contains("CertificateRequired"), "{out:?}");
+    assert!(out.stderr.contains("CertificateRequired") || out.stderr.contains("broken pipe"), "{out:?}");
     let theirs = real_curl(&["--cacert", &ca, &url]).code();
     assert!(matches!(theirs, 55 | 56), "the real curl: {theirs}");
     assert_eq!(out.stderr.lines().count(), 1, "{out:?}");

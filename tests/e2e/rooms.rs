@@ -51,6 +51,70 @@ fn three_chat_clients_each_get_the_others_lines_exactly_once_in_order() {
     }
 }
 
+/// Issue 18: with `--threads 4`, three `ws chat` clients on three different workers (each
+/// kept only once the server logged a worker none of the others has) get each other's lines
+/// exactly once and in order: rooms span workers.
+#[test]
+fn chat_clients_on_different_workers_share_their_room_exactly_once_in_order() {
+    let server = Server::start("broadcast_server", &["--threads", "4"]);
+    let users = ["alice", "bob", "carol"];
+    let mut kept: Vec<(Interactive, String)> = Vec::new();
+    let mut tries = 0;
+    while kept.len() < 3 {
+        tries += 1;
+        assert!(tries < 60, "60 connections never landed on three workers");
+        let before = server.output().iter().filter(|l| l.contains("[info] worker: ")).count();
+        let user = users[kept.len()];
+        let c = chat(&server, user);
+        let worker = loop {
+            let lines: Vec<String> = server.output().into_iter().filter(|l| l.contains("[info] worker: ")).collect();
+            if lines.len() > before {
+                break lines[before].split("worker: ").nth(1).unwrap_or_default().to_string();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        if kept.iter().any(|(_, w)| *w == worker) {
+            assert!(c.finish(T).success());
+            continue;
+        }
+        kept.push((c, worker));
+    }
+    // Every client that left is gone before anyone talks.
+    let opened = server.output().iter().filter(|l| l.contains("[info] worker: ")).count();
+    let deadline = std::time::Instant::now() + T;
+    while server.output().iter().filter(|l| l.contains("Closed connection")).count() < opened - 3 {
+        assert!(std::time::Instant::now() < deadline, "the extra clients never left");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    const LINES: usize = 40;
+    for round in 0..LINES {
+        for (i, (c, _)) in kept.iter_mut().enumerate() {
+            c.send_line(&format!("line {round} from {}", users[i]));
+        }
+    }
+    for (i, (c, worker)) in kept.iter().enumerate() {
+        let got = c.wait_for_lines(" bytes) > line ", 2 * LINES, T);
+        for (j, other) in users.iter().enumerate() {
+            let texts: Vec<String> = got
+                .iter()
+                .filter(|l| l.starts_with(&format!("{other}(")))
+                .map(|l| l.split(" > ").nth(1).unwrap_or_default().to_string())
+                .collect();
+            let want: Vec<String> =
+                if i == j { Vec::new() } else { (0..LINES).map(|r| format!("line {r} from {other}")).collect() };
+            assert_eq!(texts, want, "{} (worker {worker}) got {other}'s lines wrong", users[i]);
+        }
+    }
+    // Nothing more arrives (no second copy from another worker).
+    std::thread::sleep(Duration::from_millis(300));
+    for (c, _) in &kept {
+        assert_eq!(c.output().iter().filter(|l| l.contains(" bytes) > line ")).count(), 2 * LINES);
+    }
+    for (c, _) in kept {
+        assert!(c.finish(T).success());
+    }
+}
+
 /// `text <hex>\nuser <hex>\n`
 fn ws_pdu_len(user: &str, text: &str) -> usize {
     "text \n".len() + 2 * text.len() + "user \n".len() + 2 * user.len()

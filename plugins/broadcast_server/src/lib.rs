@@ -4,8 +4,9 @@
 //! `ws_common::relay`, shared with `chat` clients' server side).
 //!
 //! Rooms: clients on `/room/NAME` share room NAME; every other path is the default room.
-//! With `--redis`, several servers share their rooms through Redis pub/sub
-//! (`ws_common::bus`), so a load balancer can spread clients over them.
+//! With `--threads N` (default: one per core) N workers share the rooms (`ws_common::hub`);
+//! with `--redis`, several servers share them through Redis pub/sub (`ws_common::bus`, one
+//! link per process), so a load balancer can spread clients over them.
 
 use std::ffi::{CStr, OsString};
 use std::rc::Rc;
@@ -14,6 +15,7 @@ use clap::Parser;
 use ws_common::bus::{Bus, BusMessage, RedisArgs, Rooms};
 use ws_common::debug;
 use ws_common::deflate::ServerPolicy;
+use ws_common::hub::Hub;
 use ws_common::relay::{Observer, QueueArgs, Room};
 use ws_common::server::ServerArgs;
 use ws_common::ws::Message;
@@ -29,6 +31,8 @@ struct Args {
     queue: QueueArgs,
     #[command(flatten)]
     redis: RedisArgs,
+    #[command(flatten)]
+    workers: ws_common::workers::WorkerArgs,
     /// Also log every message relayed
     #[arg(short = 'v')]
     verbose: bool,
@@ -41,19 +45,20 @@ struct Args {
 /// The sender id of messages that came from another server.
 const FROM_BUS: u64 = u64::MAX;
 
-/// Logs each relayed message and, when scaling out, publishes it for the other servers.
+/// Logs each relayed message and hands it to the room's clients elsewhere (other workers,
+/// other servers through Redis).
 struct Relay {
-    bus: Option<Rc<Bus>>,
+    rooms: Rc<Rooms<Room>>,
     channel: Rc<str>,
 }
 
 impl Observer for Relay {
     fn on_message(&self, id: u64, msg: &Message, delivered: usize) {
         debug!("client id {id}: received {} bytes, relayed to {delivered} clients", msg.len());
-        if let Some(bus) = &self.bus {
+        if self.rooms.shared() {
             match msg {
-                Message::Text(t) => bus.publish(&self.channel, t.as_bytes(), false),
-                Message::Binary(b) => bus.publish(&self.channel, b, true),
+                Message::Text(t) => self.rooms.publish(&self.channel, t.clone().into(), false),
+                Message::Binary(b) => self.rooms.publish(&self.channel, b.clone(), true),
                 _ => {}
             }
         }
@@ -80,24 +85,36 @@ impl Plugin for BroadcastServer {
         let mut args: Args = ws_common::args::parse(args)?;
         args.server.deflate =
             (!args.no_deflate).then_some(ServerPolicy { server_no_context_takeover: true, ..ServerPolicy::default() });
-        args.server.run_with(args.verbose, None, async || {
-            let queue = args.queue;
-            let rooms = Rooms::connect(&args.redis, move || Room::new(queue)).await?;
-            let from_bus = rooms.clone();
-            let background = async move {
-                from_bus.relay_from_bus(async |room: Rc<Room>, m| _ = room.broadcast(FROM_BUS, &to_message(m))).await;
-            };
-            let handle = move |client: ws_common::server::Client| {
-                let rooms = rooms.clone();
-                async move {
-                    let (channel, room) = rooms.enter(&client.handshake.uri).await;
-                    let relay = Relay { bus: rooms.bus().cloned(), channel: channel.clone() };
-                    let ended = ws_common::relay::run_member(&room, client.id, client.ws, &relay).await;
-                    rooms.exit(&channel);
-                    ended
-                }
-            };
-            Ok((handle, background))
+        let workers = args.workers.count();
+        // Redis down at start is an error before listening, as with one worker; the link
+        // itself is worker 0's (one per process).
+        if args.redis.url.is_some() {
+            ws_common::runtime::block_on(|_| Bus::connect(&args.redis))?;
+        }
+        let hub = Hub::new(workers, args.redis.queue_bytes, args.redis.url.as_ref().map(|_| 0));
+        let (queue, redis) = (args.queue, &args.redis);
+        args.server.run_workers_with(args.verbose, workers, |i| {
+            let hub = hub.link(i);
+            async move {
+                let rooms = Rooms::for_worker(redis, hub, move || Room::new(queue)).await?;
+                let from_elsewhere = rooms.clone();
+                let background = async move {
+                    from_elsewhere
+                        .relay_from_bus(async |room: Rc<Room>, m| _ = room.broadcast(FROM_BUS, &to_message(m)))
+                        .await;
+                };
+                let handle = move |client: ws_common::server::Client| {
+                    let rooms = rooms.clone();
+                    async move {
+                        let (channel, room) = rooms.enter(&client.handshake.uri).await;
+                        let relay = Relay { rooms: rooms.clone(), channel: channel.clone() };
+                        let ended = ws_common::relay::run_member(&room, client.id, client.ws, &relay).await;
+                        rooms.exit(&channel);
+                        ended
+                    }
+                };
+                Ok(ws_common::server::Worker { gate: None, prepare: None, handle, background })
+            }
         })
     }
 }

@@ -51,6 +51,8 @@ use ws_plugin_api::{Error, Plugin, declare_plugin};
 struct Args {
     #[command(flatten)]
     server: ServerArgs,
+    #[command(flatten)]
+    workers: ws_common::workers::WorkerArgs,
     /// Upstream for clients whose Host is not in the config (ws://, wss://, or a Unix socket:
     /// ws+unix:///PATH:/base)
     #[arg(long = "remote_host", value_name = "URL")]
@@ -189,26 +191,40 @@ impl Plugin for ProxyServer {
             ..TlsArgs::default()
         };
         upstream_tls.client_config(&[])?;
-        let routes = Rc::new((map, fallback));
-        let gate_routes = routes.clone();
-        let gate: Gate = Rc::new(move |hs| match pick(&gate_routes.0, gate_routes.1.as_ref(), hs.header("Host")) {
-            Some(_) => Ok(()),
-            None => Err(Refusal {
-                status: 404,
-                reason: format!("no upstream for host {:?}", hs.header("Host").unwrap_or("")),
-            }),
-        });
+        let routes: Routes = (map, fallback);
         let timeout = Duration::from_secs(args.upstream_timeout.max(1));
         let max_message = args.server.limits.max_message_size;
-        let mut server = args.server.clone();
-        server.prepare = Some(Prepare {
-            run: Rc::new(move |hs: Handshake| {
-                let (routes, tls) = (routes.clone(), upstream_tls.clone());
-                Box::pin(async move { open_upstream(&routes, tls, timeout, max_message, &hs).await })
-            }),
-            time: timeout,
-        });
-        server.run(args.verbose, Some(gate), move |client| proxy(client, max_message))
+        // Each worker its own routes, gate and upstream opener (they live on its loop); the
+        // relay thread that plain pairs are handed to is the process's.
+        let (routes, upstream_tls) = (&routes, &upstream_tls);
+        args.server.run_workers_with(args.verbose, args.workers.count(), |_| {
+            let routes = Rc::new(routes.clone());
+            let upstream_tls = upstream_tls.clone();
+            let gate_routes = routes.clone();
+            let gate: Gate = Rc::new(move |hs| match pick(&gate_routes.0, gate_routes.1.as_ref(), hs.header("Host")) {
+                Some(_) => Ok(()),
+                None => Err(Refusal {
+                    status: 404,
+                    reason: format!("no upstream for host {:?}", hs.header("Host").unwrap_or("")),
+                }),
+            });
+            let prepare = Prepare {
+                run: Rc::new(move |hs: Handshake| {
+                    let (routes, tls) = (routes.clone(), upstream_tls.clone());
+                    Box::pin(async move { open_upstream(&routes, tls, timeout, max_message, &hs).await })
+                }),
+                time: timeout,
+            };
+            let handle = move |client| proxy(client, max_message);
+            async move {
+                Ok(ws_common::server::Worker {
+                    gate: Some(gate),
+                    prepare: Some(prepare),
+                    handle,
+                    background: std::future::pending::<()>(),
+                })
+            }
+        })
     }
 }
 

@@ -40,6 +40,7 @@ use event_listener::Event;
 use futures_lite::{FutureExt, StreamExt};
 use redis::aio::{MultiplexedConnection, PubSub};
 
+use crate::hub::{HubLink, Item};
 use crate::{CommonError, error, info, warning};
 
 /// The Redis option group of the servers that scale out.
@@ -473,13 +474,15 @@ impl<T> ByteQueue<T> {
     }
 }
 
-/// The rooms of one server: created when their first client arrives, dropped (and
-/// unsubscribed) when their last one leaves. `R` is the relay's room type.
+/// The rooms of one server (or of one worker of it): created when their first client
+/// arrives, dropped (and unsubscribed) when their last one leaves. `R` is the relay's room
+/// type. With workers, the rooms of the others are reached through the [`Hub`].
 pub struct Rooms<R> {
     /// Each room with the number of clients that entered it and have not exited.
     map: RefCell<HashMap<Rc<str>, Entered<R>>>,
     default: String,
     bus: Option<Rc<Bus>>,
+    hub: Option<HubLink>,
     make: Box<dyn Fn() -> Rc<R>>,
 }
 
@@ -491,7 +494,13 @@ impl<R> std::fmt::Debug for Rooms<R> {
 
 impl<R> Rooms<R> {
     pub fn new(default: &str, bus: Option<Rc<Bus>>, make: impl Fn() -> Rc<R> + 'static) -> Rc<Rooms<R>> {
-        Rc::new(Rooms { map: RefCell::new(HashMap::new()), default: default.to_string(), bus, make: Box::new(make) })
+        Rc::new(Rooms {
+            map: RefCell::new(HashMap::new()),
+            default: default.to_string(),
+            bus,
+            hub: None,
+            make: Box::new(make),
+        })
     }
 
     /// Connects to Redis when `args` ask for it (an error if it is down), then makes the
@@ -500,26 +509,100 @@ impl<R> Rooms<R> {
         Ok(Rooms::new(&args.channel, Bus::connect(args).await?, make))
     }
 
-    /// The server's background work: runs the link to Redis, handing each message from
-    /// another server to `deliver` with the local room of its channel (none: dropped).
-    /// Without Redis, never ends and does nothing.
+    /// The rooms of one worker of a server with workers: the others' through `hub`, and the
+    /// Redis link when `args` ask for one and this worker holds it.
+    pub async fn for_worker(
+        args: &RedisArgs,
+        hub: HubLink,
+        make: impl Fn() -> Rc<R> + 'static,
+    ) -> Result<Rc<Rooms<R>>, CommonError> {
+        let bus = if hub.holds_redis() { Bus::connect(args).await? } else { None };
+        Ok(Rc::new(Rooms {
+            map: RefCell::new(HashMap::new()),
+            default: args.channel.clone(),
+            bus,
+            hub: Some(hub),
+            make: Box::new(make),
+        }))
+    }
+
+    /// The server's background work: runs the link to Redis and takes in what the other
+    /// workers send, handing each message from elsewhere to `deliver` with the local room of
+    /// its channel (none: dropped). Without either, never ends and does nothing.
     pub async fn relay_from_bus(&self, deliver: impl AsyncFn(Rc<R>, BusMessage)) {
-        match &self.bus {
-            Some(bus) => {
-                bus.run(async |channel, m| {
-                    if let Some(room) = self.get(channel) {
-                        deliver(room, m).await;
-                    }
-                })
-                .await
+        let from_redis = async {
+            match &self.bus {
+                Some(bus) => {
+                    bus.run(async |channel, m| {
+                        if let Some(hub) = &self.hub {
+                            hub.publish(channel, &m, true);
+                        }
+                        if let Some(room) = self.get(channel) {
+                            deliver(room, m).await;
+                        }
+                    })
+                    .await
+                }
+                None => std::future::pending().await,
             }
-            None => std::future::pending().await,
+        };
+        let from_workers = async {
+            let Some(hub) = &self.hub else { return std::future::pending().await };
+            let mut joins = futures_util::stream::FuturesUnordered::new();
+            loop {
+                let items = hub.recv().or(async {
+                    // Subscriptions asked for by other workers complete meanwhile.
+                    while futures_util::StreamExt::next(&mut joins).await.is_some() {}
+                    std::future::pending().await
+                });
+                for item in items.await {
+                    match item {
+                        Item::Message { channel, msg, to_redis } => {
+                            if to_redis && let Some(bus) = &self.bus {
+                                bus.publish(&Rc::from(&*channel), &msg.payload, msg.binary);
+                            }
+                            if let Some(room) = self.get(&channel) {
+                                deliver(room, msg).await;
+                            }
+                        }
+                        Item::Subscribe { channel, done } => match &self.bus {
+                            Some(bus) => joins.push(async move {
+                                bus.join(&Rc::from(&*channel)).await;
+                                let _ = done.send(()).await;
+                            }),
+                            None => drop(done),
+                        },
+                        Item::Unsubscribe(channel) => {
+                            if let Some(bus) = &self.bus {
+                                bus.leave(&Rc::from(&*channel));
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        from_redis.or(from_workers).await
+    }
+
+    /// The link to Redis, if the server scales out and this worker holds it.
+    pub fn bus(&self) -> Option<&Rc<Bus>> {
+        self.bus.as_ref()
+    }
+
+    /// Hands a local client's message to the clients of `channel` elsewhere: the other
+    /// workers' and, through Redis, the other servers'.
+    pub fn publish(&self, channel: &Rc<str>, payload: Bytes, binary: bool) {
+        if let Some(bus) = &self.bus {
+            bus.publish(channel, &payload, binary);
+        }
+        if let Some(hub) = &self.hub {
+            hub.publish(channel, &BusMessage { binary, payload }, false);
         }
     }
 
-    /// The link to Redis, if the server scales out.
-    pub fn bus(&self) -> Option<&Rc<Bus>> {
-        self.bus.as_ref()
+    /// Whether messages leave this worker at all (Redis or other workers).
+    pub fn shared(&self) -> bool {
+        self.bus.is_some() || self.hub.is_some()
     }
 
     /// The room a client asking for `path` is in, with its channel; with Redis, returns once
@@ -532,6 +615,9 @@ impl<R> Rooms<R> {
             entry.1 += 1;
             entry.0.clone()
         };
+        if let Some(hub) = &self.hub {
+            hub.join(&channel).await;
+        }
         if let Some(bus) = &self.bus {
             bus.join(&channel).await;
         }
@@ -542,6 +628,9 @@ impl<R> Rooms<R> {
     pub fn exit(&self, channel: &Rc<str>) {
         if let Some(bus) = &self.bus {
             bus.leave(channel);
+        }
+        if let Some(hub) = &self.hub {
+            hub.leave(channel);
         }
         let mut map = self.map.borrow_mut();
         if let Some(entry) = map.get_mut(channel) {

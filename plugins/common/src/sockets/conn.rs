@@ -120,6 +120,11 @@ impl TcpStream {
         self.0.read_with(|s| s.peek(buf)).await
     }
 
+    /// Makes the next read try the socket even without a new edge.
+    pub fn assume_readable(&self) {
+        self.0.assume_readable();
+    }
+
     /// Waits until reading would not block.
     pub async fn readable(&self) -> io::Result<()> {
         std::future::poll_fn(|cx| self.0.poll_readable(cx)).await
@@ -148,6 +153,13 @@ impl UnixStream {
     pub fn from_std(s: unix::UnixStream) -> io::Result<UnixStream> {
         s.set_nonblocking(true)?;
         Ok(UnixStream(Rc::new(Async::new_nonblocking(s)?)))
+    }
+}
+
+impl UnixStream {
+    /// Makes the next read try the socket even without a new edge.
+    pub fn assume_readable(&self) {
+        self.0.assume_readable();
     }
 }
 

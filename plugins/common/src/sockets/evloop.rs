@@ -81,12 +81,16 @@ impl Shared {
 #[derive(Default)]
 struct Direction {
     ready: bool,
+    /// The peer closed its side, or the socket failed (RDHUP, HUP, ERR): that comes with
+    /// no later edge, so a short read or write must not clear `ready` any more.
+    ended: bool,
     waker: Option<Waker>,
 }
 
 impl Direction {
-    fn set_ready(&mut self) -> Option<Waker> {
+    fn set_ready(&mut self, ended: bool) -> Option<Waker> {
         self.ready = true;
+        self.ended |= ended;
         self.waker.take()
     }
 }
@@ -146,8 +150,8 @@ impl Reactor {
         let token = (u64::from(generation) << 32) | entry.key() as u64;
         let source = Rc::new(Source {
             token,
-            read: RefCell::new(Direction { ready: true, waker: None }),
-            write: RefCell::new(Direction { ready: true, waker: None }),
+            read: RefCell::new(Direction { ready: true, ended: false, waker: None }),
+            write: RefCell::new(Direction { ready: true, ended: false, waker: None }),
         });
         use epoll::EventFlags as F;
         epoll::add(&self.epoll, fd, epoll::EventData::new_u64(token), F::IN | F::OUT | F::RDHUP | F::ET)?;
@@ -164,8 +168,9 @@ impl Reactor {
         }
     }
 
-    /// Waits for events (not at all when `busy`), wakes their tasks and the due timers.
-    fn poll(&self, busy: bool, events: &mut Vec<epoll::Event>) {
+    /// Waits for events (not at all when `busy`, or once `main` is woken or a task queued),
+    /// wakes their tasks and the due timers.
+    fn poll(&self, busy: bool, main: &AtomicBool, events: &mut Vec<epoll::Event>) {
         let mut timeout = None;
         if busy {
             timeout = Some(Duration::ZERO);
@@ -173,10 +178,10 @@ impl Reactor {
             if let Some(&(at, _)) = self.timers.borrow().keys().next() {
                 timeout = Some(at.saturating_duration_since(Instant::now()));
             }
-            // Announce the sleep, then look once more: a task queued from another thread in
-            // between is either seen here or wakes the eventfd.
+            // Announce the sleep, then look once more: a task queued (or the main future
+            // woken) from another thread in between is either seen here or writes the eventfd.
             self.shared.sleeping.store(true, Ordering::SeqCst);
-            if !self.shared.is_idle() {
+            if !self.shared.is_idle() || main.load(Ordering::SeqCst) {
                 timeout = Some(Duration::ZERO);
             }
         }
@@ -204,11 +209,12 @@ impl Reactor {
                     }
                     use epoll::EventFlags as F;
                     let flags = ev.flags;
-                    if flags.intersects(F::IN | F::PRI | F::HUP | F::ERR | F::RDHUP) {
-                        woken.extend(source.read.borrow_mut().set_ready());
+                    let ended = flags.intersects(F::HUP | F::ERR | F::RDHUP);
+                    if flags.intersects(F::IN | F::PRI) || ended {
+                        woken.extend(source.read.borrow_mut().set_ready(ended));
                     }
                     if flags.intersects(F::OUT | F::HUP | F::ERR) {
-                        woken.extend(source.write.borrow_mut().set_ready());
+                        woken.extend(source.write.borrow_mut().set_ready(flags.intersects(F::HUP | F::ERR)));
                     }
                 }
             }
@@ -296,7 +302,7 @@ pub fn block_on<T, Fut: Future<Output = T>>(main: impl FnOnce(Rc<Executor>) -> F
             }
         }
         let busy = wake.woken.load(Ordering::SeqCst) || !reactor.shared.is_idle();
-        reactor.poll(busy, &mut events);
+        reactor.poll(busy, &wake.woken, &mut events);
     };
     // Close: drop what waits on sources and timers, then whatever that queued.
     for s in reactor.sources.borrow_mut().drain() {
@@ -373,16 +379,24 @@ impl<T: AsFd> Async<T> {
         }
     }
 
-    /// Marks a direction as not ready (the last call showed the socket empty or full).
+    /// Marks a direction as not ready (the last call showed the socket empty or full),
+    /// unless the peer's close or an error is pending there (no edge would announce it).
     fn drained(&self, write: bool) {
         let dir = if write { &self.source.write } else { &self.source.read };
-        dir.borrow_mut().ready = false;
+        let mut d = dir.borrow_mut();
+        d.ready = d.ended;
     }
 
     /// Whether the loop has seen the source readable since [`Async::clear_readable`] (or a
     /// read that found it empty): a look at a flag, no system call.
     pub fn readable_hint(&self) -> bool {
         self.source.read.borrow().ready
+    }
+
+    /// Makes the next read try the socket, edge or not (to look for a peer's last words
+    /// after a write failed).
+    pub fn assume_readable(&self) {
+        self.source.read.borrow_mut().ready = true;
     }
 
     /// Notes that the source was read until empty (`EAGAIN`); the next edge sets it again.
@@ -611,6 +625,61 @@ mod tests {
             rx.recv().await.ok()
         });
         assert_eq!(got, Some(7));
+    }
+
+    /// A wake of the main future from another thread that lands between the loop's last
+    /// look and its sleep must still wake it (it was lost: a cross-worker room hung).
+    #[test]
+    fn wakes_of_the_main_future_from_another_thread_are_never_lost() {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let n = block_on(|_| async move {
+                let (to_main, from_thread) = smol::channel::bounded::<u32>(1);
+                let (to_thread, from_main) = smol::channel::bounded::<u32>(1);
+                std::thread::spawn(move || {
+                    for i in 0..100_000 {
+                        if to_main.send_blocking(i).is_err() || from_main.recv_blocking().is_err() {
+                            return;
+                        }
+                    }
+                });
+                let mut n = 0;
+                while let Ok(i) = from_thread.recv().await {
+                    n += 1;
+                    let _ = to_thread.send(i).await;
+                }
+                n
+            });
+            let _ = done_tx.send(n);
+        });
+        assert_eq!(done_rx.recv_timeout(Duration::from_secs(30)), Ok(100_000));
+    }
+
+    /// Data and the peer's close in one edge: the short read that takes the data must not
+    /// leave the close unread (no later edge announces it).
+    #[test]
+    fn a_close_that_came_with_the_last_data_is_still_read() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let got = block_on(|_| async move {
+            let a = Async::new_nonblocking(a).unwrap();
+            std::io::Write::write_all(&mut &b, b"last words").unwrap();
+            drop(b);
+            // The loop takes in the edge (data and close) before anyone reads.
+            Timer::after(Duration::from_millis(10)).await;
+            let mut buf = [0u8; 64];
+            let n = std::future::poll_fn(|cx| a.poll_read(cx, &mut buf)).await.unwrap();
+            let eof = futures_lite::future::or(
+                async { Some(std::future::poll_fn(|cx| a.poll_read(cx, &mut [0u8; 64])).await.unwrap()) },
+                async {
+                    Timer::after(Duration::from_secs(2)).await;
+                    None
+                },
+            )
+            .await;
+            (n, eof)
+        });
+        assert_eq!(got, (10, Some(0)), "the end of the stream was never read");
     }
 
     #[test]

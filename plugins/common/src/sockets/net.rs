@@ -323,19 +323,54 @@ impl AsyncRead for Stream {
     }
 }
 
+impl Stream {
+    /// A client's write failed because the server hung up: what the server said before it
+    /// did (a TLS alert, such as `CertificateRequired`), when that is waiting unread, is
+    /// the better error. The loop reads only after an edge, so the alert may well be there.
+    fn last_words<T>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        let Poll::Ready(Err(e)) = &r else { return r };
+        if !matches!(e.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset) {
+            return r;
+        }
+        let Stream::ClientTls(tls) = self else { return r };
+        // Straight from the socket into rustls: the TLS stream's own read would try to
+        // write first, and fail the same way.
+        let (transport, conn) = tls.get_mut();
+        match transport {
+            Transport::Tcp(t) => t.assume_readable(),
+            Transport::Unix(u) => u.assume_readable(),
+        }
+        let mut raw = [0u8; 4096];
+        if let Poll::Ready(Ok(n)) = Pin::new(transport).poll_read(cx, &mut raw) {
+            let _ = conn.read_tls(&mut &raw[..n]);
+        }
+        // rustls keeps a fatal alert it processed (here or on an earlier write's failure).
+        match conn.process_new_packets() {
+            Err(said) => Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, said))),
+            Ok(_) => r,
+        }
+    }
+}
+
 impl AsyncWrite for Stream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        delegate!(self, s => s.poll_write(cx, buf))
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.as_mut();
+        let r = delegate!(this, s => s.poll_write(cx, buf));
+        self.get_mut().last_words(cx, r)
     }
     fn poll_write_vectored(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        delegate!(self, s => s.poll_write_vectored(cx, bufs))
+        let this = self.as_mut();
+        let r = delegate!(this, s => s.poll_write_vectored(cx, bufs));
+        self.get_mut().last_words(cx, r)
     }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        delegate!(self, s => s.poll_flush(cx))
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.as_mut();
+        let r = delegate!(this, s => s.poll_flush(cx));
+        self.get_mut().last_words(cx, r)
     }
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         delegate!(self, s => s.poll_close(cx))

@@ -133,6 +133,28 @@ impl ServerArgs {
         F: Fn(Client) -> Fut + 'static,
         Fut: Future<Output = (u16, String)> + 'static,
     {
+        self.run_workers_with(verbose, workers, |_| {
+            let (gate, handle) = make();
+            async move { Ok(Worker { gate, prepare: None, handle, background: std::future::pending::<()>() }) }
+        })
+    }
+
+    /// Like [`run_with`](Self::run_with) on `workers` threads: `setup(i)` runs on worker
+    /// `i`'s loop once its socket is bound and gives what the [`Worker`] serves with; an
+    /// error there ends the server.
+    pub fn run_workers_with<S, SFut, F, Fut, B>(
+        &self,
+        verbose: bool,
+        workers: usize,
+        setup: S,
+    ) -> Result<(), ws_plugin_api::Error>
+    where
+        S: Fn(usize) -> SFut + Sync,
+        SFut: Future<Output = Result<Worker<F, B>, crate::CommonError>>,
+        F: Fn(Client) -> Fut + 'static,
+        Fut: Future<Output = (u16, String)> + 'static,
+        B: Future<Output = ()>,
+    {
         crate::log::set_verbosity(verbose, self.quiet);
         let tls = self.tls.server_config(&[])?;
         let want = self.limits.max_connections as u64 + 64;
@@ -141,18 +163,38 @@ impl ServerArgs {
         let sockets = crate::workers::bind(&self.listen, workers)?;
         warn_fd_limit(limit, want);
         let counters = Arc::new(Counters::default());
-        // (A `Prepare` is the proxy's, which runs one worker: it is not taken here.)
         let (limits, deflate) = (self.limits.clone(), self.deflate);
         crate::workers::run(workers, |i| {
-            let (tls, limits, counters, make, sockets) = (&tls, &limits, &counters, &make, &sockets);
+            let (tls, limits, counters, setup, sockets) = (&tls, &limits, &counters, &setup, &sockets);
             crate::runtime::block_on(|ex| async move {
                 let listener = sockets.take(i)?;
-                let (gate, handle) = make();
-                let terms = Terms { tls: tls.clone(), limits: limits.clone(), deflate, gate, prepare: None };
-                serve_on(&ex, listener, terms, handle, counters, (workers > 1).then_some(i)).await?;
+                let Worker { gate, prepare, handle, background } = setup(i).await?;
+                let terms = Terms { tls: tls.clone(), limits: limits.clone(), deflate, gate, prepare };
+                serve_on(&ex, listener, terms, handle, counters, (workers > 1).then_some(i))
+                    .or(async {
+                        background.await;
+                        Ok(())
+                    })
+                    .await?;
                 Ok(())
             })
         })
+    }
+}
+
+/// What one worker serves with: its gate, its [`Prepare`], the connection handler, and a
+/// `background` future that runs beside it (say, its side of the rooms shared by the
+/// workers).
+pub struct Worker<F, B> {
+    pub gate: Option<Gate>,
+    pub prepare: Option<Prepare>,
+    pub handle: F,
+    pub background: B,
+}
+
+impl<F, B> std::fmt::Debug for Worker<F, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("gate", &self.gate.is_some()).field("prepare", &self.prepare).finish()
     }
 }
 
