@@ -820,12 +820,20 @@ tree_cpu_s() {
     echo "$total"
 }
 
-bench_threads() {
+# small_site: a new folder with www/1k.txt (1 KiB of text) that nginx's worker may read;
+# prints its path
+small_site() {
     local work
     work=$(mktemp -d)
     mkdir -p "$work/www"
     head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 >"$work/www/1k.txt"
     chmod 755 "$work" "$work/www" && chmod 644 "$work/www/"*
+    echo "$work"
+}
+
+bench_threads() {
+    local work
+    work=$(small_site)
     local port_d port_o
     port_d=$(free_port)
     port_o=$(free_port)
@@ -905,10 +913,7 @@ per_unit() { awk -v c="$1" -v n="$2" 'BEGIN { printf "%.2f", (n > 0) ? c / n : 0
 
 bench_syscalls() {
     local work
-    work=$(mktemp -d)
-    mkdir -p "$work/www"
-    head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 >"$work/www/1k.txt"
-    chmod 755 "$work" "$work/www" && chmod 644 "$work/www/"*
+    work=$(small_site)
     local -A port conf
     for s in nginx nginx_tuned nginx_tuned_ofc; do port[$s]=$(free_port); done
     # Debian's defaults (sendfile on, tcp_nopush on, from nginx_conf); tuned for small files
