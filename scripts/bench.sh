@@ -1441,7 +1441,7 @@ except FileNotFoundError:
 _, new = sections(open(results).read())
 head = ("# Benchmarks\n\nEach section says which run produced it. These machines are shared and noisy: "
         "compare ratios within one section, not absolute figures across sections.\n\n")
-order = ["startup", "oneshot", "echo", "idle", "fanout", "redis", "proxy", "httpd", "curl", "transfer", "deflate", "push", "gzip", "bridge", "threads"]
+order = ["startup", "oneshot", "echo", "idle", "fanout", "redis", "proxy", "httpd", "syscalls", "curl", "transfer", "deflate", "push", "gzip", "bridge", "threads"]
 merged = dict(old)
 for name, body in new.items():
     lines = body.split("\n", 2)
