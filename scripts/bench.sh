@@ -769,7 +769,7 @@ bench_httpd() {
         echo
         echo "1 KiB file: \`wrk -t1 -c32 -d${DUR}s\` (keep-alive); download: \`curl -o /dev/null\` of a $((big / 1024 / 1024)) MiB file; median of $ROUNDS rounds (min–max)."
         echo "Goals: ≥ 1.0× nginx req/s; ≥ 0.9× nginx download throughput; server RSS ≤ 32 MiB."
-        echo "nginx_ofc is the same nginx with \`open_file_cache\` on (it re-checks a file every 30 s; ws httpd keeps small files in memory and checks them with a stat on every request)."
+        echo "nginx_ofc is the same nginx with \`open_file_cache\` on (it re-checks a file every 30 s; ws httpd keeps small files in memory until inotify reports a change: see § syscalls)."
         echo
         echo "| server | 1 KiB req/s | vs nginx | download MB/s | vs nginx | server peak RSS MiB |"
         echo "|---|---|---|---|---|---|"
@@ -965,6 +965,14 @@ bench_syscalls() {
         echo_top[$s]="$SYSCALL_TOP"
         stop_server
     done
+    # The broadcast servers: system calls per delivered message (1 sender, 100 receivers)
+    for s in ws node; do
+        if [ "$s" = ws ]; then start_server "$WS" broadcast_server -q --threads 1 --port 0; else start_server node scripts/peers/broadcast_server.js; fi
+        syscall_count "$SERVER_PID" "$WS" bench "ws://127.0.0.1:$SERVER_PORT" --mode fanout -c 100 -w 64 -s 32 --json -d 1
+        echo_calls[fan$s]=$(per_unit "$SYSCALLS" "$(echo "$LOAD_OUT" | json_field messages)")
+        echo_top[fan$s]="$SYSCALL_TOP"
+        stop_server
+    done
     rm -rf "$work"
     local base
     base=$(med ${rps[nginx_tuned_ofc]})
@@ -995,12 +1003,21 @@ bench_syscalls() {
             printf '| %s | %s | %s |\n' "$s" "${echo_calls[$s]}" "${echo_top[$s]}"
         done
         echo
+        echo "Broadcast servers, system calls per delivered message (1 sender → 100 receivers, 32 B, \`ws bench --mode fanout -c 100 -w 64\` for 1 s under strace; ws with one worker):"
+        echo
+        echo "| server | system calls per delivered message | most frequent |"
+        echo "|---|---|---|"
+        for s in ws node; do
+            printf '| %s | %s | %s |\n' "$s" "${echo_calls[fan$s]}" "${echo_top[fan$s]}"
+        done
+        echo
         echo "Command: \`scripts/bench.sh syscalls\`"
         echo
     } >>"$RESULTS"
     goal syscalls "httpd 1 KiB req/s vs nginx tuned + open_file_cache" "$(ratio "$(med ${rps[ws]})" "$base")" ">=" 1.0
     goal syscalls "httpd system calls per request" "${calls[ws]}" "<=" 4
     goal syscalls "echo system calls per round trip vs Node ws" "$(ratio "${echo_calls[ws]}" "${echo_calls[node]}")" "<=" 1.0
+    goal syscalls "fan-out system calls per delivered message vs Node ws" "$(ratio "${echo_calls[fanws]}" "${echo_calls[fannode]}")" "<=" 1.0
 }
 
 bench_curl() {
