@@ -7,13 +7,16 @@
 //!
 //! Four layers, each a folder, each using only those below it:
 //!
-//! - [`sockets`]: the runtime ([`runtime`], [`workers`] for `--threads`), listeners and
-//!   streams ([`net`], [`tls`]), and how clients reach servers ([`dial`], [`proxy`]);
+//! - [`sockets`]: the event loop of each thread ([`sockets::evloop`], entered through
+//!   [`runtime`]; [`workers`] for `--threads`), sockets on it ([`sockets::conn`]),
+//!   listeners and streams ([`net`], [`tls`]), and how clients reach servers ([`dial`],
+//!   [`proxy`]);
 //! - [`websocket`]: handshakes and streams ([`ws`], [`headers`]), frame I/O and relays
 //!   ([`frames`], [`frame_relay`]), permessage-deflate ([`deflate`]), a client's life
 //!   ([`session`]) and the servers' skeleton ([`server`]);
 //! - [`rooms`]: message relays with bounded queues ([`relay`]), rooms across servers through
-//!   Redis ([`bus`]), the file transfer relay ([`transfer`]) and the reference's PDUs ([`pdu`]);
+//!   Redis ([`bus`]) and across a server's workers ([`hub`]), the file transfer relay
+//!   ([`transfer`]) and the reference's PDUs ([`pdu`]);
 //! - [`terminal`]: log lines ([`log`]), input ([`prompt`]), messages as lines of a pipe
 //!   ([`lines`]), progress ([`progress`]).
 //!

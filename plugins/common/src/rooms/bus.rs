@@ -476,7 +476,7 @@ impl<T> ByteQueue<T> {
 
 /// The rooms of one server (or of one worker of it): created when their first client
 /// arrives, dropped (and unsubscribed) when their last one leaves. `R` is the relay's room
-/// type. With workers, the rooms of the others are reached through the [`Hub`].
+/// type. With workers, the rooms of the others are reached through the [`Hub`](crate::hub::Hub).
 pub struct Rooms<R> {
     /// Each room with the number of clients that entered it and have not exited.
     map: RefCell<HashMap<Rc<str>, Entered<R>>>,

@@ -1,6 +1,7 @@
-//! The lowest layer: where code runs and how bytes move. The single-threaded executor a
-//! plugin runs in ([`runtime`]) and its workers ([`workers`], `--threads`); listening and
-//! streams, TCP or Unix, plain or TLS ([`net`], [`tls`]); and how clients reach servers —
+//! The lowest layer: where code runs and how bytes move. The event loop each thread runs
+//! ([`evloop`]: tasks, `epoll`, timers; entered through [`runtime`]) and the servers'
+//! workers ([`workers`], `--threads`); TCP and Unix sockets on it ([`conn`]); listening and
+//! streams, plain or TLS ([`net`], [`tls`]); and how clients reach servers —
 //! directly, through an HTTP or SOCKS5 proxy, or over a Unix socket ([`dial`], [`proxy`]).
 //! Nothing here knows WebSocket.
 
