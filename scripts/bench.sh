@@ -80,7 +80,8 @@ time_ms() {
 SERVER_PID=
 SERVER_PORT=
 SERVER_LOG=$(mktemp)
-trap 'rm -f "$RESULTS" "$GOALS" "$SERVER_LOG"; [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null' EXIT
+PORTS_GIVEN=$(mktemp)
+trap 'rm -f "$RESULTS" "$GOALS" "$SERVER_LOG" "$PORTS_GIVEN"; [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null' EXIT
 
 # start_server CMD... : starts a server that prints "Listening on HOST:PORT"; sets SERVER_PID/PORT
 start_server() {
@@ -544,7 +545,28 @@ bench_redis() {
     } >>"$RESULTS"
 }
 
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# free_port: a port to give a server that takes no port 0 (nginx), below the ephemeral range:
+# a port from that range could be taken as the local port of an outgoing connection (wrk's,
+# ws bench's) before the server binds it. Never the same port twice in a run.
+free_port() {
+    "$PY" -c '
+import random, socket, sys
+lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+given = set(open(sys.argv[1]).read().split())
+for _ in range(200):
+    p = random.randint(10000, lo - 1)
+    if str(p) in given:
+        continue
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    open(sys.argv[1], "a").write(f"{p}\n")
+    print(p)
+    break
+' "$PORTS_GIVEN"
+}
 
 # nginx_conf WORK PORT SERVER-DIRECTIVES [WORKERS]: one worker unless WORKERS, temp paths under WORK/tmp, serving
 # 127.0.0.1:PORT with the given directives (WebSocket upgrade map included)
@@ -572,7 +594,10 @@ NGINX
 start_nginx() {
     /usr/sbin/nginx -c "$1/nginx.conf" >/dev/null 2>&1 &
     NGINX_PID=$!
-    for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$2") 2>/dev/null && break; sleep 0.05; done
+    for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$2") 2>/dev/null && return 0; sleep 0.05; done
+    echo "bench.sh: nginx did not start on port $2:" >&2
+    cat "$1/tmp/error.log" >&2 2>/dev/null || true
+    exit 1
 }
 stop_nginx() {
     kill "$NGINX_PID" 2>/dev/null || true
