@@ -111,11 +111,14 @@ async fn echo(conf: &Conf, client: Client) -> (u16, String) {
     if let Err(end) = welcome(conf, &mut ws, &hs).await {
         return end;
     }
+    let deflate = hs.deflate.is_some();
+    // The request's headers are not needed any more: an idle connection should not keep them.
+    drop(hs);
     if conf.no_pong {
         let Some(stream) = ws.into_inner().into_plain() else {
             return (1011, "frame mode without the raw socket".into());
         };
-        return ws_common::server::echo_frames(stream, conf.max_message, hs.deflate.is_some()).await;
+        return ws_common::server::echo_frames(stream, conf.max_message, deflate).await;
     }
     ws_common::server::echo_messages(&mut ws).await
 }

@@ -1,7 +1,8 @@
 //! The lowest layer: where code runs and how bytes move. The event loop each thread runs
 //! ([`evloop`]: tasks, `epoll`, timers; entered through [`runtime`]) and the servers'
 //! workers ([`workers`], `--threads`); TCP and Unix sockets on it ([`conn`]); listening and
-//! streams, plain or TLS ([`net`], [`tls`]); and how clients reach servers —
+//! streams, plain or TLS ([`net`], [`tls`]), read ahead without holding a buffer while idle
+//! ([`readahead`]); and how clients reach servers —
 //! directly, through an HTTP or SOCKS5 proxy, or over a Unix socket ([`dial`], [`proxy`]).
 //! Nothing here knows WebSocket.
 
@@ -10,6 +11,7 @@ pub mod dial;
 pub mod evloop;
 pub mod net;
 pub mod proxy;
+pub mod readahead;
 pub mod runtime;
 pub mod tls;
 pub mod workers;

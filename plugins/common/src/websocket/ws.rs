@@ -21,6 +21,7 @@ use async_tungstenite::tungstenite::protocol::Role;
 
 use crate::deflate::{Agreement, DeflateIo, ServerPolicy};
 use crate::net::Stream;
+use crate::sockets::readahead::ReadAhead;
 use crate::tls::TlsArgs;
 use crate::url::Url;
 
@@ -28,61 +29,87 @@ use crate::url::Url;
 pub type WsStream = async_tungstenite::WebSocketStream<WsIo>;
 
 /// The bytes beneath tungstenite: the socket itself, or the socket through
-/// permessage-deflate when the handshake agreed it (see [`crate::deflate`]).
+/// permessage-deflate when the handshake agreed it (see [`crate::deflate`]), read ahead in
+/// big pieces that are held only while tungstenite has not taken them (see
+/// [`crate::sockets::readahead`]: an idle connection holds no read buffer).
 #[derive(Debug)]
-pub enum WsIo {
+pub struct WsIo(ReadAhead<Layer>);
+
+#[derive(Debug)]
+enum Layer {
     Plain(Stream),
     Deflate(Box<DeflateIo<Stream>>),
 }
 
 impl WsIo {
+    fn plain(stream: Stream) -> Self {
+        WsIo(ReadAhead::new(Layer::Plain(stream)))
+    }
+
+    fn deflate_over(layer: DeflateIo<Stream>) -> Self {
+        WsIo(ReadAhead::new(Layer::Deflate(Box::new(layer))))
+    }
+
     /// The socket beneath.
     pub fn stream(&self) -> &Stream {
-        match self {
-            WsIo::Plain(s) => s,
-            WsIo::Deflate(d) => d.get_ref(),
+        match self.0.get_ref() {
+            Layer::Plain(s) => s,
+            Layer::Deflate(d) => d.get_ref(),
         }
     }
 
     /// The deflate layer, when it was negotiated.
     pub fn deflate(&self) -> Option<&DeflateIo<Stream>> {
-        match self {
-            WsIo::Plain(_) => None,
-            WsIo::Deflate(d) => Some(d),
+        match self.0.get_ref() {
+            Layer::Plain(_) => None,
+            Layer::Deflate(d) => Some(d),
         }
     }
 
     /// The deflate layer, to change how it sends (see [`DeflateIo::set_compress`]).
     pub fn deflate_mut(&mut self) -> Option<&mut DeflateIo<Stream>> {
-        match self {
-            WsIo::Plain(_) => None,
-            WsIo::Deflate(d) => Some(d),
+        match self.0.get_mut() {
+            Layer::Plain(_) => None,
+            Layer::Deflate(d) => Some(d),
         }
     }
 
     /// The socket, for frame-level work; only without deflate (whose frames differ from the
-    /// socket's bytes). Servers that work on frames do not negotiate it.
+    /// socket's bytes). Servers that work on frames do not negotiate it, and take the socket
+    /// before reading anything through tungstenite: bytes read ahead would stay behind.
     pub fn into_plain(self) -> Option<Stream> {
-        match self {
-            WsIo::Plain(s) => Some(s),
-            WsIo::Deflate(_) => None,
+        let (layer, rest) = self.0.into_parts();
+        debug_assert!(rest.is_empty(), "bytes read through tungstenite before taking the socket");
+        match layer {
+            Layer::Plain(s) => Some(s),
+            Layer::Deflate(_) => None,
         }
     }
 }
 
 macro_rules! io_delegate {
-    ($self:ident, $s:ident => $e:expr) => {
-        match $self.get_mut() {
-            WsIo::Plain($s) => {
+    ($layer:expr, $s:ident => $e:expr) => {
+        match $layer {
+            Layer::Plain($s) => {
                 let $s = std::pin::Pin::new($s);
                 $e
             }
-            WsIo::Deflate($s) => {
+            Layer::Deflate($s) => {
                 let $s = std::pin::Pin::new($s.as_mut());
                 $e
             }
         }
     };
+}
+
+impl futures_lite::AsyncRead for Layer {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        io_delegate!(self.get_mut(), s => s.poll_read(cx, buf))
+    }
 }
 
 impl futures_lite::AsyncRead for WsIo {
@@ -91,7 +118,7 @@ impl futures_lite::AsyncRead for WsIo {
         cx: &mut std::task::Context<'_>,
         buf: &mut [u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        io_delegate!(self, s => s.poll_read(cx, buf))
+        std::pin::Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
     }
 }
 
@@ -101,19 +128,19 @@ impl futures_lite::AsyncWrite for WsIo {
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        io_delegate!(self, s => s.poll_write(cx, buf))
+        io_delegate!(self.get_mut().0.get_mut(), s => s.poll_write(cx, buf))
     }
     fn poll_flush(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        io_delegate!(self, s => s.poll_flush(cx))
+        io_delegate!(self.get_mut().0.get_mut(), s => s.poll_flush(cx))
     }
     fn poll_close(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        io_delegate!(self, s => s.poll_close(cx))
+        io_delegate!(self.get_mut().0.get_mut(), s => s.poll_close(cx))
     }
 }
 
@@ -130,7 +157,7 @@ async fn websocket(
     match agreed {
         None => {
             async_tungstenite::WebSocketStream::from_partially_read(
-                WsIo::Plain(stream),
+                WsIo::plain(stream),
                 tail,
                 role,
                 Some(config(max_message)),
@@ -138,7 +165,7 @@ async fn websocket(
             .await
         }
         Some(a) => {
-            let io = WsIo::Deflate(Box::new(DeflateIo::new(stream, server, a, max_message, tail)));
+            let io = WsIo::deflate_over(DeflateIo::new(stream, server, a, max_message, tail));
             // The layer hands inflated frames up unmasked; it checked the client's masks itself.
             let cfg = config(max_message).accept_unmasked_frames(server);
             async_tungstenite::WebSocketStream::from_raw_socket(io, role, Some(cfg)).await
@@ -152,13 +179,17 @@ pub const USER_AGENT: &str = concat!("ws/", env!("CARGO_PKG_VERSION"), " (rust; 
 /// Default largest incoming message: 64 MiB.
 pub const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
 
+/// tungstenite's own read buffer. It allocates it when a connection opens and keeps it for
+/// the connection's life, so it is small; reads of the socket are made in big pieces beneath
+/// it (see [`WsIo`]).
+pub const READ_BUFFER: usize = 1024;
+
 /// The tungstenite configuration: `max_message` bytes at most per message (and per frame), a
-/// 16 KiB read buffer (tungstenite allocates it eagerly per connection, so its 128 KiB
-/// default would cost 1.25 GiB for 10,000 idle clients), and writes buffered up to 64 KiB
-/// between flushes.
+/// [`READ_BUFFER`]-byte read buffer (tungstenite's default, 128 KiB, would cost 1.25 GiB for
+/// 10,000 idle clients), and writes buffered up to 64 KiB between flushes.
 pub fn config(max_message: usize) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(16 * 1024)
+        .read_buffer_size(READ_BUFFER)
         .write_buffer_size(64 * 1024)
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_message))
