@@ -131,7 +131,55 @@ fn curl_goes_through_proxies_like_the_real_curl() {
         let real = Command::new("curl").args(["-sS", "-x", &proxy, &url]).output().unwrap();
         assert_eq!(String::from_utf8_lossy(&real.stdout), "hello through a proxy\n", "the real curl, {proxy}");
     }
+    // A proxy that allows CONNECT to port 443 alone (tinyproxy's and squid's usual rule): an
+    // http:// URL still passes, sent to the proxy in absolute form as curl sends it, while an
+    // https:// URL needs the tunnel and is refused (56, as the real curl).
     let strict = tinyproxy(true);
-    let out = ws_with(&["curl", "-s", "-x", &format!("http://127.0.0.1:{}", strict.port), &url], &[], b"");
+    let strict_url = format!("http://127.0.0.1:{}", strict.port);
+    let out = ws_with(&["curl", "-s", "-x", &strict_url, &url], &[], b"");
+    assert_eq!((out.code(), out.stdout.as_str()), (0, "hello through a proxy\n"), "{out:?}");
+    let real = Command::new("curl").args(["-sS", "-x", &strict_url, &url]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&real.stdout), "hello through a proxy\n", "the real curl");
+    let tls_url = url.replacen("http://", "https://", 1);
+    let out = ws_with(&["curl", "-s", "-x", &strict_url, &tls_url], &[], b"");
     assert_eq!(out.code(), 56, "{out:?}");
+    let real = Command::new("curl").args(["-sS", "-x", &strict_url, &tls_url]).output().unwrap();
+    assert_eq!(real.status.code(), Some(56), "the real curl: {real:?}");
+}
+
+#[test]
+fn curl_sends_proxy_credentials_with_an_absolute_form_request_and_never_prints_them() {
+    let hi = crate::util::serve_one_file("hi.txt", "hello through a proxy\n");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let conf = format!(
+        "Port {port}\nListen 127.0.0.1\nAllow 127.0.0.1\nLogLevel Info\nMaxClients 20\nConnectPort 443\nBasicAuth alice s3cret\n"
+    );
+    let path = dir.path().join("tinyproxy.conf");
+    std::fs::write(&path, conf).unwrap();
+    let child = Command::new("tinyproxy")
+        .args(["-d", "-c", path.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tinyproxy is missing: scripts/peers.sh installs it");
+    wait_for_port(port, "tinyproxy", T);
+    let _proxy = Proxy { child, port, _dir: dir };
+    // The right credentials pass; wrong ones get the proxy's refusal as the answer (tinyproxy
+    // says 401 where RFC 9110 says 407), exit 0 without -f: as the real curl, code for code.
+    for (creds, pass) in [("alice:s3cret", true), ("alice:wrong", false)] {
+        let proxy = format!("http://{creds}@127.0.0.1:{port}");
+        let args = ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-x", &proxy, &hi.url];
+        let out = ws_with(&[&["curl"][..], &args[..]].concat(), &[], b"");
+        let real = Command::new("curl").args(args).output().unwrap();
+        let want = String::from_utf8_lossy(&real.stdout);
+        assert_eq!(want == "200", pass, "the real curl, {creds}: {want}");
+        assert_eq!((out.code(), out.stdout.as_str()), (0, &*want), "{creds}: {out:?}");
+    }
+    let proxy = format!("http://alice:s3cret@127.0.0.1:{port}");
+    let out = ws_with(&["curl", "-v", "-o", "/dev/null", "-x", &proxy, &hi.url], &[], b"");
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(out.stderr.contains(&format!("> GET {} HTTP/1.1", hi.url)), "{}", out.stderr);
+    assert!(out.stderr.contains("> proxy-authorization: Basic [hidden]"), "{}", out.stderr);
+    assert!(!out.stderr.contains("s3cret") && !out.stderr.contains("YWxpY2U6czNjcmV0"), "{}", out.stderr);
 }

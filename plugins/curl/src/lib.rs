@@ -174,14 +174,26 @@ async fn fetch(
         let listed = |list: &str| ws_common::proxy::bypassed(list, url.host_str().unwrap_or(""));
         let proxy = if args.noproxy.as_deref().is_some_and(listed) { Some("") } else { args.proxy.as_deref() };
         let via = Via::for_url(&url, proxy, args.unix_socket.as_deref()).map_err(|e| fail(code::PROXY, e))?;
-        let (stream, phases) = ws_common::dial::open_stream_timed(&url, &args.tls, alpn, &via, &args.overrides)
-            .or(async {
-                ws_common::runtime::Timer::after(connect_timeout).await;
-                Err(ConnectError::Timeout(connect_timeout))
-            })
-            .await
-            .map_err(|e| connect_error(e, args.connect_timeout))?;
-        let h2 = stream.alpn() == Some(b"h2") || (args.http2_prior_knowledge && !args.http1_1);
+        // As curl: an http:// URL goes to an HTTP proxy as a request in absolute form
+        // (`GET http://host/path`), not through a CONNECT tunnel, which proxies commonly
+        // allow to port 443 alone; https:// tunnels, so TLS stays end to end.
+        let forward = match &via {
+            Via::Proxy(p) if p.kind == ws_common::proxy::Kind::Http && url.scheme() == "http" => Some(p.clone()),
+            _ => None,
+        };
+        let (dial_url, dial_via) = match &forward {
+            Some(p) => (Url::parse(&format!("http://{}/", p.addr())).map_err(|e| fail(code::PROXY, e))?, Via::Direct),
+            None => (url.clone(), via),
+        };
+        let (stream, phases) =
+            ws_common::dial::open_stream_timed(&dial_url, &args.tls, alpn, &dial_via, &args.overrides)
+                .or(async {
+                    ws_common::runtime::Timer::after(connect_timeout).await;
+                    Err(ConnectError::Timeout(connect_timeout))
+                })
+                .await
+                .map_err(|e| connect_error(e, args.connect_timeout))?;
+        let h2 = forward.is_none() && (stream.alpn() == Some(b"h2") || (args.http2_prior_knowledge && !args.http1_1));
         // The connection's own task drives its I/O while this one sends and reads.
         // Its error (a TLS alert, a reset) is kept: the request itself only learns "canceled".
         let conn_error: std::rc::Rc<std::cell::RefCell<Option<String>>> = Default::default();
@@ -222,6 +234,9 @@ async fn fetch(
         }
         let credentials = args.location_trusted || redirects::same_origin(&origin, &url);
         let mut req = build_request(args, &url, &method, &headers, body.as_ref(), h2, credentials)?;
+        if let Some(p) = &forward {
+            request::through_proxy(&mut req, &url, p);
+        }
         // The engine's cookies follow their own domain and path rules, not the origin's.
         if let Some(cookie) = jar.as_ref().and_then(|j| j.header(&url)) {
             let joined = match req.headers().get(header::COOKIE).and_then(|v| v.to_str().ok()) {

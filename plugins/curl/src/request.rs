@@ -237,6 +237,22 @@ impl Sender {
     }
 }
 
+/// Turns `req` into the absolute form an HTTP proxy forwards (`GET http://host/path`), with
+/// the proxy's credentials when it has some; `Host` stays the target's.
+pub(crate) fn through_proxy(req: &mut Request<ReqBody>, url: &Url, proxy: &ws_common::proxy::Proxy) {
+    let mut absolute = url.clone();
+    absolute.set_fragment(None);
+    // Credentials in the URL went into Authorization (build_request); never into the line.
+    let _ = absolute.set_username("");
+    let _ = absolute.set_password(None);
+    if let Ok(uri) = absolute.as_str().parse() {
+        *req.uri_mut() = uri;
+    }
+    if let Some(v) = proxy.authorization().and_then(|v| HeaderValue::from_str(&v).ok()) {
+        req.headers_mut().insert(header::PROXY_AUTHORIZATION, v);
+    }
+}
+
 pub(crate) fn build_request(
     args: &Args,
     url: &Url,
@@ -430,11 +446,25 @@ pub(crate) fn version_name(v: hyper::Version) -> &'static str {
     }
 }
 
+/// `-v`: the request as sent (the target in absolute form to a proxy), credentials hidden.
 pub(crate) fn verbose_request(req: &Request<ReqBody>) {
-    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let absolute = req.version() != hyper::Version::HTTP_2 && req.uri().scheme().is_some();
+    let target = if absolute {
+        req.uri().to_string()
+    } else {
+        req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string()
+    };
     eprintln!("> {} {target} {}", req.method(), version_name(req.version()));
     for (k, v) in req.headers() {
-        eprintln!("> {}: {}", k, String::from_utf8_lossy(v.as_bytes()));
+        let secret = k == header::AUTHORIZATION || k == header::PROXY_AUTHORIZATION;
+        let value = if secret {
+            // The scheme, not the credentials.
+            let v = String::from_utf8_lossy(v.as_bytes());
+            format!("{} [hidden]", v.split(' ').next().unwrap_or(""))
+        } else {
+            String::from_utf8_lossy(v.as_bytes()).into_owned()
+        };
+        eprintln!("> {k}: {value}");
     }
     eprintln!(">");
 }

@@ -11,6 +11,9 @@
 //!   header). `no_proxy` is a comma-separated list of host names (a name matches itself and
 //!   its subdomains, a leading dot is ignored), IP addresses, or `*` for every host.
 //! - Through a tunnel, TLS runs end to end: the proxy sees only the host and port.
+//! - `curl` alone sends an `http://` URL to an HTTP proxy as a request in absolute form
+//!   (`GET http://host/path`, [`Proxy::authorization`] in `Proxy-Authorization`), as curl
+//!   does: proxies commonly allow CONNECT to port 443 only. WebSocket clients tunnel.
 //! - A proxy that refuses says so in one line (`proxy 127.0.0.1:3128 refused CONNECT to
 //!   host:443: 403 Forbidden`); proxy credentials are never printed.
 
@@ -88,8 +91,16 @@ impl Proxy {
         Proxy::parse(&raw).map(Some)
     }
 
-    fn addr(&self) -> String {
+    /// `host:port` (`[v6]:port`), never the credentials.
+    pub fn addr(&self) -> String {
         crate::net::format_host_port(&self.host, self.port)
+    }
+
+    /// The `Proxy-Authorization` value for the proxy's credentials, if it has any.
+    pub fn authorization(&self) -> Option<String> {
+        use base64::Engine;
+        let (user, pass) = self.auth.as_ref()?;
+        Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))))
     }
 
     /// A TCP stream to `host:port` through this proxy, ready for the target's protocol.
@@ -109,10 +120,8 @@ impl Proxy {
     async fn connect_http(&self, tcp: &mut TcpStream, host: &str, port: u16) -> Result<(), String> {
         let target = crate::net::format_host_port(host, port);
         let mut req = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
-        if let Some((user, pass)) = &self.auth {
-            use base64::Engine;
-            let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-            req.push_str(&format!("Proxy-Authorization: Basic {basic}\r\n"));
+        if let Some(basic) = self.authorization() {
+            req.push_str(&format!("Proxy-Authorization: {basic}\r\n"));
         }
         req.push_str("\r\n");
         let at = self.addr();
