@@ -24,12 +24,14 @@ impl Drop for Proxy {
 
 /// tinyproxy allowing CONNECT to any port, or (`only_443`) to 443 alone.
 fn tinyproxy(only_443: bool) -> Proxy {
+    tinyproxy_with(if only_443 { "ConnectPort 443\n" } else { "" })
+}
+
+/// tinyproxy with these lines added to its configuration.
+fn tinyproxy_with(extra: &str) -> Proxy {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut conf = format!("Port {port}\nListen 127.0.0.1\nAllow 127.0.0.1\nLogLevel Info\nMaxClients 20\n");
-    if only_443 {
-        conf.push_str("ConnectPort 443\n");
-    }
+    let conf = format!("Port {port}\nListen 127.0.0.1\nAllow 127.0.0.1\nLogLevel Info\nMaxClients 20\n{extra}");
     let path = dir.path().join("tinyproxy.conf");
     std::fs::write(&path, conf).unwrap();
     let child = Command::new("tinyproxy")
@@ -150,21 +152,8 @@ fn curl_goes_through_proxies_like_the_real_curl() {
 #[test]
 fn curl_sends_proxy_credentials_with_an_absolute_form_request_and_never_prints_them() {
     let hi = crate::util::serve_one_file("hi.txt", "hello through a proxy\n");
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let conf = format!(
-        "Port {port}\nListen 127.0.0.1\nAllow 127.0.0.1\nLogLevel Info\nMaxClients 20\nConnectPort 443\nBasicAuth alice s3cret\n"
-    );
-    let path = dir.path().join("tinyproxy.conf");
-    std::fs::write(&path, conf).unwrap();
-    let child = Command::new("tinyproxy")
-        .args(["-d", "-c", path.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tinyproxy is missing: scripts/peers.sh installs it");
-    wait_for_port(port, "tinyproxy", T);
-    let _proxy = Proxy { child, port, _dir: dir };
+    let proxy = tinyproxy_with("ConnectPort 443\nBasicAuth alice s3cret\n");
+    let port = proxy.port;
     // The right credentials pass; wrong ones get the proxy's refusal as the answer (tinyproxy
     // says 401 where RFC 9110 says 407), exit 0 without -f: as the real curl, code for code.
     for (creds, pass) in [("alice:s3cret", true), ("alice:wrong", false)] {
