@@ -28,7 +28,7 @@ use crate::net::{ListenArgs, Listener, format_host_port};
 pub struct WorkerArgs {
     /// Worker threads, each with its own event loop and listening socket (default: one per
     /// core; 1 runs everything on one thread)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "WS_THREADS")]
     pub threads: Option<usize>,
 }
 
