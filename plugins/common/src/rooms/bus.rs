@@ -494,11 +494,20 @@ impl<R> std::fmt::Debug for Rooms<R> {
 
 impl<R> Rooms<R> {
     pub fn new(default: &str, bus: Option<Rc<Bus>>, make: impl Fn() -> Rc<R> + 'static) -> Rc<Rooms<R>> {
+        Rooms::with_hub(default, bus, None, make)
+    }
+
+    fn with_hub(
+        default: &str,
+        bus: Option<Rc<Bus>>,
+        hub: Option<HubLink>,
+        make: impl Fn() -> Rc<R> + 'static,
+    ) -> Rc<Rooms<R>> {
         Rc::new(Rooms {
             map: RefCell::new(HashMap::new()),
             default: default.to_string(),
             bus,
-            hub: None,
+            hub,
             make: Box::new(make),
         })
     }
@@ -517,13 +526,7 @@ impl<R> Rooms<R> {
         make: impl Fn() -> Rc<R> + 'static,
     ) -> Result<Rc<Rooms<R>>, CommonError> {
         let bus = if hub.holds_redis() { Bus::connect(args).await? } else { None };
-        Ok(Rc::new(Rooms {
-            map: RefCell::new(HashMap::new()),
-            default: args.channel.clone(),
-            bus,
-            hub: Some(hub),
-            make: Box::new(make),
-        }))
+        Ok(Rooms::with_hub(&args.channel, bus, Some(hub), make))
     }
 
     /// The server's background work: runs the link to Redis and takes in what the other

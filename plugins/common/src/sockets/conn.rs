@@ -46,6 +46,13 @@ macro_rules! stream_io {
                 Poll::Ready(self.0.get_ref().shutdown(std::net::Shutdown::Write))
             }
         }
+
+        impl $t {
+            /// Makes the next read try the socket even without a new edge.
+            pub fn assume_readable(&self) {
+                self.0.assume_readable();
+            }
+        }
     };
 }
 
@@ -120,11 +127,6 @@ impl TcpStream {
         self.0.read_with(|s| s.peek(buf)).await
     }
 
-    /// Makes the next read try the socket even without a new edge.
-    pub fn assume_readable(&self) {
-        self.0.assume_readable();
-    }
-
     /// Waits until reading would not block.
     pub async fn readable(&self) -> io::Result<()> {
         std::future::poll_fn(|cx| self.0.poll_readable(cx)).await
@@ -153,13 +155,6 @@ impl UnixStream {
     pub fn from_std(s: unix::UnixStream) -> io::Result<UnixStream> {
         s.set_nonblocking(true)?;
         Ok(UnixStream(Rc::new(Async::new_nonblocking(s)?)))
-    }
-}
-
-impl UnixStream {
-    /// Makes the next read try the socket even without a new edge.
-    pub fn assume_readable(&self) {
-        self.0.assume_readable();
     }
 }
 

@@ -51,9 +51,6 @@ pub struct ServerArgs {
     /// `None` declines them.
     #[arg(skip)]
     pub deflate: Option<crate::deflate::ServerPolicy>,
-    /// Work between a client's upgrade request and its answer (set by the plugin).
-    #[arg(skip)]
-    pub prepare: Option<Prepare>,
 }
 
 /// What [`Prepare`] settled: the answer's header lines, and what the connection's handler
@@ -111,8 +108,7 @@ impl ServerArgs {
         let tls = self.tls.server_config(&[])?;
         crate::runtime::block_on(|ex| async move {
             let (handle, background) = prepare().await?;
-            let terms =
-                Terms { tls, limits: self.limits.clone(), deflate: self.deflate, gate, prepare: self.prepare.clone() };
+            let terms = Terms { tls, limits: self.limits.clone(), deflate: self.deflate, gate, prepare: None };
             serve(&ex, &self.listen, terms, handle)
                 .or(async {
                     background.await;
