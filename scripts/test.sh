@@ -13,5 +13,5 @@ cargo test --workspace "$@"
 # The servers' tests again with four workers each (--threads defaults to $WS_THREADS, else a
 # worker per core): what passes on this machine's cores passes on four.
 if [ $# -eq 0 ]; then
-    WS_THREADS=4 cargo test --test e2e -- echo_server rooms proxy httpd
+    WS_THREADS=4 cargo test --test e2e -- echo_server rooms proxy httpd transfer redis
 fi

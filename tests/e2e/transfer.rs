@@ -320,3 +320,45 @@ fn a_file_sent_to_a_room_reaches_only_that_room() {
     assert!(!da.path().join("for-b.bin").exists(), "room a got room b's file");
     assert!(ra.output().iter().all(|l| !l.contains("for-b.bin")), "{:?}", ra.output());
 }
+
+/// Issue 18: with `--threads 4`, each room is served whole by one worker. Clients land on
+/// the worker the kernel picks; those whose room another worker holds are handed to it (TLS
+/// sessions included) and every receiver of a room gets its room's file, and only that.
+#[test]
+fn with_four_workers_every_room_gets_its_files_over_wss() {
+    let c = certs();
+    let server = Server::start(
+        "transfer",
+        &["--threads", "4", "--tls", "--cert-file", &c.path("server.crt"), "--key-file", &c.path("server.key")],
+    );
+    let ca = c.path("ca.crt");
+    let tls = ["--ca-file", ca.as_str()];
+    let base = server.url("wss");
+    let src = tempfile::tempdir().unwrap();
+    let rooms: Vec<String> = (0..6).map(|r| format!("{base}/room/r{r}")).collect();
+    let mut receivers = Vec::new();
+    for (r, url) in rooms.iter().enumerate() {
+        for k in 0..2 {
+            let dir = tempfile::tempdir().unwrap();
+            let rcv = receiver(&server, url, dir.path(), &tls, 2 * r + k);
+            receivers.push((r, dir, rcv));
+        }
+    }
+    let files: Vec<_> =
+        (0..rooms.len()).map(|r| random_file(src.path(), &format!("room{r}.bin"), 300_000 + r)).collect();
+    for (url, file) in rooms.iter().zip(&files) {
+        let out = send(url, file, &tls);
+        assert_eq!(out.code(), 0, "{url}: {out:?}");
+    }
+    for (r, dir, rcv) in receivers {
+        assert!(rcv.finish(T).success(), "a receiver of room {r} failed");
+        let got: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+        assert_eq!(got, [format!("room{r}.bin")], "room {r}'s receiver got {got:?}");
+        assert!(std::fs::read(dir.path().join(format!("room{r}.bin"))).unwrap() == std::fs::read(&files[r]).unwrap());
+    }
+    let log = server.output();
+    let workers: std::collections::BTreeSet<_> = log.iter().filter_map(|l| l.split("] worker: ").nth(1)).collect();
+    assert!(workers.len() > 1, "every connection was accepted by one worker: {workers:?}");
+    assert!(log.iter().any(|l| l.contains("served by worker")), "no client was handed to its room's worker");
+}

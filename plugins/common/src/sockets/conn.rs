@@ -19,9 +19,10 @@ use rustix::net::{SocketFlags, SocketType};
 
 use crate::sockets::evloop::Async;
 
-/// Implements the futures I/O traits on a handle whose field 0 is an `Rc<Async<_>>`.
+/// Implements the futures I/O traits on a handle whose field 0 is an `Rc<Async<$std>>`, and
+/// its way off the loop.
 macro_rules! stream_io {
-    ($t:ty) => {
+    ($t:ident, $std:ty) => {
         impl AsyncRead for $t {
             fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
                 self.0.poll_read(cx, buf)
@@ -52,6 +53,16 @@ macro_rules! stream_io {
             pub fn assume_readable(&self) {
                 self.0.assume_readable();
             }
+
+            /// The std socket off the loop, if this is the only handle to it.
+            pub fn into_std(self) -> Result<$std, $t> {
+                Rc::try_unwrap(self.0).map(Async::into_inner).map_err($t)
+            }
+
+            /// Whether other handles (clones) to this connection exist.
+            pub fn is_shared(&self) -> bool {
+                Rc::strong_count(&self.0) > 1
+            }
         }
     };
 }
@@ -60,7 +71,7 @@ macro_rules! stream_io {
 #[derive(Debug, Clone)]
 pub struct TcpStream(Rc<Async<std::net::TcpStream>>);
 
-stream_io!(TcpStream);
+stream_io!(TcpStream, std::net::TcpStream);
 
 impl TcpStream {
     /// Connects to `addr` without blocking the loop.
@@ -112,16 +123,6 @@ impl TcpStream {
         Ok(TcpStream(Rc::new(Async::new_nonblocking(std::net::TcpStream::from(fd))?)))
     }
 
-    /// The std socket off the loop, if this is the only handle to it.
-    pub fn into_std(self) -> Result<std::net::TcpStream, TcpStream> {
-        Rc::try_unwrap(self.0).map(Async::into_inner).map_err(TcpStream)
-    }
-
-    /// Whether other handles (clones) to this connection exist.
-    pub fn is_shared(&self) -> bool {
-        Rc::strong_count(&self.0) > 1
-    }
-
     /// Reads without consuming, once something is there.
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.0.read_with(|s| s.peek(buf)).await
@@ -144,7 +145,7 @@ impl Deref for TcpStream {
 #[derive(Debug, Clone)]
 pub struct UnixStream(Rc<Async<unix::UnixStream>>);
 
-stream_io!(UnixStream);
+stream_io!(UnixStream, unix::UnixStream);
 
 impl UnixStream {
     /// Connects to the socket at `path` (a local connect: it does not wait on a network).

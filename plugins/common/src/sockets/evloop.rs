@@ -259,6 +259,13 @@ impl Executor {
     }
 }
 
+/// Starts `fut` as a task of the calling thread's loop (see [`Executor::spawn`]); for code
+/// that runs on a loop without its [`Executor`] at hand. Panics outside a loop.
+pub fn spawn<T: 'static>(fut: impl Future<Output = T> + 'static) -> Task<T> {
+    let reactor = current().expect("spawn called outside an event loop");
+    Executor { shared: reactor.shared.clone() }.spawn(fut)
+}
+
 /// The main future's waker: a flag, and the loop's eventfd if it sleeps.
 struct MainWake {
     woken: AtomicBool,

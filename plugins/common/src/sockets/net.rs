@@ -377,6 +377,88 @@ impl AsyncWrite for Stream {
     }
 }
 
+/// A server's connection taken off its thread's loop, to go on another thread's
+/// ([`Stream::detach`], [`Detached::attach`]): `transfer` hands each client to the worker
+/// that owns its room. It is `Send`: the socket, and a TLS session with its keys and any
+/// bytes rustls holds (decrypted or not yet sent).
+#[derive(Debug)]
+pub enum Detached {
+    Plain(Socket),
+    ServerTls(Socket, Box<rustls::ServerConnection>),
+}
+
+/// A socket off any loop.
+#[derive(Debug)]
+pub enum Socket {
+    Tcp(std::net::TcpStream),
+    Unix(std::os::unix::net::UnixStream),
+}
+
+impl Transport {
+    fn is_shared(&self) -> bool {
+        match self {
+            Transport::Tcp(t) => t.is_shared(),
+            Transport::Unix(u) => u.is_shared(),
+        }
+    }
+
+    /// Checked by the caller: not shared.
+    fn into_socket(self) -> Socket {
+        match self {
+            Transport::Tcp(t) => Socket::Tcp(t.into_std().expect("not shared")),
+            Transport::Unix(u) => Socket::Unix(u.into_std().expect("not shared")),
+        }
+    }
+}
+
+impl Socket {
+    fn attach(self) -> io::Result<Transport> {
+        Ok(match self {
+            Socket::Tcp(t) => Transport::Tcp(TcpStream::from_std(t)?),
+            Socket::Unix(u) => Transport::Unix(UnixStream::from_std(u)?),
+        })
+    }
+}
+
+impl Stream {
+    /// Takes a server's connection off this thread's loop. Given back (`Err`) when it
+    /// cannot move: a client's TLS connection, or a socket with other handles on this loop.
+    pub fn detach(self) -> Result<Detached, Stream> {
+        match self {
+            Stream::Plain(t) if !t.is_shared() => Ok(Detached::Plain(t.into_socket())),
+            Stream::ServerTls(s) if !s.get_ref().0.is_shared() => {
+                let (t, session) = s.into_inner();
+                Ok(Detached::ServerTls(t.into_socket(), Box::new(session)))
+            }
+            other => Err(other),
+        }
+    }
+}
+
+impl Detached {
+    /// The connection on the calling thread's loop. `tls`: the server's configuration, which
+    /// a TLS connection needs (futures-rustls builds its stream only through an acceptor:
+    /// the acceptor's fresh session is replaced by the moved one before it reads or writes
+    /// anything, and with the handshake done there is nothing for it to do).
+    pub async fn attach(self, tls: Option<&std::sync::Arc<rustls::ServerConfig>>) -> io::Result<Stream> {
+        match self {
+            Detached::Plain(s) => Ok(Stream::Plain(s.attach()?)),
+            Detached::ServerTls(s, session) => {
+                let cfg = tls.ok_or_else(|| io::Error::other("a TLS connection moved to a server without TLS"))?;
+                let mut session = Some(*session);
+                let s = futures_rustls::TlsAcceptor::from(cfg.clone())
+                    .accept_with(s.attach()?, |fresh| {
+                        if let Some(moved) = session.take() {
+                            *fresh = moved;
+                        }
+                    })
+                    .await?;
+                Ok(Stream::ServerTls(Box::new(s)))
+            }
+        }
+    }
+}
+
 /// Whether a plain connection opens with HTTP/2's connection preface ("prior knowledge"
 /// h2c, as `h2load` and `curl --http2-prior-knowledge` speak), looking without consuming.
 pub async fn starts_with_h2_preface(tcp: &TcpStream) -> bool {

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
-pub use crate::sockets::evloop::{Async, Executor, Task, Timer};
+pub use crate::sockets::evloop::{Async, Executor, Task, Timer, spawn};
 
 /// A handle to spawn tasks on the plugin's (or worker's) loop.
 pub type Spawner = Rc<Executor>;

@@ -14,6 +14,10 @@
 //!
 //! Each worker's executor is its own event loop ([`crate::sockets::evloop`]): its sockets
 //! are in its own `epoll`, and a ready socket wakes nothing on another thread.
+//!
+//! Work that belongs to one worker — `transfer`'s rooms, each served whole by the worker
+//! [`owner`] names — reaches it through [`Inboxes`]: a connection is taken off the loop that
+//! accepted it ([`crate::net::Stream::detach`]) and handed over.
 
 use std::net::ToSocketAddrs;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
@@ -165,4 +169,76 @@ where
         }
         result
     })
+}
+
+/// The worker, of `workers`, that owns `key` (a room): the same for every worker and every
+/// connection of a run, spread evenly over the workers.
+pub fn owner(key: &str, workers: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    // `DefaultHasher::new()` has fixed keys: the same answer on every thread of the process.
+    let mut h = std::hash::DefaultHasher::new();
+    key.hash(&mut h);
+    (h.finish() % workers.max(1) as u64) as usize
+}
+
+/// One inbox per worker for what other workers hand it (unbounded: what goes in is bounded
+/// by the connections the server admits).
+#[derive(Debug)]
+pub struct Inboxes<T> {
+    boxes: Vec<(smol::channel::Sender<T>, smol::channel::Receiver<T>)>,
+}
+
+impl<T> Inboxes<T> {
+    pub fn new(workers: usize) -> std::sync::Arc<Inboxes<T>> {
+        std::sync::Arc::new(Inboxes { boxes: (0..workers.max(1)).map(|_| smol::channel::unbounded()).collect() })
+    }
+
+    /// Hands `item` to worker `to`; given back if there is no such worker.
+    pub fn send(&self, to: usize, item: T) -> Result<(), T> {
+        match self.boxes.get(to) {
+            Some((tx, _)) => tx.try_send(item).map_err(smol::channel::TrySendError::into_inner),
+            None => Err(item),
+        }
+    }
+
+    /// The next item for worker `me` (waits forever if there is no such worker).
+    pub async fn recv(&self, me: usize) -> T {
+        match self.boxes.get(me) {
+            Some((_, rx)) => match rx.recv().await {
+                Ok(item) => item,
+                // Never: the senders live as long as the inboxes.
+                Err(_) => std::future::pending().await,
+            },
+            None => std::future::pending().await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rooms_spread_over_every_worker_and_stay_put() {
+        let mut seen = [0usize; 4];
+        for i in 0..400 {
+            let key = format!("ws:room:{i}");
+            let w = owner(&key, 4);
+            assert_eq!(w, owner(&key, 4), "same key, same worker");
+            seen[w] += 1;
+        }
+        assert!(seen.iter().all(|&n| n > 50), "uneven: {seen:?}");
+        assert_eq!(owner("anything", 1), 0);
+        assert_eq!(owner("anything", 0), 0);
+    }
+
+    #[test]
+    fn an_inbox_delivers_to_its_worker_only() {
+        let inboxes = Inboxes::new(2);
+        inboxes.send(1, "for one").unwrap();
+        assert_eq!(inboxes.send(2, "nobody"), Err("nobody"));
+        let got = crate::runtime::block_on(|_| async { inboxes.recv(1).await });
+        assert_eq!(got, "for one");
+        assert!(inboxes.boxes[0].1.is_empty());
+    }
 }
