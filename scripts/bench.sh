@@ -1165,6 +1165,22 @@ bench_syscalls() {
         echo_top[fan$s]="$SYSCALL_TOP"
         stop_server
     done
+    # The file relays: system calls per MiB relayed (one sender, one receiver). Node ws's
+    # broadcast server takes the file as one whole message (its default 100 MiB limit), ws
+    # transfer frame by frame.
+    local mib=64
+    [ "$SMOKE" = 1 ] && mib=4
+    head -c $((mib * 1024 * 1024)) /dev/urandom >"$work/relay.bin"
+    for s in ws node; do
+        if [ "$s" = ws ]; then start_server "$WS" transfer -q --threads 1 --port 0; else start_server node scripts/peers/broadcast_server.js; fi
+        start_receive "ws://127.0.0.1:$SERVER_PORT" "$work"
+        syscall_count "$SERVER_PID" "$WS" send "ws://127.0.0.1:$SERVER_PORT" "$work/relay.bin"
+        end_receive "$work" relay.bin
+        echo_calls[xfer$s]=$(per_unit "$SYSCALLS" "$mib")
+        echo_top[xfer$s]="$SYSCALL_TOP"
+        rm -rf "$work/recv"
+        stop_server
+    done
     rm -rf "$work"
     local base
     base=$(med ${rps[nginx_tuned_ofc]})
@@ -1203,6 +1219,14 @@ bench_syscalls() {
             printf '| %s | %s | %s |\n' "$s" "${echo_calls[fan$s]}" "${echo_top[fan$s]}"
         done
         echo
+        echo "File relays, system calls per MiB relayed (\`ws send\` → relay → \`ws receive\`, a $mib MiB file, under strace; ws transfer with one worker, Node ws's broadcast server as the relay):"
+        echo
+        echo "| relay | system calls per MiB | most frequent |"
+        echo "|---|---|---|"
+        for s in ws node; do
+            printf '| %s | %s | %s |\n' "$s" "${echo_calls[xfer$s]}" "${echo_top[xfer$s]}"
+        done
+        echo
         echo "Command: \`scripts/bench.sh syscalls\`"
         echo
     } >>"$RESULTS"
@@ -1210,6 +1234,7 @@ bench_syscalls() {
     goal syscalls "httpd system calls per request" "${calls[ws]}" "<=" 4
     goal syscalls "echo system calls per round trip vs Node ws" "$(ratio "${echo_calls[ws]}" "${echo_calls[node]}")" "<=" 1.0
     goal syscalls "fan-out system calls per delivered message vs Node ws" "$(ratio "${echo_calls[fanws]}" "${echo_calls[fannode]}")" "<=" 1.0
+    goal syscalls "transfer system calls per MiB vs Node ws relaying" "$(ratio "${echo_calls[xferws]}" "${echo_calls[xfernode]}")" "<=" 1.0
 }
 
 bench_curl() {
@@ -1437,6 +1462,22 @@ sys.stdout.write("".join(out))' >"$work/chunk.txt"
     rm -rf "$work"
 }
 
+# start_receive URL WORK: `ws receive URL` into WORK/recv in the background (its peak RSS in
+# WORK/recv.rss), once it waits for a file
+start_receive() {
+    mkdir -p "$2/recv"
+    /usr/bin/time -f "%M" -o "$2/recv.rss" "$WS" receive "$1" --save-dir "$2/recv" >"$2/recv.log" 2>&1 &
+    RECV_PID=$!
+    for _ in $(seq 100); do grep -q "Waiting for message" "$2/recv.log" && break; sleep 0.05; done
+    sleep 0.2
+}
+
+# end_receive WORK NAME: waits for the receiver and checks WORK/recv/NAME is WORK/NAME
+end_receive() {
+    wait "$RECV_PID" || { echo "bench.sh: ws receive failed" >&2; cat "$1/recv.log" >&2; exit 1; }
+    cmp -s "$1/$2" "$1/recv/$2" || { echo "bench.sh: transferred file differs" >&2; exit 1; }
+}
+
 bench_transfer() {
     local size=$((1024 * 1024 * 1024))
     [ "$SMOKE" = 1 ] && size=$((16 * 1024 * 1024))
@@ -1457,14 +1498,9 @@ bench_transfer() {
         rm -f "$work/tcp.out"
         # ws send -> ws transfer -> ws receive
         start_server "$WS" transfer -q --port 0
-        mkdir -p "$work/recv"
-        /usr/bin/time -f "%M" -o "$work/recv.rss" "$WS" receive "ws://127.0.0.1:$SERVER_PORT" --save-dir "$work/recv" >"$work/recv.log" 2>&1 &
-        local recv_pid=$!
-        for _ in $(seq 100); do grep -q "Waiting for message" "$work/recv.log" && break; sleep 0.05; done
-        sleep 0.2
+        start_receive "ws://127.0.0.1:$SERVER_PORT" "$work"
         ws_s+=("$(wall /usr/bin/time -f "%M" -o "$work/send.rss" "$WS" send "ws://127.0.0.1:$SERVER_PORT" "$work/file.bin")")
-        wait "$recv_pid" || { echo "bench.sh: ws receive failed" >&2; cat "$work/recv.log" >&2; exit 1; }
-        cmp -s "$work/file.bin" "$work/recv/file.bin" || { echo "bench.sh: transferred file differs" >&2; exit 1; }
+        end_receive "$work" file.bin
         send_rss+=("$(tail -1 "$work/send.rss")")
         recv_rss+=("$(tail -1 "$work/recv.rss")")
         relay_rss+=("$(peak_rss_kib "$SERVER_PID")")
