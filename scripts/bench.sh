@@ -1115,11 +1115,11 @@ bench_syscalls() {
     conf[nginx_tuned_ofc]="root $work/www; sendfile off; tcp_nopush off; open_file_cache max=1000 inactive=20s; open_file_cache_valid 30s;"
     for s in nginx nginx_tuned nginx_tuned_ofc; do nginx_conf "$work/$s" "${port[$s]}" "${conf[$s]}"; done
     local servers=(ws nginx nginx_tuned nginx_tuned_ofc)
-    declare -A rps calls top fresh
+    declare -A rps cpu calls top fresh
     local r
     for r in $(seq "$ROUNDS"); do
         for s in "${servers[@]}"; do
-            local p pid worker out n
+            local p pid worker out n c0 c1
             if [ "$s" = ws ]; then
                 start_server "$WS" httpd -q --threads 1 --port 0 --root "$work/www"
                 p=$SERVER_PORT pid=$SERVER_PID worker=$SERVER_PID
@@ -1129,9 +1129,13 @@ bench_syscalls() {
                 worker=$(pgrep -P "$pid" | head -1)
             fi
             wrk -t1 -c32 -d1s "http://127.0.0.1:$p/1k.txt" >/dev/null # warm-up
+            c0=$(tree_cpu_s "$pid")
             out=$(wrk -t1 -c32 -d"${DUR}s" "http://127.0.0.1:$p/1k.txt")
+            c1=$(tree_cpu_s "$pid")
             if echo "$out" | grep -q "Non-2xx"; then echo "bench.sh: $s answered errors: $out" >&2; exit 1; fi
             rps[$s]+="$(echo "$out" | awk '/Requests\/sec/ { print $2 }') "
+            n=$(echo "$out" | awk '/requests in/ { print $1 }')
+            cpu[$s]+="$(awk -v a="$c0" -v b="$c1" -v n="$n" 'BEGIN { printf "%.2f", (b - a) / n * 1e6 }') "
             if [ "$r" = 1 ]; then
                 syscall_count "$worker" wrk -t1 -c32 -d1s "http://127.0.0.1:$p/1k.txt"
                 n=$(echo "$LOAD_OUT" | awk '/requests in/ { print $1 }')
@@ -1166,14 +1170,15 @@ bench_syscalls() {
         stop_server
     done
     # The file relays: system calls per MiB relayed (one sender, one receiver). Node ws's
-    # broadcast server takes the file as one whole message (its default 100 MiB limit), ws
-    # transfer frame by frame.
-    local mib=64
+    # broadcast server takes the file as one whole message (its default 100 MiB limit) and
+    # sends it on as one frame (the PDU: twice the file's size, hex), which ws receive takes
+    # with a larger frame limit than its default; ws transfer relays frame by frame.
+    local mib=32
     [ "$SMOKE" = 1 ] && mib=4
     head -c $((mib * 1024 * 1024)) /dev/urandom >"$work/relay.bin"
     for s in ws node; do
         if [ "$s" = ws ]; then start_server "$WS" transfer -q --threads 1 --port 0; else start_server node scripts/peers/broadcast_server.js; fi
-        start_receive "ws://127.0.0.1:$SERVER_PORT" "$work"
+        start_receive "ws://127.0.0.1:$SERVER_PORT" "$work" --max-frame-size $((4 * mib * 1024 * 1024))
         syscall_count "$SERVER_PID" "$WS" send "ws://127.0.0.1:$SERVER_PORT" "$work/relay.bin"
         end_receive "$work" relay.bin
         echo_calls[xfer$s]=$(per_unit "$SYSCALLS" "$mib")
@@ -1187,10 +1192,10 @@ bench_syscalls() {
     {
         echo "### syscalls"
         echo
-        echo "httpd against nginx configured three ways, one worker each, 1 KiB file, \`wrk -t1 -c32 -d${DUR}s\`, median of $ROUNDS rounds (min–max). System calls per request: \`strace -c -f\` on the serving process during a separate 1 s wrk run (strace slows it; the count per request is what matters). Freshness: the file is replaced by a rename (as editors and deploys do) and fetched at once."
+        echo "httpd against nginx configured three ways, one worker each, 1 KiB file, \`wrk -t1 -c32 -d${DUR}s\`, median of $ROUNDS rounds (min–max). wrk shares the two cores, so the server's CPU time per request (its process tree, from /proc, during the timed run) is given too: it does not depend on how the cores were shared. System calls per request: \`strace -c -f\` on the serving process during a separate 1 s wrk run (strace slows it; the count per request is what matters). Freshness: the file is replaced by a rename (as editors and deploys do) and fetched at once."
         echo
-        echo "| server | req/s | vs nginx tuned + open_file_cache | system calls per request | most frequent (in that run) | after a change |"
-        echo "|---|---|---|---|---|---|"
+        echo "| server | req/s | vs nginx tuned + open_file_cache | server CPU µs per request | system calls per request | most frequent (in that run) | after a change |"
+        echo "|---|---|---|---|---|---|---|"
         for s in "${servers[@]}"; do
             local label=$s
             case "$s" in
@@ -1199,8 +1204,8 @@ bench_syscalls() {
                 nginx_tuned) label="nginx tuned (sendfile off, tcp_nopush off)" ;;
                 nginx_tuned_ofc) label="nginx tuned + open_file_cache (valid 30 s)" ;;
             esac
-            printf '| %s | %.0f (%s) | %.2f× | %s | %s | %s |\n' "$label" "$(med ${rps[$s]})" "$(mm ${rps[$s]})" \
-                "$(ratio "$(med ${rps[$s]})" "$base")" "${calls[$s]}" "${top[$s]}" "${fresh[$s]}"
+            printf '| %s | %.0f (%s) | %.2f× | %s (%s) | %s | %s | %s |\n' "$label" "$(med ${rps[$s]})" "$(mm ${rps[$s]})" \
+                "$(ratio "$(med ${rps[$s]})" "$base")" "$(med ${cpu[$s]})" "$(mm ${cpu[$s]})" "${calls[$s]}" "${top[$s]}" "${fresh[$s]}"
         done
         echo
         echo "Echo servers, system calls per round trip (32 B, 64 in flight, \`ws bench -s 32 -w 64\` for 1 s under strace):"
@@ -1232,6 +1237,7 @@ bench_syscalls() {
     } >>"$RESULTS"
     goal syscalls "httpd 1 KiB req/s vs nginx tuned + open_file_cache" "$(ratio "$(med ${rps[ws]})" "$base")" ">=" 1.0
     goal syscalls "httpd system calls per request" "${calls[ws]}" "<=" 4
+    goal syscalls "httpd CPU per request vs nginx tuned + open_file_cache" "$(ratio "$(med ${cpu[ws]})" "$(med ${cpu[nginx_tuned_ofc]})")" "<=" 1.0
     goal syscalls "echo system calls per round trip vs Node ws" "$(ratio "${echo_calls[ws]}" "${echo_calls[node]}")" "<=" 1.0
     goal syscalls "fan-out system calls per delivered message vs Node ws" "$(ratio "${echo_calls[fanws]}" "${echo_calls[fannode]}")" "<=" 1.0
     goal syscalls "transfer system calls per MiB vs Node ws relaying" "$(ratio "${echo_calls[xferws]}" "${echo_calls[xfernode]}")" "<=" 1.0
@@ -1462,11 +1468,11 @@ sys.stdout.write("".join(out))' >"$work/chunk.txt"
     rm -rf "$work"
 }
 
-# start_receive URL WORK: `ws receive URL` into WORK/recv in the background (its peak RSS in
-# WORK/recv.rss), once it waits for a file
+# start_receive URL WORK [ARG...]: `ws receive URL ARG...` into WORK/recv in the background
+# (its peak RSS in WORK/recv.rss), once it waits for a file
 start_receive() {
     mkdir -p "$2/recv"
-    /usr/bin/time -f "%M" -o "$2/recv.rss" "$WS" receive "$1" --save-dir "$2/recv" >"$2/recv.log" 2>&1 &
+    /usr/bin/time -f "%M" -o "$2/recv.rss" "$WS" receive "$1" --save-dir "$2/recv" "${@:3}" >"$2/recv.log" 2>&1 &
     RECV_PID=$!
     for _ in $(seq 100); do grep -q "Waiting for message" "$2/recv.log" && break; sleep 0.05; done
     sleep 0.2

@@ -36,7 +36,7 @@ pub mod websocket;
 // The layers above are folders; plugins name modules by their short paths
 // (`ws_common::net`, `ws_common::ws`, …), which stay as they were.
 pub use rooms::{bus, hub, pdu, relay, transfer};
-pub use sockets::{dial, net, proxy, runtime, tls, workers};
+pub use sockets::{dial, hyper_io, net, proxy, runtime, tls, workers};
 pub use terminal::{lines, log, progress, prompt};
 pub use websocket::{deflate, frame_relay, frames, headers, server, session, ws};
 

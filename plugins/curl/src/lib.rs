@@ -208,19 +208,19 @@ async fn fetch(
         };
         let mut head_state = None;
         let mut sender = if h2 {
-            let io = smol_hyper::rt::FuturesIo::new(stream);
+            let io = ws_common::hyper_io::HyperIo(stream);
             let (sender, conn) = hyper::client::conn::http2::handshake(ws_common::runtime::LocalExec(ex.clone()), io)
                 .await
                 .map_err(|e| fail(code::CONNECT, e))?;
             drive(Box::pin(conn));
             Sender::H2(sender)
         } else {
-            // A fixed read buffer: smol-hyper zeroes the whole free part of hyper's buffer
-            // before each read, and hyper's adaptive buffer grows to ~400 KiB (measured: 18 %
-            // of a download's time in memset).
+            // A fixed read buffer: hyper's adaptive one grows to ~400 KiB per connection
+            // (and under smol-hyper, which zeroed its free part before each read, cost 18 %
+            // of a download's time in memset; see ws_common::hyper_io).
             let stream = request::HeadLimit::new(stream);
             head_state = Some(stream.state.clone());
-            let io = smol_hyper::rt::FuturesIo::new(stream);
+            let io = ws_common::hyper_io::HyperIo(stream);
             let (sender, conn) = hyper::client::conn::http1::Builder::new()
                 .read_buf_exact_size(Some(READ_BUF))
                 .handshake(io)

@@ -244,7 +244,7 @@ async fn serve_connection(
             }
         })
     };
-    let io = smol_hyper::rt::FuturesIo::new(Activity::new(stream, watch.clone()));
+    let io = ws_common::hyper_io::HyperIo(Activity::new(stream, watch.clone()));
     let served = if h2 {
         // HTTP/2 (ALPN h2 over TLS, or prior-knowledge h2c): the same service per stream.
         let conn = hyper::server::conn::http2::Builder::new(ws_common::runtime::LocalExec(ex.clone()))
@@ -272,7 +272,7 @@ async fn handle(ctx: &Ctx, req: Request<Incoming>, peer: Peer) -> Response<Body>
         let target = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
         (req.uri().path().to_string(), text(header::USER_AGENT), text(header::REFERER), target, req.version())
     });
-    let mut user = "-".to_string();
+    let mut user = None;
     let mut resp = if let Some(preflight) = ctx.policy.preflight(&req) {
         preflight
     } else {
@@ -295,8 +295,9 @@ async fn handle(ctx: &Ctx, req: Request<Incoming>, peer: Peer) -> Response<Body>
         if ctx.policy.combined_log {
             let when = chrono::Local::now().format("%d/%b/%Y:%H:%M:%S %z");
             ws_common::log::plain(format_args!(
-                "{} - {user} [{when}] \"{method} {target} {version:?}\" {status} {bytes} \"{referer}\" \"{ua}\"",
-                peer.ip()
+                "{} - {} [{when}] \"{method} {target} {version:?}\" {status} {bytes} \"{referer}\" \"{ua}\"",
+                peer.ip(),
+                user.as_deref().unwrap_or("-")
             ));
         } else {
             info!("{peer} {method} {path} {status} {bytes} \"{ua}\"");
@@ -323,9 +324,15 @@ async fn respond(ctx: &Ctx, req: Request<Incoming>, peer: Peer) -> Response<Body
                 r
             }
         }
-        Mode::Debug => debug_request(req, peer).await,
-        Mode::Static { root, upload: Some(uploads), .. } if method == Method::PUT => uploads.put(root, req).await,
-        Mode::Static { root, upload: Some(uploads), .. } if method == Method::POST => uploads.post(root, req).await,
+        // Boxed: the futures of the rarer answers stay out of every request's future, which
+        // is moved whole into place per request (see serve_static).
+        Mode::Debug => Box::pin(debug_request(req, peer)).await,
+        Mode::Static { root, upload: Some(uploads), .. } if method == Method::PUT => {
+            Box::pin(uploads.put(root, req)).await
+        }
+        Mode::Static { root, upload: Some(uploads), .. } if method == Method::POST => {
+            Box::pin(uploads.post(root, req)).await
+        }
         Mode::Static { root, listing, upload } => {
             let listing = Listing { on: *listing, upload_form: upload.is_some() };
             let resp = serve_static(root, listing, &ctx.heads, &req, req.uri().path()).await;

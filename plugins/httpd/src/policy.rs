@@ -137,11 +137,13 @@ impl Policy {
         !self.users.is_empty() || self.htpasswd.is_some()
     }
 
-    /// `Ok(user)` when the request may be served (the user is `-` without auth), else the
-    /// 401 to send.
-    pub(crate) async fn authorize(&self, req: &Request<hyper::body::Incoming>) -> Result<String, Response<Body>> {
+    /// `Ok(user)` when the request may be served (`None` without auth), else the 401 to send.
+    pub(crate) async fn authorize(
+        &self,
+        req: &Request<hyper::body::Incoming>,
+    ) -> Result<Option<String>, Response<Body>> {
         if !self.has_auth() {
-            return Ok("-".into());
+            return Ok(None);
         }
         let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
         let decoded = given
@@ -155,7 +157,7 @@ impl Policy {
             return Err(unauthorized());
         };
         if self.accepted.borrow().contains(given) {
-            return Ok(user.to_string());
+            return Ok(Some(user.to_string()));
         }
         let mut ok = false;
         for (u, p) in &self.users {
@@ -180,7 +182,7 @@ impl Policy {
             accepted.clear();
         }
         accepted.insert(given.to_string());
-        Ok(user.to_string())
+        Ok(Some(user.to_string()))
     }
 
     /// The headers every response gets: CORS, `-H`, `--cache-control`.

@@ -274,40 +274,9 @@ pub(crate) async fn send_file(source: Source, head: &Head, req: &Request<Incomin
     };
     let coding = crate::compress::preferred(get(header::ACCEPT_ENCODING)).first().copied();
     if let Some(coding) = coding.filter(|_| range.is_none() && head.compressible && len <= MAX_GZIP && len > 0) {
-        // Compressed bytes are kept with the file version's head (see compress::KEEP_UP_TO).
-        let kept = || head.compressed.borrow().iter().find(|(c, _)| *c == coding).map(|(_, b)| b.clone());
-        // At most COMPRESSORS at once (each holds its window: 32 clients asking for the same
-        // new file made 32 at once, 106 MiB); the ones that waited find it kept.
-        let mut permit = None;
-        if kept().is_none() {
-            permit = Some(crate::compress::COMPRESSORS.acquire().await);
-        }
-        let body = match kept() {
-            Some(bytes) => bytes,
-            None => {
-                let data = match source {
-                    Source::Cached(bytes) => bytes,
-                    Source::File(mut file) => {
-                        let mut data = Vec::with_capacity(len as usize);
-                        std::io::Read::read_to_end(&mut file, &mut data)?;
-                        data.into()
-                    }
-                };
-                let made: Bytes = smol::unblock(move || coding.compress(&data)).await?.into();
-                if len <= crate::compress::KEEP_UP_TO && crate::compress::reserve(made.len()) {
-                    head.compressed.borrow_mut().push((coding, made.clone()));
-                }
-                made
-            }
-        };
-        drop(permit);
-        let n = body.len();
-        let mut r = head.apply(if head_only { empty(StatusCode::OK) } else { full(StatusCode::OK, body) });
-        let h = r.headers_mut();
-        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding.token()));
-        h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
-        return Ok(r);
+        // Boxed: its future (a compressor's permit, a blocking task) stays out of the
+        // uncompressed answer's, which is moved whole into place per request.
+        return Box::pin(send_compressed(source, head, coding, len, head_only)).await;
     }
     let (status, start, count) = match range {
         Some((s, e)) => (StatusCode::PARTIAL_CONTENT, s, e - s + 1),
@@ -337,6 +306,51 @@ pub(crate) async fn send_file(source: Source, head: &Head, req: &Request<Incomin
     }
     Ok(r)
 }
+/// A compressible file's answer in `coding`: compressed once per file version and kept with
+/// its [`Head`] (up to compress::KEEP_UP_TO), by at most COMPRESSORS at once.
+async fn send_compressed(
+    source: Source,
+    head: &Head,
+    coding: crate::compress::Coding,
+    len: u64,
+    head_only: bool,
+) -> std::io::Result<Response<Body>> {
+    // Compressed bytes are kept with the file version's head (see compress::KEEP_UP_TO).
+    let kept = || head.compressed.borrow().iter().find(|(c, _)| *c == coding).map(|(_, b)| b.clone());
+    // At most COMPRESSORS at once (each holds its window: 32 clients asking for the same
+    // new file made 32 at once, 106 MiB); the ones that waited find it kept.
+    let mut permit = None;
+    if kept().is_none() {
+        permit = Some(crate::compress::COMPRESSORS.acquire().await);
+    }
+    let body = match kept() {
+        Some(bytes) => bytes,
+        None => {
+            let data = match source {
+                Source::Cached(bytes) => bytes,
+                Source::File(mut file) => {
+                    let mut data = Vec::with_capacity(len as usize);
+                    std::io::Read::read_to_end(&mut file, &mut data)?;
+                    data.into()
+                }
+            };
+            let made: Bytes = smol::unblock(move || coding.compress(&data)).await?.into();
+            if len <= crate::compress::KEEP_UP_TO && crate::compress::reserve(made.len()) {
+                head.compressed.borrow_mut().push((coding, made.clone()));
+            }
+            made
+        }
+    };
+    drop(permit);
+    let n = body.len();
+    let mut r = head.apply(if head_only { empty(StatusCode::OK) } else { full(StatusCode::OK, body) });
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding.token()));
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+    Ok(r)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
