@@ -1116,9 +1116,13 @@ bench_syscalls() {
     for s in nginx nginx_tuned nginx_tuned_ofc; do nginx_conf "$work/$s" "${port[$s]}" "${conf[$s]}"; done
     local servers=(ws nginx nginx_tuned nginx_tuned_ofc)
     declare -A rps cpu calls top fresh
-    local r
-    for r in $(seq "$ROUNDS"); do
-        for s in "${servers[@]}"; do
+    # Five rounds (the four servers are within a few % of each other, this machine's noise
+    # is more), each starting with the next server, so that none always runs first.
+    local r rounds=5 order
+    [ "$SMOKE" = 1 ] && rounds=1
+    for r in $(seq "$rounds"); do
+        order=("${servers[@]:$(((r - 1) % 4))}" "${servers[@]:0:$(((r - 1) % 4))}")
+        for s in "${order[@]}"; do
             local p pid worker out n c0 c1
             if [ "$s" = ws ]; then
                 start_server "$WS" httpd -q --threads 1 --port 0 --root "$work/www"
@@ -1136,7 +1140,7 @@ bench_syscalls() {
             rps[$s]+="$(echo "$out" | awk '/Requests\/sec/ { print $2 }') "
             n=$(echo "$out" | awk '/requests in/ { print $1 }')
             cpu[$s]+="$(awk -v a="$c0" -v b="$c1" -v n="$n" 'BEGIN { printf "%.2f", (b - a) / n * 1e6 }') "
-            if [ "$r" = 1 ]; then
+            if [ -z "${calls[$s]:-}" ]; then
                 syscall_count "$worker" wrk -t1 -c32 -d1s "http://127.0.0.1:$p/1k.txt"
                 n=$(echo "$LOAD_OUT" | awk '/requests in/ { print $1 }')
                 calls[$s]=$(per_unit "$SYSCALLS" "$n")
@@ -1192,7 +1196,7 @@ bench_syscalls() {
     {
         echo "### syscalls"
         echo
-        echo "httpd against nginx configured three ways, one worker each, 1 KiB file, \`wrk -t1 -c32 -d${DUR}s\`, median of $ROUNDS rounds (min–max). wrk shares the two cores, so the server's CPU time per request (its process tree, from /proc, during the timed run) is given too: it does not depend on how the cores were shared. System calls per request: \`strace -c -f\` on the serving process during a separate 1 s wrk run (strace slows it; the count per request is what matters). Freshness: the file is replaced by a rename (as editors and deploys do) and fetched at once."
+        echo "httpd against nginx configured three ways, one worker each, 1 KiB file, \`wrk -t1 -c32 -d${DUR}s\`, median of $rounds rounds (min–max; each round starts with the next server). wrk shares the two cores, so the server's CPU time per request (its process tree, from /proc, during the timed run) is given too: it does not depend on how the cores were shared. System calls per request: \`strace -c -f\` on the serving process during a separate 1 s wrk run (strace slows it; the count per request is what matters). Freshness: the file is replaced by a rename (as editors and deploys do) and fetched at once."
         echo
         echo "| server | req/s | vs nginx tuned + open_file_cache | server CPU µs per request | system calls per request | most frequent (in that run) | after a change |"
         echo "|---|---|---|---|---|---|---|"
