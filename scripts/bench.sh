@@ -1175,14 +1175,14 @@ bench_syscalls() {
     done
     # The file relays: system calls per MiB relayed (one sender, one receiver). Node ws's
     # broadcast server takes the file as one whole message (its default 100 MiB limit) and
-    # sends it on as one frame (the PDU: twice the file's size, hex), which ws receive takes
-    # with a larger frame limit than its default; ws transfer relays frame by frame.
+    # sends it on as one frame (the PDU: twice the file's size, hex), which ws receive reads
+    # in pieces; ws transfer relays frame by frame.
     local mib=32
     [ "$SMOKE" = 1 ] && mib=4
     head -c $((mib * 1024 * 1024)) /dev/urandom >"$work/relay.bin"
     for s in ws node; do
         if [ "$s" = ws ]; then start_server "$WS" transfer -q --threads 1 --port 0; else start_server node scripts/peers/broadcast_server.js; fi
-        start_receive "ws://127.0.0.1:$SERVER_PORT" "$work" --max-frame-size $((4 * mib * 1024 * 1024))
+        start_receive "ws://127.0.0.1:$SERVER_PORT" "$work"
         syscall_count "$SERVER_PID" "$WS" send "ws://127.0.0.1:$SERVER_PORT" "$work/relay.bin"
         end_receive "$work" relay.bin
         echo_calls[xfer$s]=$(per_unit "$SYSCALLS" "$mib")

@@ -362,3 +362,28 @@ fn with_four_workers_every_room_gets_its_files_over_wss() {
     assert!(workers.len() > 1, "every connection was accepted by one worker: {workers:?}");
     assert!(log.iter().any(|l| l.contains("served by worker")), "no client was handed to its room's worker");
 }
+
+/// A relay that forwards a file as one frame (Node's `ws` as a broadcast server sends each
+/// message whole): `ws receive` reads the 40 MB frame in pieces and saves the file, holding
+/// nothing near the frame's size. Before, any frame over 16 MiB was refused.
+#[test]
+fn a_file_relayed_as_one_40_mb_frame_is_received_in_pieces() {
+    let relay = Server::start_cmd("node relay", &mut peer_script("../../scripts/peers/broadcast_server.js"));
+    let url = relay.url("ws");
+    let (src, dst, tmp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let file = random_file(src.path(), "whole.bin", 20_000_000);
+    let rss = tmp.path().join("rss");
+    let plain = ws();
+    let mut cmd = std::process::Command::new("/usr/bin/time");
+    cmd.env_clear().envs(plain.get_envs().filter_map(|(k, v)| Some((k, v?))));
+    cmd.args(["-f", "%M", "-o", rss.to_str().unwrap()]).arg(plain.get_program());
+    cmd.args(["receive", &url, "--save-dir", dst.path().to_str().unwrap()]);
+    let r = Interactive::start("receive", &mut cmd);
+    r.wait_for_lines("ws_receive: Waiting for message...", 1, T);
+    let out = send(&url, &file, &[]);
+    assert_eq!(out.code(), 0, "{out:?}\nreceive: {:?}", r.output());
+    assert!(r.finish(T).success(), "receive failed");
+    assert!(std::fs::read(dst.path().join("whole.bin")).unwrap() == std::fs::read(&file).unwrap());
+    let peak_kib: u64 = std::fs::read_to_string(&rss).unwrap().trim().lines().last().unwrap().parse().unwrap();
+    assert!(peak_kib < 24 * 1024, "ws receive peaked at {peak_kib} KiB for a 40 MB frame");
+}

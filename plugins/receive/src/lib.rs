@@ -41,15 +41,19 @@ struct Args {
     /// Replace a file that already exists (default: refuse it with an error PDU)
     #[arg(long)]
     overwrite: bool,
-    /// Largest frame accepted, in bytes
-    #[arg(long = "max-frame-size", default_value_t = 16 << 20, value_name = "BYTES")]
-    max_frame: usize,
+    /// Largest frame accepted, in bytes (default: any; frames are read in pieces of 256 KiB,
+    /// never held whole)
+    #[arg(long = "max-frame-size", value_name = "BYTES")]
+    max_frame: Option<usize>,
     /// Do not offer permessage-deflate (offered by default; the reference never offers it)
     #[arg(short = 'x')]
     no_deflate: bool,
     #[command(flatten)]
     client: ClientArgs,
 }
+
+/// How much of a frame is read at a time (and the socket's read buffer).
+const PIECE: usize = 256 * 1024;
 
 #[derive(Debug, Default)]
 struct Receive;
@@ -120,8 +124,12 @@ async fn receive(args: Args, url: ws_common::url::Url) -> Result<(), Error> {
     }
     info!("ws_receive: Waiting for message...");
     let (read_half, mut writer) = futures_lite::io::split(stream);
-    let mut reader = FrameReader::new(BufReader::with_capacity(256 * 1024, read_half), args.max_frame, false)
-        .with_rsv1(agreed.is_some());
+    // A relay may send a whole file as one frame (Node's `ws` does): it is read, inflated
+    // and written in pieces, as a fragmented message is.
+    let max_frame = args.max_frame.unwrap_or(usize::MAX);
+    let mut reader = FrameReader::new(BufReader::with_capacity(PIECE, read_half), max_frame, false)
+        .with_rsv1(agreed.is_some())
+        .in_pieces(PIECE);
     // Compressed messages are inflated frame by frame, in bounded parts (one window for the
     // connection, kept between messages unless the server agreed no context takeover).
     let mut inflater = agreed.map(|a| MessageInflater::new(a.receive_window_bits));

@@ -113,11 +113,23 @@ pub struct FrameReader<R> {
     expect_masked: bool,
     /// permessage-deflate was agreed: RSV1 may be set (where is the caller's to check).
     allow_rsv1: bool,
+    /// Data frames longer than this come in pieces (0: whole); see [`FrameReader::in_pieces`].
+    piece: usize,
+    /// The part of a frame still to come in pieces.
+    rest: Option<Rest>,
+}
+
+#[derive(Debug)]
+struct Rest {
+    fin: bool,
+    mask: Option<[u8; 4]>,
+    offset: usize,
+    left: u64,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn new(inner: BufReader<R>, max_frame: usize, expect_masked: bool) -> Self {
-        FrameReader { inner, max_frame, expect_masked, allow_rsv1: false }
+        FrameReader { inner, max_frame, expect_masked, allow_rsv1: false, piece: 0, rest: None }
     }
 
     /// Accepts RSV1, for a connection that agreed permessage-deflate.
@@ -126,8 +138,40 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         self
     }
 
+    /// Hands a data frame longer than `piece` bytes over in pieces of at most that: the first
+    /// with the frame's opcode and RSV1 and no FIN, the others as continuations, the last
+    /// with the frame's FIN — the shape of a message sent in fragments, so a reader of
+    /// fragments reads them as it is, and no frame is held whole whatever its size (a peer
+    /// that relays a 1 GiB file as one frame, as Node's `ws` does). Control frames (125
+    /// bytes at most) come whole.
+    pub fn in_pieces(mut self, piece: usize) -> Self {
+        self.piece = piece;
+        self
+    }
+
+    /// The next piece of the frame being read in pieces.
+    async fn next_piece(&mut self) -> Result<Frame, FrameError> {
+        let rest = self.rest.as_mut().expect("a frame in progress");
+        let n = rest.left.min(self.piece as u64) as usize;
+        let mut payload = vec![0u8; n];
+        self.inner.read_exact(&mut payload).await?;
+        if let Some(mask) = rest.mask {
+            apply_mask_at(&mut payload, mask, rest.offset);
+        }
+        rest.offset += n;
+        rest.left -= n as u64;
+        let fin = rest.left == 0 && rest.fin;
+        if rest.left == 0 {
+            self.rest = None;
+        }
+        Ok(Frame { fin, rsv1: false, opcode: op::CONTINUATION, payload })
+    }
+
     /// The next frame; `Ok(None)` at a clean end of stream between frames.
     pub async fn next(&mut self) -> Result<Option<Frame>, FrameError> {
+        if self.rest.is_some() {
+            return self.next_piece().await.map(Some);
+        }
         let mut h = [0u8; MAX_HEADER];
         match self.inner.read(&mut h[..1]).await? {
             0 => return Ok(None),
@@ -137,6 +181,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         self.inner.read_exact(&mut h[2..need]).await?;
         let head =
             Header::parse_with(&h[..need], self.expect_masked, self.max_frame, self.allow_rsv1)?.expect("whole header");
+        if self.piece > 0 && head.opcode & 0x8 == 0 && head.len > self.piece as u64 {
+            self.rest = Some(Rest { fin: head.fin, mask: head.mask, offset: 0, left: head.len });
+            let first = self.next_piece().await?;
+            return Ok(Some(Frame { fin: false, rsv1: head.rsv1, opcode: head.opcode, ..first }));
+        }
         let mut payload = vec![0u8; head.len as usize];
         self.inner.read_exact(&mut payload).await?;
         if let Some(mask) = head.mask {
@@ -439,6 +488,36 @@ mod tests {
             let f = smol::block_on(r.next()).unwrap().unwrap();
             assert_eq!(f, Frame { fin: false, rsv1: false, opcode: op::BINARY, payload });
             assert!(smol::block_on(r.next()).unwrap().is_none());
+        }
+    }
+
+    #[test]
+    fn long_frames_come_in_pieces_shaped_like_fragments() {
+        let payload: Vec<u8> = (0..10_007u32).map(|i| (i * 7) as u8).collect();
+        for mask in [None, Some([0x11, 0x22, 0x33, 0x44])] {
+            let mut bytes = encode(true, op::BINARY, &payload, mask);
+            bytes.extend(encode(true, op::PING, b"still whole", mask));
+            bytes.extend(encode(false, op::TEXT, b"short", mask));
+            bytes.extend(encode(true, op::CONTINUATION, &payload[..2500], mask));
+            let mut r = FrameReader::new(BufReader::new(&bytes[..]), 1 << 20, mask.is_some()).in_pieces(1000);
+            let mut frames = Vec::new();
+            while let Some(f) = smol::block_on(r.next()).unwrap() {
+                frames.push(f);
+            }
+            let shape: Vec<_> = frames.iter().map(|f| (f.opcode, f.fin, f.payload.len())).collect();
+            let mut want = vec![(op::BINARY, false, 1000)];
+            want.extend((0..9).map(|_| (op::CONTINUATION, false, 1000)));
+            want.push((op::CONTINUATION, true, 7));
+            want.extend([(op::PING, true, 11), (op::TEXT, false, 5)]);
+            want.extend([
+                (op::CONTINUATION, false, 1000),
+                (op::CONTINUATION, false, 1000),
+                (op::CONTINUATION, true, 500),
+            ]);
+            assert_eq!(shape, want, "mask {mask:?}");
+            let joined: Vec<u8> = frames[..11].iter().flat_map(|f| f.payload.clone()).collect();
+            assert!(joined == payload, "the pieces, unmasked, are the frame's payload (mask {mask:?})");
+            assert_eq!(frames[11].payload, b"still whole");
         }
     }
 
