@@ -387,3 +387,24 @@ fn a_file_relayed_as_one_40_mb_frame_is_received_in_pieces() {
     let peak_kib: u64 = std::fs::read_to_string(&rss).unwrap().trim().lines().last().unwrap().parse().unwrap();
     assert!(peak_kib < 24 * 1024, "ws receive peaked at {peak_kib} KiB for a 40 MB frame");
 }
+
+/// A sender that sends its file as one frame, as browsers, Node and Python `websockets` send
+/// every message: `ws transfer` relays the 40 MB frame in 1 MiB fragments, in bounded
+/// memory, and `ws receive` saves it. Before, a frame over 16 MiB closed the sender with
+/// 1009, and a larger `--max-frame-size` held the whole frame (and a copy per receiver).
+#[test]
+fn a_file_sent_as_one_40_mb_frame_is_relayed_in_pieces() {
+    let server = Server::start("transfer", &[]);
+    let url = server.url("ws");
+    let dst = tempfile::tempdir().unwrap();
+    let r = receiver(&server, &url, dst.path(), &[], 0);
+    let mut peer = peer_script("pdu_peer.py");
+    peer.args(["send", &url, "one-frame.bin", "20000000"]);
+    let out = run(peer, b"", T);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(out.stdout.contains("reply ack=true filename=one-frame.bin"), "{}", out.stdout);
+    assert!(r.finish(T).success(), "receive failed");
+    assert_eq!(std::fs::metadata(dst.path().join("one-frame.bin")).unwrap().len(), 20_000_000);
+    let peak = server.peak_rss_kib();
+    assert!(peak < 32 * 1024, "the relay peaked at {peak} KiB for a 40 MB frame");
+}

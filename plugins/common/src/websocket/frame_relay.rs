@@ -43,10 +43,18 @@ pub struct FrameRelayArgs {
     /// Seconds a receiver may make no progress before it is closed as stuck (1008)
     #[arg(long = "stall-timeout", default_value_t = 30, value_name = "S")]
     pub stall_timeout: u64,
-    /// Largest frame accepted, in bytes
-    #[arg(long = "max-frame-size", default_value_t = 16 << 20, value_name = "BYTES")]
-    pub max_frame: usize,
+    /// Largest frame accepted, in bytes (default: any; longer frames are relayed in pieces
+    /// of 1 MiB, never held whole)
+    #[arg(long = "max-frame-size", value_name = "BYTES")]
+    pub max_frame: Option<usize>,
 }
+
+/// How much of a frame is read, and relayed, at a time: a sender that sends a file as one
+/// frame (browsers, Node's `ws`, Python's `websockets` send every message so) is relayed as
+/// a message in fragments of this size (RFC 6455 §5.4 lets an intermediary that knows the
+/// extensions in use refragment; RSV1 stays on the first). `ws send`'s frames (256 KiB of
+/// file) pass as they are, as `inject`'s 1 MiB fragments do.
+const PIECE: usize = 1 << 20;
 
 struct Member {
     id: u64,
@@ -195,8 +203,10 @@ pub async fn run_member(
     });
     room.members.borrow_mut().push(me.clone());
     let (read_half, mut write_half) = futures_lite::io::split(stream);
-    let mut reader = FrameReader::new(BufReader::with_capacity(64 * 1024, read_half), room.limits.max_frame, true)
-        .with_rsv1(deflate.is_some());
+    let max_frame = room.limits.max_frame.unwrap_or(usize::MAX);
+    let mut reader = FrameReader::new(BufReader::with_capacity(64 * 1024, read_half), max_frame, true)
+        .with_rsv1(deflate.is_some())
+        .in_pieces(PIECE);
 
     let writer = async {
         loop {
