@@ -93,7 +93,7 @@ impl Plugin for BroadcastServer {
         }
         let hub = Hub::new(workers, args.redis.queue_bytes, args.redis.url.as_ref().map(|_| 0));
         let (queue, redis) = (args.queue, &args.redis);
-        args.server.run_workers_with(args.verbose, workers, |i| {
+        args.server.run_workers_with(args.verbose, workers, |i, _| {
             let hub = hub.link(i);
             async move {
                 let rooms = Rooms::for_worker(redis, hub, move || Room::new(queue)).await?;

@@ -197,7 +197,7 @@ impl Plugin for ProxyServer {
         // Each worker its own routes, gate and upstream opener (they live on its loop); the
         // relay thread that plain pairs are handed to is the process's.
         let (routes, upstream_tls) = (&routes, &upstream_tls);
-        args.server.run_workers_with(args.verbose, args.workers.count(), |_| {
+        args.server.run_workers_with(args.verbose, args.workers.count(), |_, _| {
             let routes = Rc::new(routes.clone());
             let upstream_tls = upstream_tls.clone();
             let gate_routes = routes.clone();

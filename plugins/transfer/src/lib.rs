@@ -151,14 +151,13 @@ impl Plugin for Transfer {
         if args.redis.url.is_some() {
             ws_common::runtime::block_on(|_| Bus::connect(&args.redis))?;
         }
-        // A moved TLS connection is rebuilt on its new worker with the server's configuration.
-        let tls = args.server.tls.server_config(&[])?;
         let hub = Hub::new(workers, args.redis.queue_bytes, args.redis.url.as_ref().map(|_| 0));
         let inboxes: Arc<Inboxes<Moved>> = Inboxes::new(workers);
         let limit = if args.redis.url.is_some() { args.redis.queue_bytes } else { 0 };
         let (relay_args, redis) = (args.relay, &args.redis);
-        args.server.run_workers_with(false, workers, |me| {
-            let (hub, inboxes, tls) = (hub.link(me), inboxes.clone(), tls.clone());
+        // `tls`: a moved TLS connection is rebuilt on its new worker with the server's configuration.
+        args.server.run_workers_with(false, workers, |me, tls| {
+            let (hub, inboxes) = (hub.link(me), inboxes.clone());
             async move {
                 let rooms = Rooms::for_worker(redis, hub, move || FrameRoom::new(relay_args)).await?;
                 let relay = Rc::new(Relay { rooms, limit });

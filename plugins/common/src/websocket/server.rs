@@ -129,15 +129,15 @@ impl ServerArgs {
         F: Fn(Client) -> Fut + 'static,
         Fut: Future<Output = (u16, String)> + 'static,
     {
-        self.run_workers_with(verbose, workers, |_| {
+        self.run_workers_with(verbose, workers, |_, _| {
             let (gate, handle) = make();
             async move { Ok(Worker { gate, prepare: None, handle, background: std::future::pending::<()>() }) }
         })
     }
 
-    /// Like [`run_with`](Self::run_with) on `workers` threads: `setup(i)` runs on worker
+    /// Like [`run_with`](Self::run_with) on `workers` threads: `setup(i, tls)` runs on worker
     /// `i`'s loop once its socket is bound and gives what the [`Worker`] serves with; an
-    /// error there ends the server.
+    /// error there ends the server. `tls` is the server's TLS configuration, if it has one.
     pub fn run_workers_with<S, SFut, F, Fut, B>(
         &self,
         verbose: bool,
@@ -145,7 +145,7 @@ impl ServerArgs {
         setup: S,
     ) -> Result<(), ws_plugin_api::Error>
     where
-        S: Fn(usize) -> SFut + Sync,
+        S: Fn(usize, Option<Arc<rustls::ServerConfig>>) -> SFut + Sync,
         SFut: Future<Output = Result<Worker<F, B>, crate::CommonError>>,
         F: Fn(Client) -> Fut + 'static,
         Fut: Future<Output = (u16, String)> + 'static,
@@ -164,7 +164,7 @@ impl ServerArgs {
             let (tls, limits, counters, setup, sockets) = (&tls, &limits, &counters, &setup, &sockets);
             crate::runtime::block_on(|ex| async move {
                 let listener = sockets.take(i)?;
-                let Worker { gate, prepare, handle, background } = setup(i).await?;
+                let Worker { gate, prepare, handle, background } = setup(i, tls.clone()).await?;
                 let terms = Terms { tls: tls.clone(), limits: limits.clone(), deflate, gate, prepare };
                 serve_on(&ex, listener, terms, handle, counters, (workers > 1).then_some(i))
                     .or(async {
