@@ -12,7 +12,7 @@ use std::ffi::{CStr, OsString};
 use std::rc::Rc;
 
 use clap::Parser;
-use ws_common::bus::{Bus, BusMessage, RedisArgs, Rooms};
+use ws_common::bus::{BusMessage, RedisArgs, Rooms};
 use ws_common::debug;
 use ws_common::deflate::ServerPolicy;
 use ws_common::hub::Hub;
@@ -86,12 +86,7 @@ impl Plugin for BroadcastServer {
         args.server.deflate =
             (!args.no_deflate).then_some(ServerPolicy { server_no_context_takeover: true, ..ServerPolicy::default() });
         let workers = args.workers.count();
-        // Redis down at start is an error before listening, as with one worker; the link
-        // itself is worker 0's (one per process).
-        if args.redis.url.is_some() {
-            ws_common::runtime::block_on(|_| Bus::connect(&args.redis))?;
-        }
-        let hub = Hub::new(workers, args.redis.queue_bytes, args.redis.url.as_ref().map(|_| 0));
+        let hub = Hub::for_server(workers, &args.redis)?;
         let (queue, redis) = (args.queue, &args.redis);
         args.server.run_workers_with(args.verbose, workers, |i, _| {
             let hub = hub.link(i);

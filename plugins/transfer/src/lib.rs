@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use futures_lite::FutureExt;
-use ws_common::bus::{Bus, BusMessage, ByteQueue, RedisArgs, Rooms, channel_for_path};
+use ws_common::bus::{BusMessage, ByteQueue, RedisArgs, Rooms, channel_for_path};
 use ws_common::deflate::{Agreement, ServerPolicy};
 use ws_common::frame_relay::{FrameObserver, FrameRelayArgs, FrameRoom};
 use ws_common::hub::Hub;
@@ -147,11 +147,7 @@ impl Plugin for Transfer {
         // frames can be relayed as they are (see frame_relay).
         args.server.deflate = Some(ServerPolicy { server_no_context_takeover: true, echo_frames: true });
         let workers = args.workers.count();
-        // Redis down at start is an error before listening; the link itself is worker 0's.
-        if args.redis.url.is_some() {
-            ws_common::runtime::block_on(|_| Bus::connect(&args.redis))?;
-        }
-        let hub = Hub::new(workers, args.redis.queue_bytes, args.redis.url.as_ref().map(|_| 0));
+        let hub = Hub::for_server(workers, &args.redis)?;
         let inboxes: Arc<Inboxes<Moved>> = Inboxes::new(workers);
         let limit = if args.redis.url.is_some() { args.redis.queue_bytes } else { 0 };
         let (relay_args, redis) = (args.relay, &args.redis);

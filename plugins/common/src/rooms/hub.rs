@@ -86,6 +86,16 @@ impl Hub {
         Arc::new(Hub { inboxes, members: Mutex::new(HashMap::new()), limit: limit.max(1), redis })
     }
 
+    /// The hub of a server whose `workers` share rooms, and Redis as `redis` asks: one link
+    /// for the process, worker 0's. Redis down at start is an error here, before the server
+    /// listens, as with one worker (a link made to check, then closed).
+    pub fn for_server(workers: usize, redis: &crate::bus::RedisArgs) -> Result<Arc<Hub>, crate::CommonError> {
+        if redis.url.is_some() {
+            crate::runtime::block_on(|_| crate::bus::Bus::connect(redis))?;
+        }
+        Ok(Hub::new(workers, redis.queue_bytes, redis.url.as_ref().map(|_| 0)))
+    }
+
     /// Worker `me`'s side of the hub.
     pub fn link(self: &Arc<Hub>, me: usize) -> HubLink {
         HubLink { hub: self.clone(), me }
