@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # A/B of the uncompressed hot paths against an earlier commit: `scripts/ab.sh COMMIT [ROUNDS]`.
 # Builds COMMIT (release) in a temporary worktree, then runs echo_server (32 B x64 and 1 MiB x4),
-# proxy_server in front of this tree's echo_server (50 connections x 8) and broadcast_server
-# (fan-out 1 -> 100) and httpd (a 1 KiB file, wrk) from both builds, alternating, with this tree's `ws bench` as the one load
-# client; prints the medians and new/old. For changes that must not slow what they do not
-# touch (the deflate layer: +-3 %).
+# proxy_server in front of this tree's echo_server (50 connections x 8), broadcast_server
+# (fan-out 1 -> 100) and httpd (a 1 KiB file, wrk) from both builds, alternating, with this
+# tree's `ws bench` (and wrk) as the one load client; prints the medians and new/old. For
+# changes that must not slow what they do not touch (the deflate layer: +-3 %).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 base=${1:?usage: scripts/ab.sh COMMIT [ROUNDS]}

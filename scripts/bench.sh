@@ -1472,11 +1472,11 @@ sys.stdout.write("".join(out))' >"$work/chunk.txt"
     rm -rf "$work"
 }
 
-# start_receive URL WORK [ARG...]: `ws receive URL ARG...` into WORK/recv in the background
-# (its peak RSS in WORK/recv.rss), once it waits for a file
+# start_receive URL WORK: `ws receive URL` into WORK/recv in the background (its peak RSS in
+# WORK/recv.rss), once it waits for a file
 start_receive() {
     mkdir -p "$2/recv"
-    /usr/bin/time -f "%M" -o "$2/recv.rss" "$WS" receive "$1" --save-dir "$2/recv" "${@:3}" >"$2/recv.log" 2>&1 &
+    /usr/bin/time -f "%M" -o "$2/recv.rss" "$WS" receive "$1" --save-dir "$2/recv" >"$2/recv.log" 2>&1 &
     RECV_PID=$!
     for _ in $(seq 100); do grep -q "Waiting for message" "$2/recv.log" && break; sleep 0.05; done
     sleep 0.2

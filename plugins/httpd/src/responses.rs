@@ -306,6 +306,7 @@ pub(crate) async fn send_file(source: Source, head: &Head, req: &Request<Incomin
     }
     Ok(r)
 }
+
 /// A compressible file's answer in `coding`: compressed once per file version and kept with
 /// its [`Head`] (up to compress::KEEP_UP_TO), by at most COMPRESSORS at once.
 async fn send_compressed(
